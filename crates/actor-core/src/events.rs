@@ -1,0 +1,185 @@
+//! What actors report to the root, and what the root reports back to the program.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A report from an actor's process to the root. The runtime sends the lifecycle reports
+/// itself; [`Report::App`] carries what the actor sends with `Context::emit`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Report<E> {
+    /// The actor's process got SIGINT, SIGTERM or SIGHUP (counted in that process).
+    Signalled {
+        /// The actor's name.
+        actor: String,
+        /// The signal number.
+        signal: i32,
+        /// How many such signals that process has had.
+        count: u32,
+    },
+    /// The actor's `main_loop` failed or panicked; the text carries the cause.
+    Fatal {
+        /// The actor's name.
+        actor: String,
+        /// The error, with its cause chain.
+        error: String,
+    },
+    /// The actor has finished (its `shutdown` ran) and is about to exit.
+    Stopped {
+        /// The actor's name.
+        actor: String,
+        /// Messages left in its inbox when it stopped, counted as dead letters.
+        drained: u64,
+        /// Messages it had accepted for other actors but could not deliver by its deadline.
+        undelivered: u64,
+    },
+    /// An application event.
+    App {
+        /// The actor's name.
+        actor: String,
+        /// The event.
+        event: E,
+    },
+}
+
+/// How a child process ended, as the root saw it (`waitpid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    /// Still running (or never reaped).
+    Running,
+    /// Exited with this code: 0 clean stop, 1 stopped by a signal without the root,
+    /// 2 failed, 128 + N ended by its third signal N.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+    /// Never started (the start failed before a process existed).
+    NotStarted,
+}
+
+impl ExitStatus {
+    /// True for an exit with code 0.
+    pub fn is_clean(&self) -> bool {
+        matches!(self, ExitStatus::Code(0))
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Running => f.write_str("running"),
+            ExitStatus::Code(c) => write!(f, "exit {c}"),
+            ExitStatus::Signal(s) => write!(f, "killed by {}", crate::signals::signal_name(*s)),
+            ExitStatus::NotStarted => f.write_str("not started"),
+        }
+    }
+}
+
+/// One actor's line in the summary the root gives at the end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorSummary {
+    /// The actor's name.
+    pub name: String,
+    /// The pid of its last process (0 if it never started).
+    pub pid: u32,
+    /// How its last process ended.
+    pub exit: ExitStatus,
+    /// Messages accepted into its mailbox by senders (`try_send`/`send` said Ok).
+    pub accepted: u64,
+    /// Messages handed to the actor's code, over all its incarnations.
+    pub handled: u64,
+    /// Messages accepted but never handed to the actor: left in the inbox at the stop,
+    /// not delivered by a sender by its deadline, or lost in a crashed process.
+    pub dead_letters: u64,
+    /// Of the dead letters, those lost inside a process that crashed (received from the
+    /// socket but not yet handed to the actor).
+    pub lost_in_crash: u64,
+    /// Frames that could not be decoded (each dropped, logged and counted).
+    pub decode_failures: u64,
+    /// How many times it was restarted.
+    pub restarts: u32,
+}
+
+/// Why the system stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// The root got SIGINT, SIGTERM or SIGHUP.
+    Signal(i32),
+    /// An actor's process got a signal; the whole system stops (mptools' behaviour).
+    ActorSignalled {
+        /// Which actor.
+        actor: String,
+        /// Which signal.
+        signal: i32,
+    },
+    /// The application asked (the root's event handler, or `System::request_stop`).
+    Requested(String),
+    /// An actor failed and its restart policy does not restart it.
+    Fatal {
+        /// Which actor.
+        actor: String,
+        /// Why.
+        error: String,
+    },
+    /// Restarts exceeded the supervisor's intensity.
+    RestartIntensity {
+        /// The actor whose failure crossed the limit.
+        actor: String,
+    },
+    /// The run-for deadline passed.
+    RunFor,
+}
+
+impl StopReason {
+    /// The root's exit code for this reason: 0 for a clean stop (a signal, a request, the
+    /// run-for deadline), 2 when an actor failed, 3 when restarts exceeded the intensity.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StopReason::Signal(_)
+            | StopReason::ActorSignalled { .. }
+            | StopReason::Requested(_)
+            | StopReason::RunFor => 0,
+            StopReason::Fatal { .. } => 2,
+            StopReason::RestartIntensity { .. } => 3,
+        }
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::signals::signal_name;
+        match self {
+            StopReason::Signal(s) => write!(f, "{} to the root", signal_name(*s)),
+            StopReason::ActorSignalled { actor, signal } => {
+                write!(f, "{} to {actor}", signal_name(*signal))
+            }
+            StopReason::Requested(why) => write!(f, "requested: {why}"),
+            StopReason::Fatal { actor, error } => write!(f, "{actor} failed: {error}"),
+            StopReason::RestartIntensity { actor } => {
+                write!(f, "restart intensity exceeded ({actor} kept failing)")
+            }
+            StopReason::RunFor => f.write_str("run-for deadline"),
+        }
+    }
+}
+
+/// What the root hands back when the system has stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Why it stopped.
+    pub reason: StopReason,
+    /// One line per actor, in start order.
+    pub actors: Vec<ActorSummary>,
+    /// How long the stop took, from the trigger until every child was reaped.
+    pub stop_millis: u64,
+}
+
+impl Summary {
+    /// The exit code the root process should end with (see [`StopReason::exit_code`]).
+    pub fn exit_code(&self) -> i32 {
+        self.reason.exit_code()
+    }
+
+    /// The summary line of the actor with this name.
+    pub fn actor(&self, name: &str) -> Option<&ActorSummary> {
+        self.actors.iter().find(|a| a.name == name)
+    }
+}

@@ -1,0 +1,221 @@
+//! Logging: slog through slog-async, one line per record, formatted like
+//!
+//! ```text
+//! DEBUG  0:00.013 SEND       Entering startup
+//! INFO   0:03.128 STATUS     Normal shutdown pid=4242
+//! ```
+//!
+//! Level, elapsed time on the [`AppClock`], the process's actor name, the message, then the
+//! record's key-value pairs. Each line is written with a single `write` to stderr so lines of
+//! different processes sharing one terminal or pipe do not interleave.
+
+use crate::clock::AppClock;
+use slog::{Drain, Level, OwnedKVList, Record, KV};
+use slog_term::{Decorator, RecordDecorator};
+use std::io::{self, IsTerminal, Write};
+use std::str::FromStr;
+
+/// The environment variable that sets the log level (`error`, `warn`, `info`, `debug`, `trace`).
+pub const LOG_ENV: &str = "MPACTOR_LOG";
+
+/// The level used when neither a flag nor [`LOG_ENV`] says otherwise.
+pub const DEFAULT_LEVEL: Level = Level::Info;
+
+/// Parses a level name (`error`, `warn`/`warning`, `info`, `debug`, `trace`, `critical`),
+/// case-insensitively.
+///
+/// ```
+/// use actor_core::log::parse_level;
+/// assert_eq!(parse_level("DEBUG"), Some(slog::Level::Debug));
+/// assert_eq!(parse_level("loud"), None);
+/// ```
+pub fn parse_level(text: &str) -> Option<Level> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "warn" | "warning" => Some(Level::Warning),
+        other => Level::from_str(other).ok(),
+    }
+}
+
+/// The level from the command line if given, else from [`LOG_ENV`], else [`DEFAULT_LEVEL`].
+/// An unreadable value is reported on stderr and the default is used.
+pub fn level_from(flag: Option<&str>) -> Level {
+    let env = std::env::var(LOG_ENV).ok();
+    let (text, source) = match (flag, env.as_deref()) {
+        (Some(f), _) => (f, "--log-level"),
+        (None, Some(e)) => (e, LOG_ENV),
+        (None, None) => return DEFAULT_LEVEL,
+    };
+    parse_level(text).unwrap_or_else(|| {
+        eprintln!("mpactor: {source}={text:?} is not a log level (error, warn, info, debug, trace); using info");
+        DEFAULT_LEVEL
+    })
+}
+
+/// A running logger and the guard that flushes it.
+///
+/// Drop (or [`LogHandle::flush`]) before the process exits, or the last lines are lost in the
+/// async queue.
+pub struct LogHandle {
+    /// The logger to clone into whatever logs.
+    pub logger: slog::Logger,
+    guard: Option<slog_async::AsyncGuard>,
+}
+
+impl LogHandle {
+    /// Flushes every queued line and stops the writer thread. The logger then drops records.
+    pub fn flush(&mut self) {
+        self.guard.take();
+    }
+}
+
+impl Drop for LogHandle {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Builds this process's logger: lines carry `actor` as the name column and the elapsed time on
+/// `clock`; records below `level` are dropped.
+pub fn init(actor: &str, clock: AppClock, level: Level) -> LogHandle {
+    let stderr = io::stderr();
+    let (drain, guard) = if stderr.is_terminal() {
+        let fmt = LineFormat::new(actor, clock, slog_term::TermDecorator::new().stderr().build());
+        build_async(fmt, level)
+    } else {
+        let fmt = LineFormat::new(actor, clock, slog_term::PlainDecorator::new(LineSink::new()));
+        build_async(fmt, level)
+    };
+    LogHandle {
+        logger: slog::Logger::root(drain, slog::o!()),
+        guard: Some(guard),
+    }
+}
+
+fn build_async<D>(
+    fmt: LineFormat<D>,
+    level: Level,
+) -> (slog::Fuse<slog_async::Async>, slog_async::AsyncGuard)
+where
+    D: Decorator + Send + 'static,
+{
+    let drain = fmt.filter_level(level).fuse();
+    let (async_drain, guard) = slog_async::Async::new(drain)
+        .chan_size(8192)
+        // A full log queue blocks the logging thread rather than losing lines silently.
+        .overflow_strategy(slog_async::OverflowStrategy::Block)
+        .build_with_guard();
+    (async_drain.fuse(), guard)
+}
+
+/// A logger that discards everything: for code paths and tests that need a `Logger` only.
+pub fn discard() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
+}
+
+/// The line format, on top of any slog-term decorator (colours on a terminal, plain elsewhere).
+struct LineFormat<D> {
+    actor: String,
+    clock: AppClock,
+    decorator: D,
+}
+
+impl<D: Decorator> LineFormat<D> {
+    fn new(actor: &str, clock: AppClock, decorator: D) -> Self {
+        Self {
+            actor: actor.to_string(),
+            clock,
+            decorator,
+        }
+    }
+}
+
+impl<D: Decorator> Drain for LineFormat<D> {
+    type Ok = ();
+    type Err = io::Error;
+
+    fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> io::Result<()> {
+        self.decorator.with_record(record, values, |d| {
+            d.start_level()?;
+            write!(d, "{:<6}", level_name(record.level()))?;
+            d.start_timestamp()?;
+            write!(d, "{:>8}", self.clock.stamp())?;
+            d.start_whitespace()?;
+            write!(d, " ")?;
+            d.reset()?;
+            write!(d, "{:<10} ", self.actor)?;
+            d.start_msg()?;
+            write!(d, "{}", record.msg())?;
+            let mut kv = KvWriter { out: d };
+            record.kv().serialize(record, &mut kv)?;
+            values.serialize(record, &mut kv)?;
+            d.reset()?;
+            writeln!(d)?;
+            d.flush()
+        })
+    }
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Critical => "CRIT",
+        Level::Error => "ERROR",
+        Level::Warning => "WARN",
+        Level::Info => "INFO",
+        Level::Debug => "DEBUG",
+        Level::Trace => "TRACE",
+    }
+}
+
+struct KvWriter<'a> {
+    out: &'a mut dyn RecordDecorator,
+}
+
+impl slog::Serializer for KvWriter<'_> {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
+        write!(self.out, " {key}={val}")?;
+        Ok(())
+    }
+}
+
+/// Collects one line and writes it to stderr in one `write` when the line is flushed.
+struct LineSink {
+    buf: Vec<u8>,
+}
+
+impl LineSink {
+    fn new() -> Self {
+        Self {
+            buf: Vec::with_capacity(256),
+        }
+    }
+}
+
+impl Write for LineSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        // A closed stderr must not take the process down: the line is dropped.
+        let _ = io::stderr().lock().write_all(&self.buf);
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_case_insensitively() {
+        assert_eq!(parse_level("Info"), Some(Level::Info));
+        assert_eq!(parse_level("warn"), Some(Level::Warning));
+        assert_eq!(parse_level("trace"), Some(Level::Trace));
+        assert_eq!(parse_level(""), None);
+    }
+}

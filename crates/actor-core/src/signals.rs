@@ -1,0 +1,84 @@
+//! The signal policy: every process handles SIGINT, SIGTERM and SIGHUP with one counter.
+//! The first and second ask for a clean stop; the third ends the process at once.
+
+use std::io;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// The signals every mpactor process handles.
+pub const HANDLED: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// The count at which a signal ends the process at once.
+pub const HARD_STOP_AT: u32 = 3;
+
+/// What the process has seen of signals so far.
+#[derive(Debug, Default)]
+pub struct SignalState {
+    count: AtomicU32,
+    last: AtomicI32,
+}
+
+impl SignalState {
+    /// How many handled signals arrived.
+    pub fn count(&self) -> u32 {
+        self.count.load(Ordering::SeqCst)
+    }
+    /// The last one (0 if none).
+    pub fn last(&self) -> i32 {
+        self.last.load(Ordering::SeqCst)
+    }
+}
+
+/// Installs the process's handler. `soft(signal, count)` runs (on a dedicated thread, so it
+/// may log and send) for the first and second signal; `hard(signal)` for the third and later,
+/// and the process then exits with `128 + signal` if `hard` returned.
+pub fn install<S, H>(mut soft: S, hard: H) -> io::Result<Arc<SignalState>>
+where
+    S: FnMut(i32, u32) + Send + 'static,
+    H: Fn(i32) + Send + 'static,
+{
+    let state = Arc::new(SignalState::default());
+    let mut signals = signal_hook::iterator::Signals::new(HANDLED)?;
+    let seen = state.clone();
+    std::thread::Builder::new()
+        .name("mpactor-signals".into())
+        .spawn(move || {
+            // `forever` blocks on the signal pipe; this thread exists only to wait for signals
+            // and ends with the process.
+            for signal in signals.forever() {
+                let count = seen.count.fetch_add(1, Ordering::SeqCst) + 1;
+                seen.last.store(signal, Ordering::SeqCst);
+                if count >= HARD_STOP_AT {
+                    hard(signal);
+                    std::process::exit(128 + signal);
+                }
+                soft(signal, count);
+            }
+        })?;
+    Ok(state)
+}
+
+/// The conventional name of a signal number (`SIGTERM`), or `signal N`.
+///
+/// ```
+/// assert_eq!(actor_core::signals::signal_name(15), "SIGTERM");
+/// ```
+pub fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGCONT => "SIGCONT",
+        _ => return format!("signal {signal}"),
+    };
+    name.to_string()
+}

@@ -1,0 +1,270 @@
+//! Supervision policy, after Erlang/OTP: per child a restart type, per supervisor a strategy
+//! and a restart intensity, and the deadlines of start and stop.
+//!
+//! | restart type | restarted after a clean exit | after a failure (non-zero exit, signal) |
+//! |---|---|---|
+//! | [`Restart::Permanent`] | yes | yes |
+//! | [`Restart::Transient`] | no  | yes |
+//! | [`Restart::Temporary`] (default) | no | no: the failure stops the system |
+//!
+//! | strategy | when one child is restarted |
+//! |---|---|
+//! | [`Strategy::OneForOne`] (default) | only that child |
+//! | [`Strategy::OneForAll`] | every child: all stopped in reverse order, all started again in order |
+//! | [`Strategy::RestForOne`] | that child and every child started after it |
+//!
+//! More than [`Intensity::max_restarts`] restarts within [`Intensity::period`] stops the whole
+//! system with exit code 3.
+
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// How long a child's start may take, from spawn until `startup` succeeded.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the whole stop may take before the children still alive are signalled.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a child has after SIGTERM before SIGKILL.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_millis(300);
+/// The capacity of a mailbox, per sending process.
+pub const DEFAULT_MAILBOX_CAPACITY: usize = 4096;
+/// How long a plain `send` waits for room in a full mailbox.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the root looks at its children's processes when no event arrives: bounds how
+/// late a crash is noticed.
+pub const WATCH_POLL: Duration = Duration::from_millis(10);
+
+/// When a child that ended is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Restart {
+    /// Always restarted.
+    Permanent,
+    /// Restarted only after a failure (non-zero exit or killed by a signal).
+    Transient,
+    /// Never restarted; a failure stops the whole system (mptools' behaviour), a clean exit
+    /// just ends the child.
+    #[default]
+    Temporary,
+}
+
+impl Restart {
+    /// Whether a child of this type is restarted after ending this way.
+    pub fn restarts_after(&self, failed: bool) -> bool {
+        match self {
+            Restart::Permanent => true,
+            Restart::Transient => failed,
+            Restart::Temporary => false,
+        }
+    }
+}
+
+/// Which children are restarted along with the one that ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Strategy {
+    /// Only the child that ended.
+    #[default]
+    OneForOne,
+    /// All children.
+    OneForAll,
+    /// The child that ended and every child started after it.
+    RestForOne,
+}
+
+impl Strategy {
+    /// The indices (in start order) of the children to restart when child `failed` of `count`
+    /// ended.
+    ///
+    /// ```
+    /// use actor_core::Strategy;
+    /// assert_eq!(Strategy::OneForOne.affected(1, 4), vec![1]);
+    /// assert_eq!(Strategy::OneForAll.affected(1, 4), vec![0, 1, 2, 3]);
+    /// assert_eq!(Strategy::RestForOne.affected(1, 4), vec![1, 2, 3]);
+    /// ```
+    pub fn affected(&self, failed: usize, count: usize) -> Vec<usize> {
+        match self {
+            Strategy::OneForOne => vec![failed],
+            Strategy::OneForAll => (0..count).collect(),
+            Strategy::RestForOne => (failed..count).collect(),
+        }
+    }
+}
+
+/// At most `max_restarts` restarts within `period`; one more stops the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intensity {
+    /// Restarts allowed within the period.
+    pub max_restarts: u32,
+    /// The sliding window.
+    pub period: Duration,
+}
+
+impl Default for Intensity {
+    /// OTP's default: 3 restarts in 5 seconds.
+    fn default() -> Self {
+        Self {
+            max_restarts: 3,
+            period: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Keeps the times of recent restarts and says whether one more is allowed.
+///
+/// ```
+/// use actor_core::{Intensity, IntensityTracker};
+/// use std::time::{Duration, Instant};
+/// let mut t = IntensityTracker::new(Intensity { max_restarts: 2, period: Duration::from_secs(10) });
+/// let now = Instant::now();
+/// assert!(t.allow(now));
+/// assert!(t.allow(now));
+/// assert!(!t.allow(now));                              // the third within 10 s is one too many
+/// assert!(t.allow(now + Duration::from_secs(11)));     // spaced wider than the period: fine
+/// ```
+#[derive(Debug, Clone)]
+pub struct IntensityTracker {
+    intensity: Intensity,
+    recent: VecDeque<Instant>,
+}
+
+impl IntensityTracker {
+    /// A tracker with no restarts yet.
+    pub fn new(intensity: Intensity) -> Self {
+        Self {
+            intensity,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Records a restart at `now` if it stays within the intensity; returns false (and
+    /// records nothing) if it would exceed it.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        while let Some(first) = self.recent.front() {
+            if now.saturating_duration_since(*first) > self.intensity.period {
+                self.recent.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.recent.len() as u32 >= self.intensity.max_restarts {
+            return false;
+        }
+        self.recent.push_back(now);
+        true
+    }
+}
+
+/// Per-child options.
+///
+/// ```
+/// use actor_core::{ChildOptions, Restart};
+/// use std::time::Duration;
+/// let opts = ChildOptions::default()
+///     .restart(Restart::Permanent)
+///     .start_timeout(Duration::from_secs(1))
+///     .mailbox_capacity(128);
+/// assert_eq!(opts.restart, Restart::Permanent);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildOptions {
+    /// When it is restarted.
+    pub restart: Restart,
+    /// How long its start may take.
+    pub start_timeout: Duration,
+    /// Its mailbox capacity per sending process.
+    pub mailbox_capacity: usize,
+}
+
+impl Default for ChildOptions {
+    fn default() -> Self {
+        Self {
+            restart: Restart::default(),
+            start_timeout: DEFAULT_START_TIMEOUT,
+            mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
+        }
+    }
+}
+
+impl ChildOptions {
+    /// Sets the restart type.
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+    /// Sets the start deadline.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+    /// Sets the mailbox capacity (at least 1).
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.mailbox_capacity = capacity.max(1);
+        self
+    }
+}
+
+/// Options of the whole system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemConfig {
+    /// The root's name in the logs.
+    pub name: String,
+    /// The log level, handed to every child.
+    pub log_level: slog::Level,
+    /// The one deadline shared by all children's stops.
+    pub stop_timeout: Duration,
+    /// How long a child has after SIGTERM (at the stop deadline) before SIGKILL.
+    pub kill_grace: Duration,
+    /// Which children restart with the one that ended.
+    pub strategy: Strategy,
+    /// How many restarts are too many.
+    pub intensity: Intensity,
+    /// Stop by itself after this long (`None`: until stopped).
+    pub run_for: Option<Duration>,
+}
+
+impl SystemConfig {
+    /// Defaults, with the level from `MPACTOR_LOG` (or info).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            log_level: crate::log::level_from(None),
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            kill_grace: DEFAULT_KILL_GRACE,
+            strategy: Strategy::default(),
+            intensity: Intensity::default(),
+            run_for: None,
+        }
+    }
+    /// Sets the log level.
+    pub fn log_level(mut self, level: slog::Level) -> Self {
+        self.log_level = level;
+        self
+    }
+    /// Sets the shared stop deadline.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+    /// Sets the grace between SIGTERM and SIGKILL.
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = grace;
+        self
+    }
+    /// Sets the restart strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+    /// Sets the restart intensity.
+    pub fn intensity(mut self, max_restarts: u32, period: Duration) -> Self {
+        self.intensity = Intensity {
+            max_restarts,
+            period,
+        };
+        self
+    }
+    /// Stops the system by itself after `run_for` (zero: never).
+    pub fn run_for(mut self, run_for: Duration) -> Self {
+        self.run_for = (!run_for.is_zero()).then_some(run_for);
+        self
+    }
+}

@@ -1,0 +1,392 @@
+//! [`Addr`]: the sending side of an actor's inbox, and the per-process writer behind it.
+//!
+//! A send never touches the socket: it puts the message on a bounded queue in the sending
+//! process (that bound is what `try_send` and `send_timeout` mean). One writer thread per
+//! destination and process takes everything pending and ships it as one frame, so under load
+//! sends batch by themselves and idle they add no delay; a stuck receiver blocks only that
+//! writer, never the caller.
+
+use crate::counters::Counters;
+use actor_core::supervision::DEFAULT_SEND_TIMEOUT;
+use actor_core::SendError;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use ipc_channel::ipc::IpcSender;
+use parking_lot::Mutex;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+/// The most messages one frame carries (ANCHORS.md: 512 per send is near the socket's rate).
+pub const MAX_BATCH: usize = 512;
+
+/// What travels through an inbox's socket.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Frame<M> {
+    /// Messages, in the order they were accepted by one sending process.
+    Batch(Vec<M>),
+    /// The stop request: everything this sender accepted before it is ahead of it.
+    Stop,
+}
+
+enum Item<M> {
+    Msg(M),
+    Stop,
+}
+
+/// The address of an actor: sends messages of type `M` to its inbox.
+///
+/// Cheap to clone; serializable, so it can be handed to another actor in its `Args` or in a
+/// message. Sends are bounded: [`try_send`](Addr::try_send) says `Full` at once,
+/// [`send_timeout`](Addr::send_timeout) gives up at its deadline, and [`send`](Addr::send)
+/// waits at most [`DEFAULT_SEND_TIMEOUT`]. A send to an actor that is gone for good says
+/// `Disconnected`. While an actor is being restarted its inbox stays open: sends queue up
+/// for the next incarnation, within the bound.
+///
+/// ```no_run
+/// # fn demo(consumer: mpactor_doc::Addr<u64>) -> Result<(), Box<dyn std::error::Error>> {
+/// match consumer.try_send(7) {
+///     Ok(()) => {}
+///     Err(e) if e.is_full() => { /* back off, or use send_timeout */ }
+///     Err(e) => return Err(e.into()),
+/// }
+/// consumer.send_timeout(8, std::time::Duration::from_millis(100))?;
+/// # Ok(()) }
+/// # mod mpactor_doc { pub use actor_ipc::Addr; }
+/// ```
+pub struct Addr<M: Send + 'static> {
+    inner: Arc<Inner<M>>,
+}
+
+struct Inner<M: Send + 'static> {
+    name: String,
+    tx: SharedSender<M>,
+    counters: Counters,
+    capacity: usize,
+    outbox: OnceLock<Result<Outbox<M>, String>>,
+}
+
+/// An `IpcSender` that may be shared between threads whatever `M` is.
+struct SharedSender<M>(IpcSender<Frame<M>>);
+
+// SAFETY: `IpcSender<T>` holds an `Arc` of a socket descriptor and a `PhantomData<T>`; it
+// never holds a `T`, so sharing it between threads cannot share a `T`. It is only `!Sync` for
+// `!Sync` messages because of the marker.
+unsafe impl<M: Send> Sync for SharedSender<M> {}
+
+struct Outbox<M> {
+    queue: Sender<Item<M>>,
+    state: Arc<OutboxState>,
+}
+
+/// What the writer and the flush at exit share.
+struct OutboxState {
+    name: String,
+    counters: Counters,
+    /// Messages accepted in this process and neither shipped nor counted undelivered yet.
+    pending: AtomicU64,
+    /// The receiver is gone: everything still pending is undelivered.
+    dead: AtomicBool,
+}
+
+/// Every outbox of this process, for [`flush_all`].
+static OUTBOXES: Mutex<Vec<Weak<OutboxState>>> = Mutex::new(Vec::new());
+
+impl<M: Send + 'static> Clone for Addr<M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<M: Send + 'static> std::fmt::Debug for Addr<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Addr({})", self.inner.name)
+    }
+}
+
+impl<M> Addr<M>
+where
+    M: Serialize + Send + 'static,
+{
+    pub(crate) fn new(
+        name: String,
+        tx: IpcSender<Frame<M>>,
+        counters: Counters,
+        capacity: usize,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                name,
+                tx: SharedSender(tx),
+                counters,
+                capacity: capacity.max(1),
+                outbox: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The name of the actor this address points to.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// True once the actor is gone for good (stopped, or ended and not restarted).
+    pub fn is_gone(&self) -> bool {
+        self.inner.counters.is_gone()
+    }
+
+    /// Queues `msg` if there is room now; says [`SendError::Full`] at once otherwise.
+    pub fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
+        let outbox = match self.ready() {
+            Ok(o) => o,
+            Err(()) => return Err(SendError::Disconnected(msg)),
+        };
+        outbox.state.pending.fetch_add(1, Ordering::SeqCst);
+        match outbox.queue.try_send(Item::Msg(msg)) {
+            Ok(()) => {
+                Counters::add(&self.inner.counters.get().accepted, 1);
+                Ok(())
+            }
+            Err(e) => {
+                outbox.state.pending.fetch_sub(1, Ordering::SeqCst);
+                match e {
+                    TrySendError::Full(Item::Msg(m)) => Err(SendError::Full(m)),
+                    TrySendError::Disconnected(Item::Msg(m)) => Err(SendError::Disconnected(m)),
+                    _ => unreachable!("only messages are sent here"),
+                }
+            }
+        }
+    }
+
+    /// Queues `msg`, waiting at most `timeout` for room.
+    pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendError<M>> {
+        let outbox = match self.ready() {
+            Ok(o) => o,
+            Err(()) => return Err(SendError::Disconnected(msg)),
+        };
+        outbox.state.pending.fetch_add(1, Ordering::SeqCst);
+        match outbox.queue.send_timeout(Item::Msg(msg), timeout) {
+            Ok(()) => {
+                Counters::add(&self.inner.counters.get().accepted, 1);
+                Ok(())
+            }
+            Err(e) => {
+                outbox.state.pending.fetch_sub(1, Ordering::SeqCst);
+                match e {
+                    crossbeam_channel::SendTimeoutError::Timeout(Item::Msg(m)) => {
+                        if self.is_gone() {
+                            Err(SendError::Disconnected(m))
+                        } else {
+                            Err(SendError::Timeout(m))
+                        }
+                    }
+                    crossbeam_channel::SendTimeoutError::Disconnected(Item::Msg(m)) => {
+                        Err(SendError::Disconnected(m))
+                    }
+                    _ => unreachable!("only messages are sent here"),
+                }
+            }
+        }
+    }
+
+    /// Queues `msg`, waiting at most [`DEFAULT_SEND_TIMEOUT`] for room.
+    pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
+        self.send_timeout(msg, DEFAULT_SEND_TIMEOUT)
+    }
+
+    /// Queues the stop request behind everything this process accepted for the actor.
+    /// Returns false if it could not be queued by `deadline`.
+    pub(crate) fn send_stop(&self, deadline: Instant) -> bool {
+        let Ok(outbox) = self.outbox_or_err() else {
+            return false;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        outbox.queue.send_timeout(Item::Stop, left).is_ok()
+    }
+
+    fn ready(&self) -> Result<&Outbox<M>, ()> {
+        if self.inner.counters.is_gone() {
+            return Err(());
+        }
+        let outbox = self.outbox_or_err()?;
+        if outbox.state.dead.load(Ordering::SeqCst) {
+            return Err(());
+        }
+        Ok(outbox)
+    }
+
+    fn outbox_or_err(&self) -> Result<&Outbox<M>, ()> {
+        self.inner
+            .outbox
+            .get_or_init(|| start_writer(&self.inner))
+            .as_ref()
+            .map_err(|_| ())
+    }
+}
+
+fn start_writer<M: Serialize + Send + 'static>(inner: &Inner<M>) -> Result<Outbox<M>, String> {
+    let (queue, rx) = bounded(inner.capacity);
+    let state = Arc::new(OutboxState {
+        name: inner.name.clone(),
+        counters: inner.counters.clone(),
+        pending: AtomicU64::new(0),
+        dead: AtomicBool::new(false),
+    });
+    let tx = inner.tx.0.clone();
+    let writer_state = state.clone();
+    std::thread::Builder::new()
+        .name(format!("mpactor-to-{}", inner.name))
+        .spawn(move || write_loop(rx, tx, writer_state))
+        .map_err(|e| format!("cannot start the writer thread: {e}"))?;
+    let mut all = OUTBOXES.lock();
+    all.retain(|w| w.strong_count() > 0);
+    all.push(Arc::downgrade(&state));
+    Ok(Outbox { queue, state })
+}
+
+/// How long an idle writer waits before looking again whether its address is still held.
+const WRITER_IDLE: Duration = Duration::from_secs(1);
+
+fn write_loop<M: Serialize>(rx: Receiver<Item<M>>, tx: IpcSender<Frame<M>>, state: Arc<OutboxState>) {
+    let mut batch: Vec<M> = Vec::with_capacity(64);
+    loop {
+        let first = match rx.recv_timeout(WRITER_IDLE) {
+            Ok(item) => item,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut stop_after = false;
+        match first {
+            Item::Msg(m) => batch.push(m),
+            Item::Stop => stop_after = true,
+        }
+        while !stop_after && batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Item::Msg(m)) => batch.push(m),
+                Ok(Item::Stop) => stop_after = true,
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            let n = batch.len() as u64;
+            let frame = Frame::Batch(std::mem::replace(&mut batch, Vec::with_capacity(64)));
+            if ship(&tx, frame, &state) {
+                Counters::add(&state.counters.get().shipped, n);
+            } else {
+                Counters::add(&state.counters.get().undelivered, n);
+            }
+            state.pending.fetch_sub(n, Ordering::SeqCst);
+        }
+        if stop_after && !state.dead.load(Ordering::SeqCst) {
+            ship(&tx, Frame::Stop, &state);
+        }
+        if state.dead.load(Ordering::SeqCst) {
+            // Everything queued behind is undeliverable: count it and keep counting what
+            // callers that raced with the failure still put in.
+            while let Ok(item) = rx.recv_timeout(WRITER_IDLE) {
+                if let Item::Msg(_) = item {
+                    Counters::add(&state.counters.get().undelivered, 1);
+                    state.pending.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            return;
+        }
+    }
+}
+
+/// Writes one frame. False (and the outbox marked dead) if the receiver is gone or the frame
+/// cannot be sent at all.
+fn ship<M: Serialize>(tx: &IpcSender<Frame<M>>, frame: Frame<M>, state: &OutboxState) -> bool {
+    // ipc-channel panics on a message that carries too many channels: contain it here, in the
+    // writer, and count the frame as undelivered instead of losing the process.
+    match catch_unwind(AssertUnwindSafe(|| tx.send(frame))) {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            if !state.dead.swap(true, Ordering::SeqCst) {
+                log_stderr(&format!("the inbox of {} is gone ({e})", state.name));
+            }
+            false
+        }
+        Err(_) => {
+            log_stderr(&format!(
+                "a frame for {} could not be sent (more channels than the transport carries); counted as undelivered",
+                state.name
+            ));
+            false
+        }
+    }
+}
+
+fn log_stderr(text: &str) {
+    // Writers run without a logger (an Addr can live in any thread of any process): the
+    // process's stderr is the one place that always exists.
+    if std::env::var_os("MPACTOR_QUIET_WRITERS").is_none() {
+        eprintln!("mpactor: {text}");
+    }
+}
+
+/// Waits until every outbox of this process has shipped what it accepted, at most until
+/// `deadline`. What is still pending then is counted as undelivered (dead letters) on its
+/// destination's counters. Returns how many messages were undelivered that way.
+pub fn flush_all(deadline: Instant) -> u64 {
+    let states: Vec<Arc<OutboxState>> = OUTBOXES.lock().iter().filter_map(Weak::upgrade).collect();
+    let mut abandoned = 0;
+    for state in states {
+        loop {
+            let pending = state.pending.load(Ordering::SeqCst);
+            if pending == 0 || state.dead.load(Ordering::SeqCst) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let left = state.pending.swap(0, Ordering::SeqCst);
+                Counters::add(&state.counters.get().undelivered, left);
+                abandoned += left;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    abandoned
+}
+
+#[derive(Serialize)]
+struct WireRef<'a, M> {
+    name: &'a str,
+    tx: &'a IpcSender<Frame<M>>,
+    counters: &'a Counters,
+    capacity: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(bound = "")]
+struct Wire<M> {
+    name: String,
+    tx: IpcSender<Frame<M>>,
+    counters: Counters,
+    capacity: u32,
+    #[serde(skip)]
+    _m: PhantomData<M>,
+}
+
+impl<M: Serialize + Send + 'static> Serialize for Addr<M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireRef {
+            name: &self.inner.name,
+            tx: &self.inner.tx.0,
+            counters: &self.inner.counters,
+            capacity: self.inner.capacity.min(u32::MAX as usize) as u32,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, M: Serialize + Send + 'static> Deserialize<'de> for Addr<M> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let w = Wire::<M>::deserialize(deserializer)?;
+        Ok(Addr::new(w.name, w.tx, w.counters, w.capacity as usize))
+    }
+}

@@ -1,0 +1,303 @@
+//! The child's side: the [`Registry`] that `main` hands control to first, and the entry
+//! point that runs one actor in its own process.
+
+use crate::addr::{flush_all, Addr};
+use crate::bootstrap::{Hello, Setup, ENV_CHILD, ENV_NAME, ENV_SECRET, ENV_SERVER, SETUP_TIMEOUT};
+use crate::inbox::IpcInbox;
+use actor_core::lifecycle::{self, Outcome};
+use actor_core::{log, signals, Actor, Context, EventPort, Report, SendError, StopFlag};
+use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a child whose root died may take to stop cleanly before it exits hard.
+pub const ORPHAN_GRACE: Duration = Duration::from_millis(500);
+/// How often a child looks whether its root is still there.
+const LIFELINE_POLL: Duration = Duration::from_millis(100);
+
+type Entry = fn() -> i32;
+
+/// The actor types a program can run as children.
+///
+/// Build it first thing in `main`, and call [`run_if_child`](Registry::run_if_child): in a
+/// child process it runs the actor and exits, never returning to the rest of `main`.
+///
+/// ```no_run
+/// use actor_ipc::Registry;
+/// # use actor_core::{Actor, ActorError, Context};
+/// # struct Worker;
+/// # impl Actor for Worker {
+/// #     type Args = (); type Msg = (); type Event = ();
+/// #     fn init_args(_: ()) -> Result<Self, ActorError> { Ok(Worker) }
+/// #     fn main_loop(&mut self, _: &mut Context<Self>) -> Result<(), ActorError> { Ok(()) }
+/// # }
+/// fn main() {
+///     let registry = Registry::new().register::<Worker>().run_if_child();
+///     // Only the root gets here.
+/// # let _ = registry;
+/// }
+/// ```
+#[derive(Default, Clone)]
+pub struct Registry {
+    entries: HashMap<&'static str, Entry>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds actor type `A`.
+    pub fn register<A: Actor>(mut self) -> Self {
+        self.entries.insert(type_key::<A>(), child_main::<A>);
+        self
+    }
+
+    /// In a child process started by mpactor: runs the actor it was started for, then exits
+    /// the process with the actor's exit code. In any other process: returns the registry.
+    pub fn run_if_child(self) -> Self {
+        let Ok(key) = std::env::var(ENV_CHILD) else {
+            return self;
+        };
+        // Whatever this child starts itself must not take itself for an mpactor child.
+        std::env::remove_var(ENV_CHILD);
+        let code = match self.entries.get(key.as_str()) {
+            Some(entry) => entry(),
+            None => {
+                eprintln!("mpactor: this binary has no actor type {key:?} registered");
+                2
+            }
+        };
+        std::process::exit(code)
+    }
+
+    pub(crate) fn contains<A: Actor>(&self) -> bool {
+        self.entries.contains_key(type_key::<A>())
+    }
+}
+
+pub(crate) fn type_key<A: Actor>() -> &'static str {
+    std::any::type_name::<A>()
+}
+
+struct BootEnv {
+    server: String,
+    secret: String,
+    name: String,
+}
+
+fn boot_env() -> Result<BootEnv, String> {
+    let get = |key: &str| std::env::var(key).map_err(|_| format!("{key} is not set"));
+    let env = BootEnv {
+        server: get(ENV_SERVER)?,
+        secret: get(ENV_SECRET)?,
+        name: get(ENV_NAME)?,
+    };
+    for key in [ENV_SERVER, ENV_SECRET, ENV_NAME] {
+        std::env::remove_var(key);
+    }
+    Ok(env)
+}
+
+/// Sends the actor's events to the root as [`Report::App`].
+struct RootPort<E: Send + 'static> {
+    root: Addr<Report<E>>,
+    name: String,
+}
+
+impl<E: serde::Serialize + Send + 'static> EventPort<E> for RootPort<E> {
+    fn emit(&self, event: E) -> Result<(), SendError<E>> {
+        let report = Report::App {
+            actor: self.name.clone(),
+            event,
+        };
+        self.root.send(report).map_err(|e| {
+            let full = e.is_full();
+            let timeout = e.is_timeout();
+            let Report::App { event, .. } = e.into_inner() else {
+                unreachable!("an App report goes in, an App report comes back")
+            };
+            if full {
+                SendError::Full(event)
+            } else if timeout {
+                SendError::Timeout(event)
+            } else {
+                SendError::Disconnected(event)
+            }
+        })
+    }
+}
+
+fn child_main<A: Actor>() -> i32 {
+    let boot = match boot_env() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("mpactor child: bad environment: {e}");
+            return 2;
+        }
+    };
+    crate::process::set_process_name(&boot.name);
+    let setup = match handshake::<A>(&boot) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mpactor child {}: bootstrap failed: {e}", boot.name);
+            return 2;
+        }
+    };
+    let (conn, setup) = setup;
+    run_actor::<A>(conn, setup)
+}
+
+type SetupOf<A> = Setup<<A as Actor>::Args, <A as Actor>::Msg, <A as Actor>::Event>;
+
+fn handshake<A: Actor>(boot: &BootEnv) -> Result<(IpcSender<Hello>, SetupOf<A>), String> {
+    let conn: IpcSender<Hello> =
+        IpcSender::connect(boot.server.clone()).map_err(|e| format!("connect: {e}"))?;
+    let (setup_tx, setup_rx) = ipc::channel::<SetupOf<A>>().map_err(|e| format!("channel: {e}"))?;
+    conn.send(Hello::Hello {
+        secret: boot.secret.clone(),
+        pid: std::process::id(),
+        setup: setup_tx.to_opaque(),
+    })
+    .map_err(|e| format!("hello: {e}"))?;
+    let setup = setup_rx
+        .try_recv_timeout(SETUP_TIMEOUT)
+        .map_err(|e| format!("no setup from the root within {SETUP_TIMEOUT:?}: {e}"))?;
+    Ok((conn, setup))
+}
+
+fn run_actor<A: Actor>(conn: IpcSender<Hello>, setup: SetupOf<A>) -> i32 {
+    let level = log::parse_level(&setup.log_level).unwrap_or(log::DEFAULT_LEVEL);
+    let mut logh = log::init(&setup.name, setup.clock, level);
+    let logger = logh.logger.clone();
+    let pid = std::process::id();
+    let name = setup.name.clone();
+    let stop = StopFlag::new();
+    let root_gone = Arc::new(AtomicBool::new(false));
+
+    // Signals: the first two are reported to the root, which stops the whole system in order;
+    // the third ends this process at once.
+    {
+        let root = setup.root.clone();
+        let name = name.clone();
+        let log = logger.clone();
+        let stop = stop.clone();
+        let root_gone = root_gone.clone();
+        let installed = signals::install(
+            move |signal, count| {
+                slog::info!(log, "got {} ({count} of {})", signals::signal_name(signal), signals::HARD_STOP_AT);
+                let report = Report::Signalled {
+                    actor: name.clone(),
+                    signal,
+                    count,
+                };
+                if root_gone.load(Ordering::SeqCst) || root.try_send(report).is_err() {
+                    // Nobody to stop us in order: stop by ourselves.
+                    stop.set();
+                }
+            },
+            |_| {},
+        );
+        if let Err(e) = installed {
+            slog::error!(logger, "cannot install signal handlers: {e}");
+        }
+    }
+    watch_lifeline(setup.lifeline, stop.clone(), root_gone.clone(), logger.clone());
+
+    slog::info!(logger, "started"; "pid" => pid);
+    let stop_timeout = Duration::from_millis(setup.stop_timeout_ms);
+    let inbox = IpcInbox::new(setup.inbox, setup.counters, &name, logger.clone());
+    let port = RootPort {
+        root: setup.root.clone(),
+        name: name.clone(),
+    };
+    let mut ctx: Context<A> = Context::new(
+        name.clone(),
+        logger.clone(),
+        setup.clock,
+        stop,
+        Box::new(inbox),
+        Box::new(port),
+    );
+    let outcome = lifecycle::run::<A>(setup.args, &mut ctx, |_| {
+        let _ = conn.send(Hello::Started);
+    });
+    if let Outcome::StartFailed(why) = &outcome {
+        let _ = conn.send(Hello::StartFailed(why.clone()));
+    }
+
+    let deadline = Instant::now() + stop_timeout;
+    let drained = ctx.drain_inbox(deadline);
+    if drained > 0 {
+        slog::warn!(logger, "{drained} messages left in the inbox, counted as dead letters");
+    }
+    let undelivered = flush_all(deadline);
+    if undelivered > 0 {
+        slog::warn!(logger, "{undelivered} messages could not be delivered by the stop deadline");
+    }
+    if let Outcome::Failed(error) = &outcome {
+        let _ = setup.root.try_send(Report::Fatal {
+            actor: name.clone(),
+            error: error.clone(),
+        });
+    }
+    let _ = setup.root.try_send(Report::Stopped {
+        actor: name.clone(),
+        drained,
+        undelivered,
+    });
+    flush_all(Instant::now() + Duration::from_millis(500));
+
+    let code = match (&outcome, root_gone.load(Ordering::SeqCst)) {
+        (Outcome::Clean, false) => 0,
+        (Outcome::Clean, true) => 1,
+        (other, _) => other.exit_code(),
+    };
+    match &outcome {
+        Outcome::Clean => slog::info!(logger, "Normal shutdown"; "pid" => pid, "handled" => ctx.handled(), "exit" => code),
+        Outcome::StartFailed(why) | Outcome::Failed(why) => {
+            slog::error!(logger, "Failed: {why}"; "pid" => pid, "handled" => ctx.handled(), "exit" => code)
+        }
+    }
+    drop(ctx);
+    logh.flush();
+    code
+}
+
+/// Watches the link to the root: when it closes (or the parent changes), the root is gone;
+/// the actor is asked to stop and, if it has not exited within [`ORPHAN_GRACE`], the process
+/// exits hard. A root killed with SIGKILL thus leaves no actor behind.
+fn watch_lifeline(lifeline: IpcReceiver<()>, stop: StopFlag, root_gone: Arc<AtomicBool>, log: slog::Logger) {
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
+    let spawned = std::thread::Builder::new()
+        .name("mpactor-lifeline".into())
+        .spawn(move || {
+            loop {
+                match lifeline.try_recv_timeout(LIFELINE_POLL) {
+                    Ok(()) => continue,
+                    Err(ipc_channel::TryRecvError::Empty) => {
+                        // SAFETY: as above.
+                        if unsafe { libc::getppid() } == parent {
+                            continue;
+                        }
+                    }
+                    Err(_) => {}
+                }
+                break;
+            }
+            root_gone.store(true, Ordering::SeqCst);
+            slog::warn!(log, "the root is gone: stopping");
+            stop.set();
+            std::thread::sleep(ORPHAN_GRACE);
+            slog::error!(log, "still running {ORPHAN_GRACE:?} after the root died: exiting now");
+            // SAFETY: ends the process without running destructors, which may be stuck.
+            unsafe { libc::_exit(1) };
+        });
+    if let Err(e) = spawned {
+        eprintln!("mpactor: cannot watch the root: {e}");
+    }
+}

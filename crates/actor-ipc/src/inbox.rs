@@ -1,0 +1,145 @@
+//! The receiving side of an inbox in the actor's process.
+
+use crate::addr::Frame;
+use crate::counters::Counters;
+use actor_core::{InboxPort, Recv};
+use ipc_channel::ipc::IpcReceiver;
+use ipc_channel::{IpcError, TryRecvError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// An ipc-channel inbox: unpacks batches, counts what it receives and hands out, logs and
+/// counts frames that fail to decode, and turns the stop frame into [`Recv::Stop`].
+pub(crate) struct IpcInbox<M> {
+    rx: IpcReceiver<Frame<M>>,
+    counters: Counters,
+    local: VecDeque<M>,
+    stopped: bool,
+    handled: u64,
+    log: slog::Logger,
+    name: String,
+}
+
+impl<M> IpcInbox<M>
+where
+    M: Serialize + DeserializeOwned + Send,
+{
+    pub fn new(rx: IpcReceiver<Frame<M>>, counters: Counters, name: &str, log: slog::Logger) -> Self {
+        Self {
+            rx,
+            counters,
+            local: VecDeque::new(),
+            stopped: false,
+            handled: 0,
+            log,
+            name: name.to_string(),
+        }
+    }
+
+    /// Reads one frame. `Some(true)` if messages arrived, `Some(false)` for a stop frame,
+    /// `None` if nothing (or nothing usable) arrived.
+    fn read_frame(&mut self, timeout: Duration) -> Option<bool> {
+        match self.rx.try_recv_timeout(timeout) {
+            Ok(Frame::Batch(msgs)) => {
+                Counters::add(&self.counters.get().received, msgs.len() as u64);
+                self.local.extend(msgs);
+                Some(true)
+            }
+            Ok(Frame::Stop) => Some(false),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::IpcError(IpcError::SerializationError(e))) => {
+                Counters::add(&self.counters.get().decode_failed, 1);
+                slog::error!(self.log, "a frame for {} failed to decode and was dropped: {e:?}", self.name);
+                None
+            }
+            Err(TryRecvError::IpcError(IpcError::Disconnected)) => {
+                // Every sender is gone, the root's included: nobody can ask for a stop any more.
+                slog::warn!(self.log, "every sender of {}'s inbox is gone: stopping", self.name);
+                Some(false)
+            }
+            Err(TryRecvError::IpcError(IpcError::Io(e))) => {
+                slog::error!(self.log, "receiving from {}'s inbox failed: {e}", self.name);
+                // Do not spin on a broken socket.
+                std::thread::sleep(timeout.min(Duration::from_millis(10)));
+                None
+            }
+        }
+    }
+}
+
+impl<M> InboxPort<M> for IpcInbox<M>
+where
+    M: Serialize + DeserializeOwned + Send,
+{
+    fn recv_timeout(&mut self, timeout: Duration) -> Recv<M> {
+        loop {
+            if let Some(msg) = self.local.pop_front() {
+                self.handled += 1;
+                Counters::add(&self.counters.get().handled, 1);
+                return Recv::Msg(msg);
+            }
+            if self.stopped {
+                return Recv::Stop;
+            }
+            match self.read_frame(timeout) {
+                Some(true) => continue,
+                Some(false) => {
+                    self.stopped = true;
+                    return Recv::Stop;
+                }
+                None => return Recv::Timeout,
+            }
+        }
+    }
+
+    fn stop_requested(&self) -> bool {
+        Counters::load(&self.counters.get().stop_requested) != 0
+    }
+
+    fn drain(&mut self, deadline: Instant) -> u64 {
+        let mut drained = self.local.len() as u64;
+        self.local.clear();
+        while Instant::now() < deadline {
+            match self.rx.try_recv() {
+                Ok(Frame::Batch(msgs)) => {
+                    Counters::add(&self.counters.get().received, msgs.len() as u64);
+                    drained += msgs.len() as u64;
+                }
+                Ok(Frame::Stop) => {}
+                Err(TryRecvError::IpcError(IpcError::SerializationError(_))) => {
+                    Counters::add(&self.counters.get().decode_failed, 1);
+                }
+                Err(_) => break,
+            }
+        }
+        Counters::add(&self.counters.get().drained_child, drained);
+        drained
+    }
+
+    fn handled(&self) -> u64 {
+        self.handled
+    }
+}
+
+/// Root side: takes every frame left in an inbox whose actor has ended for good, counting the
+/// messages as dead letters. Returns how many.
+pub(crate) fn drain_in_root<M>(rx: &IpcReceiver<Frame<M>>, counters: &Counters, deadline: Instant) -> u64
+where
+    M: Serialize + DeserializeOwned,
+{
+    let mut drained = 0;
+    while Instant::now() < deadline {
+        match rx.try_recv() {
+            Ok(Frame::Batch(msgs)) => drained += msgs.len() as u64,
+            Ok(Frame::Stop) => {}
+            Err(TryRecvError::IpcError(IpcError::SerializationError(_))) => {
+                Counters::add(&counters.get().decode_failed, 1);
+            }
+            Err(_) => break,
+        }
+    }
+    Counters::add(&counters.get().drained_root, drained);
+    drained
+}

@@ -1,0 +1,31 @@
+//! # actor-ipc
+//!
+//! mpactor's process runtime: every actor runs in its own OS process, started by
+//! re-executing the current binary, with one ipc-channel inbox; a root [`System`] supervises
+//! them.
+//!
+//! * [`Registry`]: the actor types a binary can run; `main` calls
+//!   [`Registry::run_if_child`] first.
+//! * [`System`]: the root: [`System::spawn`] starts children in order, [`System::run`]
+//!   watches them and routes events until a stop, then stops and drains everything and
+//!   returns the [`Summary`](actor_core::Summary).
+//! * [`Addr`]: an actor's address, bounded and serializable.
+//!
+//! See `docs/SEMANTICS.md` at the repository root for every guarantee and deadline.
+
+#![warn(missing_docs)]
+
+mod addr;
+mod bootstrap;
+mod child;
+mod counters;
+mod fd;
+mod inbox;
+mod process;
+mod slot;
+mod system;
+
+pub use addr::{flush_all, Addr, MAX_BATCH};
+pub use child::{Registry, ORPHAN_GRACE};
+pub use slot::StartError;
+pub use system::{ActorStatus, RootCtx, System};

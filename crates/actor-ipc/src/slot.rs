@@ -1,0 +1,344 @@
+//! One supervised child, typed: its inbox (kept by the root across restarts), its
+//! arguments, and how to start a process for it.
+
+use crate::addr::{Addr, Frame};
+use crate::bootstrap::{new_secret, Hello, Setup};
+use crate::child::type_key;
+use crate::counters::Counters;
+use crate::process;
+use actor_core::supervision::WATCH_POLL;
+use actor_core::{Actor, AppClock, ChildOptions, ExitStatus, Report};
+use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// Why a child could not be started. Every variant names the actor.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The actor type was not added to the [`Registry`](crate::Registry).
+    #[error("cannot start {actor}: its actor type {type_name} is not registered (Registry::register)")]
+    Unregistered {
+        /// The actor's name.
+        actor: String,
+        /// The Rust type.
+        type_name: &'static str,
+    },
+    /// Another child already has this name.
+    #[error("cannot start {actor}: another child already has this name")]
+    DuplicateName {
+        /// The actor's name.
+        actor: String,
+    },
+    /// `init_args` or `startup` failed.
+    #[error("{actor} failed to start: {why}")]
+    StartupFailed {
+        /// The actor's name.
+        actor: String,
+        /// The error text, with its cause.
+        why: String,
+    },
+    /// The process ended before it reported started.
+    #[error("{actor} exited during its start ({status})")]
+    Exited {
+        /// The actor's name.
+        actor: String,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// It did not report started within its start deadline (it was killed).
+    #[error("{actor} did not start within {timeout:?} and was killed")]
+    Timeout {
+        /// The actor's name.
+        actor: String,
+        /// The deadline it missed.
+        timeout: Duration,
+    },
+    /// The bootstrap failed (process, socket, or a peer that did not prove itself).
+    #[error("cannot start {actor}: {why}")]
+    Bootstrap {
+        /// The actor's name.
+        actor: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// A signal asked the system to stop while the child was starting.
+    #[error("the start of {actor} was interrupted by a stop request")]
+    Interrupted {
+        /// The actor's name.
+        actor: String,
+    },
+}
+
+/// A running incarnation.
+pub(crate) struct Running {
+    pub child: Child,
+    pub pid: u32,
+    pub since: Instant,
+    /// The child's link to the root: dropping it (or the root dying) closes it.
+    pub _lifeline: IpcSender<()>,
+}
+
+/// What the supervisor needs of a child, whatever its actor type.
+pub(crate) trait SlotOps {
+    /// Starts a new process for this child and waits until it reported started.
+    fn start(&mut self, interrupted: &dyn Fn() -> bool) -> Result<Running, StartError>;
+    /// Asks the running incarnation to stop, behind everything the root already sent it.
+    fn request_stop(&self, deadline: Instant);
+    /// The inbox's shared counters.
+    fn counters(&self) -> &Counters;
+    /// Drains what is left in the inbox (root side), counting dead letters.
+    fn drain(&mut self, deadline: Instant) -> u64;
+    /// Closes the inbox for good: senders get `Disconnected`.
+    fn close(&mut self);
+}
+
+/// The start parameters every child of a system shares.
+pub(crate) struct StartEnv<E: Send + 'static> {
+    pub report_addr: Addr<Report<E>>,
+    pub clock: AppClock,
+    pub log_level: String,
+    pub stop_timeout: Duration,
+}
+
+impl<E: Send + 'static> Clone for StartEnv<E> {
+    fn clone(&self) -> Self {
+        Self {
+            report_addr: self.report_addr.clone(),
+            clock: self.clock,
+            log_level: self.log_level.clone(),
+            stop_timeout: self.stop_timeout,
+        }
+    }
+}
+
+pub(crate) struct TypedSlot<A: Actor> {
+    pub name: String,
+    pub args: A::Args,
+    pub options: ChildOptions,
+    pub inbox: Option<IpcReceiver<Frame<A::Msg>>>,
+    pub addr: Addr<A::Msg>,
+    pub counters: Counters,
+    pub env: StartEnv<A::Event>,
+}
+
+type SetupOf<A> = Setup<<A as Actor>::Args, <A as Actor>::Msg, <A as Actor>::Event>;
+
+impl<A: Actor> TypedSlot<A> {
+    pub fn new(name: &str, args: A::Args, options: ChildOptions, env: StartEnv<A::Event>) -> std::io::Result<Self> {
+        let (tx, rx) = ipc::channel::<Frame<A::Msg>>()?;
+        let counters = Counters::new();
+        let addr = Addr::new(name.to_string(), tx, counters.clone(), options.mailbox_capacity);
+        Ok(Self {
+            name: name.to_string(),
+            args,
+            options,
+            inbox: Some(rx),
+            addr,
+            counters,
+            env,
+        })
+    }
+
+    fn err(&self, why: impl std::fmt::Display) -> StartError {
+        StartError::Bootstrap {
+            actor: self.name.clone(),
+            why: why.to_string(),
+        }
+    }
+
+    fn handshake(
+        &self,
+        server: IpcOneShotServer<Hello>,
+        server_name: &str,
+        secret: &str,
+        child: &mut Child,
+        deadline: Instant,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<IpcSender<()>, StartError> {
+        let pid = child.id();
+        let (acc_tx, acc_rx) = crossbeam_channel::bounded(1);
+        std::thread::Builder::new()
+            .name("mpactor-accept".into())
+            .spawn(move || {
+                let _ = acc_tx.send(server.accept());
+            })
+            .map_err(|e| self.err(format!("accept thread: {e}")))?;
+        // ipc-channel's accept has no deadline: wait for it here, watching the child, and
+        // unblock it by connecting ourselves if we give up.
+        let accepted = loop {
+            match acc_rx.recv_timeout(WATCH_POLL) {
+                Ok(result) => break result,
+                Err(_) => {
+                    let why = self.check_alive(child, deadline, interrupted);
+                    if let Err(e) = why {
+                        unblock_accept(server_name);
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let (conn, hello) = accepted.map_err(|e| self.err(format!("bootstrap connection: {e}")))?;
+        let setup_tx = match hello {
+            Hello::Hello {
+                secret: s,
+                pid: p,
+                setup,
+            } if s == secret && p == pid => setup.to::<SetupOf<A>>(),
+            Hello::Hello { pid: p, .. } => {
+                return Err(self.err(format!(
+                    "the process that connected (pid {p}) did not prove itself as the spawned child (pid {pid})"
+                )))
+            }
+            _ => return Err(self.err("the bootstrap connection did not start with a hello")),
+        };
+        let inbox = self.inbox.as_ref().ok_or_else(|| self.err("the inbox is closed"))?;
+        let child_inbox = crate::fd::duplicate(inbox).map_err(|e| self.err(format!("inbox: {e}")))?;
+        let (lifeline_tx, lifeline_rx) = ipc::channel::<()>().map_err(|e| self.err(format!("lifeline: {e}")))?;
+        Counters::set(&self.counters.get().stop_requested, 0);
+        setup_tx
+            .send(Setup {
+                name: self.name.clone(),
+                args: self.args.clone(),
+                inbox: child_inbox,
+                counters: self.counters.clone(),
+                root: self.env.report_addr.clone(),
+                lifeline: lifeline_rx,
+                clock: self.env.clock,
+                log_level: self.env.log_level.clone(),
+                stop_timeout_ms: self.env.stop_timeout.as_millis() as u64,
+            })
+            .map_err(|e| self.err(format!("sending the setup: {e}")))?;
+        loop {
+            match conn.try_recv_timeout(WATCH_POLL) {
+                Ok(Hello::Started) => return Ok(lifeline_tx),
+                Ok(Hello::StartFailed(why)) => {
+                    return Err(StartError::StartupFailed {
+                        actor: self.name.clone(),
+                        why,
+                    })
+                }
+                Ok(_) | Err(ipc_channel::TryRecvError::Empty) => {}
+                Err(_) => {
+                    // The connection closed: the child is gone or going. Report its status.
+                    let until = Instant::now() + Duration::from_secs(1);
+                    while Instant::now() < until {
+                        if let Ok(Some(st)) = child.try_wait() {
+                            return Err(StartError::Exited {
+                                actor: self.name.clone(),
+                                status: process::exit_status(st),
+                            });
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    return Err(self.err("the child closed its bootstrap connection"));
+                }
+            }
+            self.check_alive(child, deadline, interrupted)?;
+        }
+    }
+
+    fn check_alive(&self, child: &mut Child, deadline: Instant, interrupted: &dyn Fn() -> bool) -> Result<(), StartError> {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(StartError::Exited {
+                actor: self.name.clone(),
+                status: process::exit_status(st),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(StartError::Timeout {
+                actor: self.name.clone(),
+                timeout: self.options.start_timeout,
+            });
+        }
+        if interrupted() {
+            return Err(StartError::Interrupted {
+                actor: self.name.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Connects to a bootstrap server so that its `accept` returns.
+fn unblock_accept(server_name: &str) {
+    if let Ok(tx) = IpcSender::<Hello>::connect(server_name.to_string()) {
+        let _ = tx.send(Hello::Abort);
+    }
+}
+
+/// Reaps `child`, killing it if it has not exited after `grace`. Bounded: SIGKILL cannot be
+/// ignored, so the final wait is short.
+pub(crate) fn reap(child: &mut Child, grace: Duration) -> Option<std::process::ExitStatus> {
+    let pid = child.id();
+    let until = Instant::now() + grace;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            process::forget(pid);
+            return Some(st);
+        }
+        if Instant::now() >= until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    process::kill(pid, libc::SIGCONT);
+    process::kill(pid, libc::SIGKILL);
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        if let Ok(Some(st)) = child.try_wait() {
+            process::forget(pid);
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    None
+}
+
+impl<A: Actor> SlotOps for TypedSlot<A> {
+    fn start(&mut self, interrupted: &dyn Fn() -> bool) -> Result<Running, StartError> {
+        let (server, server_name) = IpcOneShotServer::<Hello>::new().map_err(|e| self.err(format!("bootstrap server: {e}")))?;
+        let secret = new_secret();
+        let cmd = process::child_command(type_key::<A>(), &self.name, &server_name, &secret)
+            .map_err(|e| self.err(format!("command: {e}")))?;
+        let mut child = process::spawn(cmd).map_err(|e| self.err(format!("spawn: {e}")))?;
+        let deadline = Instant::now() + self.options.start_timeout;
+        match self.handshake(server, &server_name, &secret, &mut child, deadline, interrupted) {
+            Ok(lifeline) => Ok(Running {
+                pid: child.id(),
+                child,
+                since: Instant::now(),
+                _lifeline: lifeline,
+            }),
+            Err(e) => {
+                // A child that failed its startup exits by itself; one that hangs is killed.
+                let grace = match e {
+                    StartError::StartupFailed { .. } => Duration::from_secs(1),
+                    _ => Duration::ZERO,
+                };
+                reap(&mut child, grace);
+                Err(e)
+            }
+        }
+    }
+
+    fn request_stop(&self, deadline: Instant) {
+        Counters::set(&self.counters.get().stop_requested, 1);
+        self.addr.send_stop(deadline);
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn drain(&mut self, deadline: Instant) -> u64 {
+        match &self.inbox {
+            Some(rx) => crate::inbox::drain_in_root(rx, &self.counters, deadline),
+            None => 0,
+        }
+    }
+
+    fn close(&mut self) {
+        Counters::set(&self.counters.get().gone, 1);
+        self.inbox = None;
+    }
+}

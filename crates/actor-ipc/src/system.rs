@@ -1,0 +1,660 @@
+//! [`System`]: the root supervisor. It starts children in order, watches them, restarts or
+//! stops them by policy, and on a stop closes and drains every mailbox.
+
+use crate::addr::{flush_all, Addr};
+use crate::child::{type_key, Registry};
+use crate::counters::Counters;
+use crate::inbox::IpcInbox;
+use crate::process;
+use crate::slot::{reap, Running, SlotOps, StartEnv, StartError, TypedSlot};
+use actor_core::signals::signal_name;
+use actor_core::supervision::WATCH_POLL;
+use actor_core::{
+    log, signals, Actor, ActorSummary, AppClock, ChildOptions, ExitStatus, InboxPort, IntensityTracker, Recv,
+    Report, StopReason, Summary, SystemConfig,
+};
+use crossbeam_channel::Receiver;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A supervised child as the root keeps it.
+struct Slot {
+    name: String,
+    options: ChildOptions,
+    ops: Box<dyn SlotOps>,
+    running: Option<Running>,
+    last_pid: u32,
+    last_exit: ExitStatus,
+    last_error: Option<String>,
+    restarts: u32,
+    /// Ended and not restarted: its inbox is closed for senders.
+    ended: bool,
+    lost_seen: u64,
+}
+
+/// A child's state as the root's live view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorStatus {
+    /// The actor's name.
+    pub name: String,
+    /// Its current (or last) pid.
+    pub pid: u32,
+    /// `running`, `restarting` or `ended`.
+    pub state: &'static str,
+    /// Messages handed to it so far (all incarnations).
+    pub handled: u64,
+    /// How often it was restarted.
+    pub restarts: u32,
+    /// How long its current process has run.
+    pub uptime: Duration,
+}
+
+/// What the root's event handler gets besides the event: a way to stop the system, the
+/// logger, and a live view of the children.
+pub struct RootCtx<'a> {
+    stop: &'a mut Option<StopReason>,
+    slots: &'a [Slot],
+    log: &'a slog::Logger,
+}
+
+impl RootCtx<'_> {
+    /// Asks the system to stop cleanly (exit code 0).
+    pub fn request_stop(&mut self, why: impl Into<String>) {
+        if self.stop.is_none() {
+            *self.stop = Some(StopReason::Requested(why.into()));
+        }
+    }
+
+    /// The root's logger.
+    pub fn log(&self) -> &slog::Logger {
+        self.log
+    }
+
+    /// Each child, in start order, with its pid, state, counts and uptime.
+    pub fn status(&self) -> Vec<ActorStatus> {
+        status_of(self.slots)
+    }
+}
+
+fn status_of(slots: &[Slot]) -> Vec<ActorStatus> {
+    slots
+        .iter()
+        .map(|s| ActorStatus {
+            name: s.name.clone(),
+            pid: s.running.as_ref().map(|r| r.pid).unwrap_or(s.last_pid),
+            state: match (&s.running, s.ended) {
+                (Some(_), _) => "running",
+                (None, true) => "ended",
+                (None, false) => "restarting",
+            },
+            handled: Counters::load(&s.ops.counters().get().handled),
+            restarts: s.restarts,
+            uptime: s.running.as_ref().map(|r| r.since.elapsed()).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The root supervisor of one application.
+///
+/// ```no_run
+/// use actor_ipc::{Registry, System};
+/// use actor_core::SystemConfig;
+/// # use actor_core::{Actor, ActorError, Context, loops};
+/// # struct Worker;
+/// # impl Actor for Worker {
+/// #     type Args = (); type Msg = u32; type Event = ();
+/// #     fn init_args(_: ()) -> Result<Self, ActorError> { Ok(Worker) }
+/// #     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+/// #         loops::queue(self, ctx, |_, _, _| Ok(()))
+/// #     }
+/// # }
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let registry = Registry::new().register::<Worker>().run_if_child();
+///     let mut system = System::<()>::new(registry, SystemConfig::new("MAIN"))?;
+///     let worker = system.spawn::<Worker>("WORKER", ())?;   // waits until it started
+///     worker.send(42)?;
+///     let summary = system.run(|root, _from, ()| root.request_stop("done"));
+///     std::process::exit(summary.exit_code());
+/// }
+/// ```
+pub struct System<E: Send + 'static> {
+    registry: Registry,
+    config: SystemConfig,
+    logh: log::LogHandle,
+    log: slog::Logger,
+    env: StartEnv<E>,
+    signals: Receiver<i32>,
+    reports: IpcInbox<Report<E>>,
+    deferred: VecDeque<Report<E>>,
+    slots: Vec<Slot>,
+    tracker: IntensityTracker,
+    stop: Option<StopReason>,
+    finished: bool,
+    private_dir: Option<PathBuf>,
+}
+
+impl<E> System<E>
+where
+    E: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    /// Creates the root: its logger, its clock, its signal handling and its report inbox.
+    pub fn new(registry: Registry, config: SystemConfig) -> std::io::Result<Self> {
+        let clock = AppClock::start();
+        let logh = log::init(&config.name, clock, config.log_level);
+        let log = logh.logger.clone();
+        let private_dir = private_bootstrap_dir(&log);
+
+        let (sig_tx, sig_rx) = crossbeam_channel::unbounded();
+        signals::install(
+            move |signal, _count| {
+                let _ = sig_tx.send(signal);
+            },
+            |signal| {
+                eprintln!(
+                    "mpactor: third signal ({}): killing every child and exiting",
+                    signal_name(signal)
+                );
+                process::kill_all_now();
+            },
+        )?;
+
+        let (tx, rx) = ipc_channel::ipc::channel()?;
+        let counters = Counters::new();
+        let report_addr = Addr::new(
+            format!("{} (root)", config.name),
+            tx,
+            counters.clone(),
+            actor_core::supervision::DEFAULT_MAILBOX_CAPACITY,
+        );
+        let reports = IpcInbox::new(rx, counters, &config.name, log.clone());
+        let env = StartEnv {
+            report_addr,
+            clock,
+            log_level: config.log_level.as_str().to_string(),
+            stop_timeout: config.stop_timeout,
+        };
+        slog::info!(log, "root started"; "pid" => std::process::id());
+        Ok(Self {
+            registry,
+            tracker: IntensityTracker::new(config.intensity),
+            config,
+            logh,
+            log,
+            env,
+            signals: sig_rx,
+            reports,
+            deferred: VecDeque::new(),
+            slots: Vec::new(),
+            stop: None,
+            finished: false,
+            private_dir,
+        })
+    }
+
+    /// The root's logger.
+    pub fn log(&self) -> &slog::Logger {
+        &self.log
+    }
+
+    /// The application clock.
+    pub fn clock(&self) -> AppClock {
+        self.env.clock
+    }
+
+    /// Starts actor `A` as `name` with the default [`ChildOptions`], and waits until its
+    /// `startup` succeeded. Children start in the order they are spawned.
+    pub fn spawn<A: Actor<Event = E>>(&mut self, name: &str, args: A::Args) -> Result<Addr<A::Msg>, StartError> {
+        self.spawn_with::<A>(name, args, ChildOptions::default())
+    }
+
+    /// Starts actor `A` as `name` with these options; see [`System::spawn`].
+    ///
+    /// Fails fast: a child that exits or fails its `startup` is reported at once, not at the
+    /// start deadline. The error names the actor and the cause.
+    pub fn spawn_with<A: Actor<Event = E>>(
+        &mut self,
+        name: &str,
+        args: A::Args,
+        options: ChildOptions,
+    ) -> Result<Addr<A::Msg>, StartError> {
+        if !self.registry.contains::<A>() {
+            return Err(StartError::Unregistered {
+                actor: name.to_string(),
+                type_name: type_key::<A>(),
+            });
+        }
+        if self.slots.iter().any(|s| s.name == name) {
+            return Err(StartError::DuplicateName { actor: name.to_string() });
+        }
+        let mut typed = TypedSlot::<A>::new(name, args, options, self.env.clone()).map_err(|e| StartError::Bootstrap {
+            actor: name.to_string(),
+            why: e.to_string(),
+        })?;
+        let addr = typed.addr.clone();
+        let t0 = Instant::now();
+        let signals = self.signals.clone();
+        let running = typed.start(&|| !signals.is_empty());
+        match running {
+            Ok(running) => {
+                slog::info!(self.log, "{name} started"; "pid" => running.pid, "ms" => t0.elapsed().as_millis() as u64);
+                self.slots.push(Slot {
+                    name: name.to_string(),
+                    options,
+                    ops: Box::new(typed),
+                    last_pid: running.pid,
+                    running: Some(running),
+                    last_exit: ExitStatus::Running,
+                    last_error: None,
+                    restarts: 0,
+                    ended: false,
+                    lost_seen: 0,
+                });
+                Ok(addr)
+            }
+            Err(e) => {
+                slog::error!(self.log, "{e}");
+                typed.close();
+                Err(e)
+            }
+        }
+    }
+
+    /// Asks the system to stop; [`System::run`] then stops it and returns.
+    pub fn request_stop(&mut self, why: impl Into<String>) {
+        if self.stop.is_none() {
+            self.stop = Some(StopReason::Requested(why.into()));
+        }
+    }
+
+    /// Each child, in start order, with its pid, state, counts and uptime.
+    pub fn status(&self) -> Vec<ActorStatus> {
+        status_of(&self.slots)
+    }
+
+    /// Runs the root's loop until a stop trigger (a signal, a request from `handler`, a
+    /// fatal failure, exhausted restarts, the run-for deadline), then stops everything and
+    /// returns the summary. `handler` gets every application event with the sender's name.
+    pub fn run<H>(&mut self, mut handler: H) -> Summary
+    where
+        H: FnMut(&mut RootCtx<'_>, &str, E),
+    {
+        let until = self.config.run_for.map(|d| Instant::now() + d);
+        let mut last_watch = Instant::now();
+        while self.stop.is_none() {
+            if let Ok(signal) = self.signals.try_recv() {
+                slog::info!(self.log, "got {}: stopping", signal_name(signal));
+                self.stop = Some(StopReason::Signal(signal));
+                break;
+            }
+            let report = match self.deferred.pop_front() {
+                Some(r) => Some(r),
+                None => match self.reports.recv_timeout(WATCH_POLL) {
+                    Recv::Msg(r) => Some(r),
+                    _ => None,
+                },
+            };
+            if let Some(report) = report {
+                self.on_report(report, &mut handler);
+            }
+            if last_watch.elapsed() >= Duration::from_millis(5) || self.deferred.is_empty() {
+                self.watch_children();
+                last_watch = Instant::now();
+            }
+            if until.is_some_and(|u| Instant::now() >= u) && self.stop.is_none() {
+                self.stop = Some(StopReason::RunFor);
+            }
+        }
+        let summary = self.shutdown();
+        // Events that arrived while stopping (an actor's final count, say) still reach the
+        // handler; a stop it requests now changes nothing.
+        while let Some(report) = self.deferred.pop_front() {
+            self.on_report(report, &mut handler);
+        }
+        summary
+    }
+
+    fn on_report<H>(&mut self, report: Report<E>, handler: &mut H)
+    where
+        H: FnMut(&mut RootCtx<'_>, &str, E),
+    {
+        match report {
+            Report::App { actor, event } => {
+                let mut ctx = RootCtx {
+                    stop: &mut self.stop,
+                    slots: &self.slots,
+                    log: &self.log,
+                };
+                handler(&mut ctx, &actor, event);
+            }
+            other => self.on_lifecycle_report(other),
+        }
+    }
+
+    fn on_lifecycle_report(&mut self, report: Report<E>) {
+        match report {
+            Report::Signalled { actor, signal, count } => {
+                if self.stop.is_none() {
+                    slog::warn!(self.log, "{actor} got {}: stopping the whole system", signal_name(signal));
+                    self.stop = Some(StopReason::ActorSignalled { actor, signal });
+                } else {
+                    slog::debug!(self.log, "{actor} got {} ({count})", signal_name(signal));
+                }
+            }
+            Report::Fatal { actor, error } => {
+                slog::error!(self.log, "{actor} failed: {error}");
+                if let Some(slot) = self.slots.iter_mut().find(|s| s.name == actor) {
+                    slot.last_error = Some(error);
+                }
+            }
+            Report::Stopped {
+                actor,
+                drained,
+                undelivered,
+            } => {
+                slog::debug!(self.log, "{actor} stopped"; "drained" => drained, "undelivered" => undelivered);
+            }
+            Report::App { actor, .. } => {
+                slog::debug!(self.log, "an event from {actor} arrived while stopping; not routed");
+            }
+        }
+    }
+
+    /// Collects reports while the root waits for something else (a child's exit).
+    fn pump_reports(&mut self, wait: Duration) {
+        match self.reports.recv_timeout(wait) {
+            Recv::Msg(Report::App { actor, event }) => self.deferred.push_back(Report::App { actor, event }),
+            Recv::Msg(r) => self.on_lifecycle_report(r),
+            _ => {}
+        }
+    }
+
+    fn watch_children(&mut self) {
+        for i in 0..self.slots.len() {
+            let status = match &mut self.slots[i].running {
+                Some(r) => r.child.try_wait().ok().flatten(),
+                None => None,
+            };
+            if let Some(status) = status {
+                self.on_exit(i, status);
+            }
+        }
+    }
+
+    /// Records an exit: logs it, counts what was lost, and decides on a restart.
+    fn on_exit(&mut self, i: usize, status: std::process::ExitStatus) {
+        let status = process::exit_status(status);
+        let slot = &mut self.slots[i];
+        let Some(run) = slot.running.take() else { return };
+        process::forget(run.pid);
+        slot.last_exit = status;
+        let failed = !status.is_clean();
+        let lost = slot.ops.counters().lost().saturating_sub(slot.lost_seen);
+        slot.lost_seen += lost;
+        let name = slot.name.clone();
+        if failed {
+            let cause = slot.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+            slog::error!(self.log, "{name} (pid {}) ended: {status}{cause}", run.pid; "pid" => run.pid, "exit" => %status);
+        } else {
+            slog::info!(self.log, "{name} (pid {}) exited: {status}", run.pid; "pid" => run.pid, "exit" => %status);
+        }
+        if lost > 0 {
+            slog::error!(self.log, "{lost} messages were lost with {name}'s process (received, not yet handled)");
+        }
+        if self.stop.is_some() {
+            return;
+        }
+        let restart = slot.options.restart;
+        if restart.restarts_after(failed) {
+            if !self.tracker.allow(Instant::now()) {
+                let intensity = self.config.intensity;
+                slog::error!(
+                    self.log,
+                    "{name} ended again: more than {} restarts in {:?}; stopping the system",
+                    intensity.max_restarts,
+                    intensity.period
+                );
+                self.stop = Some(StopReason::RestartIntensity { actor: name });
+                return;
+            }
+            self.restart(i);
+        } else if failed {
+            let error = slot.last_error.clone().unwrap_or_else(|| status.to_string());
+            self.stop = Some(StopReason::Fatal { actor: name, error });
+        } else {
+            slog::info!(self.log, "{name} finished; its restart type ({restart:?}) does not restart it");
+            slot.ended = true;
+            Counters::set(&slot.ops.counters().get().gone, 1);
+        }
+    }
+
+    /// Restarts child `i` and, by the strategy, its siblings.
+    fn restart(&mut self, i: usize) {
+        let affected: Vec<usize> = self
+            .config
+            .strategy
+            .affected(i, self.slots.len())
+            .into_iter()
+            .filter(|j| !self.slots[*j].ended)
+            .collect();
+        let deadline = Instant::now() + self.config.stop_timeout;
+        for &j in affected.iter().rev() {
+            if j != i && self.slots[j].running.is_some() {
+                slog::info!(self.log, "stopping {} to restart it with {}", self.slots[j].name, self.slots[i].name);
+                self.stop_one(j, deadline);
+            }
+        }
+        for &j in &affected {
+            let signals = self.signals.clone();
+            let slot = &mut self.slots[j];
+            slot.restarts += 1;
+            slog::warn!(self.log, "restarting {} (restart {})", slot.name, slot.restarts);
+            slot.last_error = None;
+            match slot.ops.start(&|| !signals.is_empty()) {
+                Ok(running) => {
+                    slog::info!(self.log, "{} started", slot.name; "pid" => running.pid);
+                    slot.last_pid = running.pid;
+                    slot.last_exit = ExitStatus::Running;
+                    slot.running = Some(running);
+                }
+                Err(e) => {
+                    slog::error!(self.log, "restart failed: {e}");
+                    self.stop = Some(StopReason::Fatal {
+                        actor: slot.name.clone(),
+                        error: e.to_string(),
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Asks child `i` to stop and waits for it until `deadline`; past it, signals it.
+    fn stop_one(&mut self, i: usize, deadline: Instant) {
+        self.slots[i].ops.request_stop(deadline);
+        self.wait_exits(&[i], deadline);
+        self.escalate(&[i]);
+    }
+
+    /// Waits until every child in `which` has exited, at most until `deadline`.
+    fn wait_exits(&mut self, which: &[usize], deadline: Instant) {
+        loop {
+            let mut alive = false;
+            for &i in which {
+                let status = match &mut self.slots[i].running {
+                    Some(r) => r.child.try_wait().ok().flatten(),
+                    None => continue,
+                };
+                match status {
+                    Some(st) => self.on_exit(i, st),
+                    None => alive = true,
+                }
+            }
+            if !alive || Instant::now() >= deadline {
+                return;
+            }
+            self.pump_reports(Duration::from_millis(2));
+        }
+    }
+
+    /// SIGTERM (after SIGCONT, for a stopped process), then SIGKILL after the grace, to the
+    /// children in `which` still running; reaps them all.
+    fn escalate(&mut self, which: &[usize]) {
+        let alive: Vec<usize> = which.iter().copied().filter(|i| self.slots[*i].running.is_some()).collect();
+        if alive.is_empty() {
+            return;
+        }
+        for &i in &alive {
+            let slot = &self.slots[i];
+            if let Some(r) = &slot.running {
+                slog::warn!(self.log, "{} (pid {}) did not stop by the deadline: SIGTERM", slot.name, r.pid);
+                process::kill(r.pid, libc::SIGCONT);
+                process::kill(r.pid, libc::SIGTERM);
+            }
+        }
+        self.wait_exits(&alive, Instant::now() + self.config.kill_grace);
+        for &i in &alive {
+            let name = self.slots[i].name.clone();
+            if let Some(mut r) = self.slots[i].running.take() {
+                slog::warn!(self.log, "{name} (pid {}) still running after SIGTERM: SIGKILL", r.pid);
+                let status = reap(&mut r.child, Duration::ZERO);
+                match status {
+                    Some(st) => {
+                        self.slots[i].running = Some(r);
+                        self.on_exit(i, st);
+                    }
+                    None => slog::error!(self.log, "{name} (pid {}) could not be reaped", r.pid),
+                }
+            }
+        }
+    }
+
+    /// Stops everything: children in reverse start order under one shared deadline, then
+    /// SIGTERM/SIGKILL for those still alive, then every mailbox closed, drained and counted.
+    fn shutdown(&mut self) -> Summary {
+        let t0 = Instant::now();
+        let reason = self
+            .stop
+            .get_or_insert_with(|| StopReason::Requested("shutdown".into()))
+            .clone();
+        slog::info!(self.log, "stopping the system: {reason}");
+        let deadline = t0 + self.config.stop_timeout;
+        for i in (0..self.slots.len()).rev() {
+            if self.slots[i].running.is_some() {
+                slog::debug!(self.log, "asking {} to stop", self.slots[i].name);
+                self.slots[i].ops.request_stop(deadline);
+                self.wait_exits(&[i], deadline);
+            }
+        }
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        self.escalate(&all);
+
+        // Mailboxes: no new accepts, the root's own sends flushed into the sockets, then
+        // whatever is left drained and counted, then the inboxes closed.
+        for slot in &self.slots {
+            Counters::set(&slot.ops.counters().get().gone, 1);
+        }
+        let undelivered = flush_all(Instant::now() + Duration::from_millis(200));
+        if undelivered > 0 {
+            slog::warn!(self.log, "{undelivered} messages sent by the root could not be delivered");
+        }
+        let drain_deadline = Instant::now() + Duration::from_millis(500);
+        for slot in &mut self.slots {
+            let drained = slot.ops.drain(drain_deadline);
+            if drained > 0 {
+                slog::warn!(self.log, "{drained} messages left in {}'s inbox, counted as dead letters", slot.name);
+            }
+            slot.ops.close();
+        }
+        while let Recv::Msg(r) = self.reports.recv_timeout(Duration::ZERO) {
+            match r {
+                Report::App { .. } => self.deferred.push_back(r),
+                other => self.on_lifecycle_report(other),
+            }
+        }
+
+        let actors: Vec<ActorSummary> = self.slots.iter().map(summarize).collect();
+        let stop_millis = t0.elapsed().as_millis() as u64;
+        for a in &actors {
+            slog::info!(
+                self.log,
+                "summary: {} pid={} {} handled={} dead_letters={} restarts={}",
+                a.name, a.pid, a.exit, a.handled, a.dead_letters, a.restarts;
+                "accepted" => a.accepted, "lost" => a.lost_in_crash, "decode_failures" => a.decode_failures
+            );
+            let unaccounted = a.accepted as i128 - a.handled as i128 - a.dead_letters as i128;
+            if unaccounted != 0 {
+                slog::warn!(self.log, "{}: {unaccounted} messages unaccounted for", a.name);
+            }
+        }
+        slog::info!(self.log, "stopped in {stop_millis} ms: {reason}"; "exit" => reason.exit_code());
+        self.finished = true;
+        self.logh.flush();
+        Summary {
+            reason,
+            actors,
+            stop_millis,
+        }
+    }
+}
+
+fn summarize(slot: &Slot) -> ActorSummary {
+    let c = slot.ops.counters();
+    let b = c.get();
+    ActorSummary {
+        name: slot.name.clone(),
+        pid: slot.last_pid,
+        exit: slot.last_exit,
+        accepted: Counters::load(&b.accepted),
+        handled: Counters::load(&b.handled),
+        dead_letters: c.dead_letters(),
+        lost_in_crash: c.lost(),
+        decode_failures: Counters::load(&b.decode_failed),
+        restarts: slot.restarts,
+    }
+}
+
+impl<E: Send + 'static> Drop for System<E> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Dropped without `run` (an early return after a failed spawn): still stop every
+            // child, so none is left behind.
+            let deadline = Instant::now() + self.config.stop_timeout;
+            for slot in self.slots.iter_mut().rev() {
+                if let Some(mut r) = slot.running.take() {
+                    slot.ops.request_stop(deadline);
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    reap(&mut r.child, left);
+                }
+            }
+            self.logh.flush();
+        }
+        if let Some(dir) = &self.private_dir {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Puts ipc-channel's bootstrap sockets in a directory only this user can enter, whatever
+/// the umask: ipc-channel makes its socket directory with the process umask (0755 under the
+/// usual 022). Returns the directory, to remove when the system ends.
+fn private_bootstrap_dir(log: &slog::Logger) -> Option<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("mpactor-{}-{}", std::process::id(), &crate::bootstrap::new_secret()[..8]));
+        if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            slog::warn!(log, "cannot create a private bootstrap directory: {e}");
+            return None;
+        }
+        match tempfile::env::override_temp_dir(&path) {
+            Ok(()) => Some(path),
+            Err(_) => None,
+        }
+    });
+    if let Some(path) = dir {
+        // A second system in the same process after the first removed it.
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(path);
+    }
+    dir.clone()
+}

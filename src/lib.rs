@@ -1,0 +1,44 @@
+//! # mpactor
+//!
+//! Actors that each run in their own OS process, supervised by a root actor: clean start-up,
+//! clean shutdown, signals obeyed, nothing hanging, nothing lost, everything logged.
+//!
+//! This facade re-exports the two crates a program uses:
+//! [`actor_core`] (the [`Actor`] trait, loops, events, policy, logging) and [`actor_ipc`]
+//! (the process runtime: [`Registry`], [`System`], [`Addr`]).
+//!
+//! ```no_run
+//! use mpactor::{loops, Actor, ActorError, Context, Registry, System, SystemConfig};
+//!
+//! /// Counts the numbers it gets, in its own process.
+//! struct Counter { seen: u64 }
+//!
+//! impl Actor for Counter {
+//!     type Args = ();
+//!     type Msg = u64;
+//!     type Event = ();
+//!     fn init_args(_: ()) -> Result<Self, ActorError> { Ok(Counter { seen: 0 }) }
+//!     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+//!         loops::queue(self, ctx, |this, _ctx, _n| { this.seen += 1; Ok(()) })
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // First thing: in a child process this runs the actor and never returns.
+//!     let registry = Registry::new().register::<Counter>().run_if_child();
+//!     let mut system = System::<()>::new(registry, SystemConfig::new("MAIN"))?;
+//!     let counter = system.spawn::<Counter>("COUNTER", ())?;
+//!     for n in 0..1000 { counter.send(n)?; }
+//!     system.request_stop("sent everything");
+//!     let summary = system.run(|_root, _from, ()| {});
+//!     std::process::exit(summary.exit_code());
+//! }
+//! ```
+
+pub use actor_core::{
+    self, lifecycle, log, loops, signals, supervision, Actor, ActorError, ActorSummary, AppClock, ChildOptions,
+    Context, ExitStatus, Intensity, Outcome, Recv, Restart, SendError, StopFlag, StopReason, Strategy, Summary,
+    SystemConfig,
+};
+pub use actor_core::slog;
+pub use actor_ipc::{self, flush_all, ActorStatus, Addr, Registry, RootCtx, StartError, System};
