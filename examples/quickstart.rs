@@ -123,7 +123,8 @@ fn main() {
         .run_if_child();
 
     let cli = Cli::parse();
-    let config = SystemConfig::new("MAIN").log_level(mpactor::log::level_from(cli.log_level.as_deref()));
+    let config =
+        SystemConfig::new("MAIN").log_level(mpactor::log::level_from(cli.log_level.as_deref()));
     let mut system = match System::<Event>::new(registry, config) {
         Ok(s) => s,
         Err(e) => {
@@ -158,7 +159,10 @@ fn main() {
         }
     });
 
-    let consumer = summary.actor("CONSUMER").cloned().unwrap_or_else(|| unreachable!("spawned above"));
+    let consumer = summary
+        .actor("CONSUMER")
+        .cloned()
+        .unwrap_or_else(|| unreachable!("spawned above"));
     println!(
         "quickstart: sent={} handled={} dead_letters={}",
         sent.unwrap_or(consumer.accepted),

@@ -35,10 +35,10 @@
 //! }
 //! ```
 
-pub use actor_core::{
-    self, lifecycle, log, loops, signals, supervision, Actor, ActorError, ActorSummary, AppClock, ChildOptions,
-    Context, ExitStatus, Intensity, Outcome, Recv, Restart, SendError, StopFlag, StopReason, Strategy, Summary,
-    SystemConfig,
-};
 pub use actor_core::slog;
+pub use actor_core::{
+    self, lifecycle, log, loops, signals, supervision, Actor, ActorError, ActorSummary, AppClock,
+    ChildOptions, Context, ExitStatus, Intensity, Outcome, Recv, Restart, SendError, StopFlag,
+    StopReason, Strategy, Summary, SystemConfig,
+};
 pub use actor_ipc::{self, flush_all, ActorStatus, Addr, Registry, RootCtx, StartError, System};

@@ -59,7 +59,13 @@ pub struct Stamp(pub Duration);
 impl fmt::Display for Stamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        write!(f, "{}:{:02}.{:03}", ms / 60_000, (ms / 1000) % 60, ms % 1000)
+        write!(
+            f,
+            "{}:{:02}.{:03}",
+            ms / 60_000,
+            (ms / 1000) % 60,
+            ms % 1000
+        )
     }
 }
 

@@ -79,10 +79,18 @@ impl Drop for LogHandle {
 pub fn init(actor: &str, clock: AppClock, level: Level) -> LogHandle {
     let stderr = io::stderr();
     let (drain, guard) = if stderr.is_terminal() {
-        let fmt = LineFormat::new(actor, clock, slog_term::TermDecorator::new().stderr().build());
+        let fmt = LineFormat::new(
+            actor,
+            clock,
+            slog_term::TermDecorator::new().stderr().build(),
+        );
         build_async(fmt, level)
     } else {
-        let fmt = LineFormat::new(actor, clock, slog_term::PlainDecorator::new(LineSink::new()));
+        let fmt = LineFormat::new(
+            actor,
+            clock,
+            slog_term::PlainDecorator::new(LineSink::new()),
+        );
         build_async(fmt, level)
     };
     LogHandle {

@@ -251,7 +251,11 @@ fn start_writer<M: Serialize + Send + 'static>(inner: &Inner<M>) -> Result<Outbo
 /// How long an idle writer waits before looking again whether its address is still held.
 const WRITER_IDLE: Duration = Duration::from_secs(1);
 
-fn write_loop<M: Serialize>(rx: Receiver<Item<M>>, tx: IpcSender<Frame<M>>, state: Arc<OutboxState>) {
+fn write_loop<M: Serialize>(
+    rx: Receiver<Item<M>>,
+    tx: IpcSender<Frame<M>>,
+    state: Arc<OutboxState>,
+) {
     let mut batch: Vec<M> = Vec::with_capacity(64);
     loop {
         let first = match rx.recv_timeout(WRITER_IDLE) {

@@ -3,11 +3,11 @@
 //! 1. The root opens an `IpcOneShotServer` in a directory only its user can enter, and starts
 //!    the child with the server's name, a per-spawn secret and the actor's type and name in its
 //!    environment.
-//! 2. The child connects and sends [`Hello::Hello`]: the secret, its pid, and a sender on
+//! 2. The child connects and sends [`Boot::Hello`]: the secret, its pid, and a sender on
 //!    which it wants its [`Setup`].
 //! 3. The root checks the secret and the pid, and sends the `Setup`: the `Args`, the inbox,
 //!    the shared counters, the root's report address, the lifeline and the clock's zero.
-//! 4. The child runs `startup` and says [`Hello::Started`] (or [`Hello::StartFailed`]) on the
+//! 4. The child runs `startup` and says [`Boot::Started`] (or [`Boot::StartFailed`]) on the
 //!    same connection.
 //!
 //! Every wait in it has a deadline; `accept`, which has none in ipc-channel, runs on a thread
@@ -34,7 +34,7 @@ pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Messages from the child on the bootstrap connection.
 #[derive(Serialize, Deserialize)]
-pub(crate) enum Hello {
+pub(crate) enum Boot {
     Hello {
         secret: String,
         pid: u32,
@@ -48,7 +48,9 @@ pub(crate) enum Hello {
 
 /// Everything a child needs, sent by the root after the hello.
 #[derive(Serialize, Deserialize)]
-#[serde(bound = "Args: Serialize + for<'a> Deserialize<'a>, Msg: Serialize + for<'a> Deserialize<'a> + Send + 'static, Event: Serialize + for<'a> Deserialize<'a> + Send + 'static")]
+#[serde(
+    bound = "Args: Serialize + for<'a> Deserialize<'a>, Msg: Serialize + for<'a> Deserialize<'a> + Send + 'static, Event: Serialize + for<'a> Deserialize<'a> + Send + 'static"
+)]
 pub(crate) struct Setup<Args, Msg: Send + 'static, Event: Send + 'static> {
     pub name: String,
     pub args: Args,

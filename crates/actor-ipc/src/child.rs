@@ -2,7 +2,7 @@
 //! point that runs one actor in its own process.
 
 use crate::addr::{flush_all, Addr};
-use crate::bootstrap::{Hello, Setup, ENV_CHILD, ENV_NAME, ENV_SECRET, ENV_SERVER, SETUP_TIMEOUT};
+use crate::bootstrap::{Boot, Setup, ENV_CHILD, ENV_NAME, ENV_SECRET, ENV_SERVER, SETUP_TIMEOUT};
 use crate::inbox::IpcInbox;
 use actor_core::lifecycle::{self, Outcome};
 use actor_core::{log, signals, Actor, Context, EventPort, Report, SendError, StopFlag};
@@ -153,11 +153,11 @@ fn child_main<A: Actor>() -> i32 {
 
 type SetupOf<A> = Setup<<A as Actor>::Args, <A as Actor>::Msg, <A as Actor>::Event>;
 
-fn handshake<A: Actor>(boot: &BootEnv) -> Result<(IpcSender<Hello>, SetupOf<A>), String> {
-    let conn: IpcSender<Hello> =
+fn handshake<A: Actor>(boot: &BootEnv) -> Result<(IpcSender<Boot>, SetupOf<A>), String> {
+    let conn: IpcSender<Boot> =
         IpcSender::connect(boot.server.clone()).map_err(|e| format!("connect: {e}"))?;
     let (setup_tx, setup_rx) = ipc::channel::<SetupOf<A>>().map_err(|e| format!("channel: {e}"))?;
-    conn.send(Hello::Hello {
+    conn.send(Boot::Hello {
         secret: boot.secret.clone(),
         pid: std::process::id(),
         setup: setup_tx.to_opaque(),
@@ -169,7 +169,7 @@ fn handshake<A: Actor>(boot: &BootEnv) -> Result<(IpcSender<Hello>, SetupOf<A>),
     Ok((conn, setup))
 }
 
-fn run_actor<A: Actor>(conn: IpcSender<Hello>, setup: SetupOf<A>) -> i32 {
+fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
     let level = log::parse_level(&setup.log_level).unwrap_or(log::DEFAULT_LEVEL);
     let mut logh = log::init(&setup.name, setup.clock, level);
     let logger = logh.logger.clone();
@@ -188,7 +188,12 @@ fn run_actor<A: Actor>(conn: IpcSender<Hello>, setup: SetupOf<A>) -> i32 {
         let root_gone = root_gone.clone();
         let installed = signals::install(
             move |signal, count| {
-                slog::info!(log, "got {} ({count} of {})", signals::signal_name(signal), signals::HARD_STOP_AT);
+                slog::info!(
+                    log,
+                    "got {} ({count} of {})",
+                    signals::signal_name(signal),
+                    signals::HARD_STOP_AT
+                );
                 let report = Report::Signalled {
                     actor: name.clone(),
                     signal,
@@ -205,7 +210,12 @@ fn run_actor<A: Actor>(conn: IpcSender<Hello>, setup: SetupOf<A>) -> i32 {
             slog::error!(logger, "cannot install signal handlers: {e}");
         }
     }
-    watch_lifeline(setup.lifeline, stop.clone(), root_gone.clone(), logger.clone());
+    watch_lifeline(
+        setup.lifeline,
+        stop.clone(),
+        root_gone.clone(),
+        logger.clone(),
+    );
 
     slog::info!(logger, "started"; "pid" => pid);
     let stop_timeout = Duration::from_millis(setup.stop_timeout_ms);
@@ -223,20 +233,26 @@ fn run_actor<A: Actor>(conn: IpcSender<Hello>, setup: SetupOf<A>) -> i32 {
         Box::new(port),
     );
     let outcome = lifecycle::run::<A>(setup.args, &mut ctx, |_| {
-        let _ = conn.send(Hello::Started);
+        let _ = conn.send(Boot::Started);
     });
     if let Outcome::StartFailed(why) = &outcome {
-        let _ = conn.send(Hello::StartFailed(why.clone()));
+        let _ = conn.send(Boot::StartFailed(why.clone()));
     }
 
     let deadline = Instant::now() + stop_timeout;
     let drained = ctx.drain_inbox(deadline);
     if drained > 0 {
-        slog::warn!(logger, "{drained} messages left in the inbox, counted as dead letters");
+        slog::warn!(
+            logger,
+            "{drained} messages left in the inbox, counted as dead letters"
+        );
     }
     let undelivered = flush_all(deadline);
     if undelivered > 0 {
-        slog::warn!(logger, "{undelivered} messages could not be delivered by the stop deadline");
+        slog::warn!(
+            logger,
+            "{undelivered} messages could not be delivered by the stop deadline"
+        );
     }
     if let Outcome::Failed(error) = &outcome {
         let _ = setup.root.try_send(Report::Fatal {
@@ -257,7 +273,9 @@ fn run_actor<A: Actor>(conn: IpcSender<Hello>, setup: SetupOf<A>) -> i32 {
         (other, _) => other.exit_code(),
     };
     match &outcome {
-        Outcome::Clean => slog::info!(logger, "Normal shutdown"; "pid" => pid, "handled" => ctx.handled(), "exit" => code),
+        Outcome::Clean => {
+            slog::info!(logger, "Normal shutdown"; "pid" => pid, "handled" => ctx.handled(), "exit" => code)
+        }
         Outcome::StartFailed(why) | Outcome::Failed(why) => {
             slog::error!(logger, "Failed: {why}"; "pid" => pid, "handled" => ctx.handled(), "exit" => code)
         }
@@ -270,7 +288,12 @@ fn run_actor<A: Actor>(conn: IpcSender<Hello>, setup: SetupOf<A>) -> i32 {
 /// Watches the link to the root: when it closes (or the parent changes), the root is gone;
 /// the actor is asked to stop and, if it has not exited within [`ORPHAN_GRACE`], the process
 /// exits hard. A root killed with SIGKILL thus leaves no actor behind.
-fn watch_lifeline(lifeline: IpcReceiver<()>, stop: StopFlag, root_gone: Arc<AtomicBool>, log: slog::Logger) {
+fn watch_lifeline(
+    lifeline: IpcReceiver<()>,
+    stop: StopFlag,
+    root_gone: Arc<AtomicBool>,
+    log: slog::Logger,
+) {
     // SAFETY: getppid has no preconditions.
     let parent = unsafe { libc::getppid() };
     let spawned = std::thread::Builder::new()
@@ -293,7 +316,10 @@ fn watch_lifeline(lifeline: IpcReceiver<()>, stop: StopFlag, root_gone: Arc<Atom
             slog::warn!(log, "the root is gone: stopping");
             stop.set();
             std::thread::sleep(ORPHAN_GRACE);
-            slog::error!(log, "still running {ORPHAN_GRACE:?} after the root died: exiting now");
+            slog::error!(
+                log,
+                "still running {ORPHAN_GRACE:?} after the root died: exiting now"
+            );
             // SAFETY: ends the process without running destructors, which may be stuck.
             unsafe { libc::_exit(1) };
         });

@@ -25,7 +25,10 @@ pub(crate) fn duplicate<T>(rx: &IpcReceiver<T>) -> io::Result<IpcReceiver<T>> {
     // T), so its bytes are the descriptor.
     let fd: c_int = unsafe { transmute_copy(rx) };
     if fd < 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "receiver already moved"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "receiver already moved",
+        ));
     }
     // SAFETY: plain fcntl on a descriptor we own a handle to.
     let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
@@ -51,6 +54,9 @@ mod tests {
         assert_eq!(rx.recv().expect("recv"), 1);
         drop(rx);
         tx.send(2).expect("send after the original closed");
-        assert_eq!(dup.try_recv_timeout(Duration::from_secs(1)).expect("recv"), 2);
+        assert_eq!(
+            dup.try_recv_timeout(Duration::from_secs(1)).expect("recv"),
+            2
+        );
     }
 }

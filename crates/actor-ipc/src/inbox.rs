@@ -26,7 +26,12 @@ impl<M> IpcInbox<M>
 where
     M: Serialize + DeserializeOwned + Send,
 {
-    pub fn new(rx: IpcReceiver<Frame<M>>, counters: Counters, name: &str, log: slog::Logger) -> Self {
+    pub fn new(
+        rx: IpcReceiver<Frame<M>>,
+        counters: Counters,
+        name: &str,
+        log: slog::Logger,
+    ) -> Self {
         Self {
             rx,
             counters,
@@ -51,13 +56,27 @@ where
             Err(TryRecvError::Empty) => None,
             Err(TryRecvError::IpcError(IpcError::SerializationError(e))) => {
                 Counters::add(&self.counters.get().decode_failed, 1);
-                slog::error!(self.log, "a frame for {} failed to decode and was dropped: {e:?}", self.name);
+                slog::error!(
+                    self.log,
+                    "a frame for {} failed to decode and was dropped: {e:?}",
+                    self.name
+                );
                 None
             }
             Err(TryRecvError::IpcError(IpcError::Disconnected)) => {
                 // Every sender is gone, the root's included: nobody can ask for a stop any more.
-                slog::warn!(self.log, "every sender of {}'s inbox is gone: stopping", self.name);
+                slog::warn!(
+                    self.log,
+                    "every sender of {}'s inbox is gone: stopping",
+                    self.name
+                );
                 Some(false)
+            }
+            Err(TryRecvError::IpcError(IpcError::Io(e)))
+                if e.kind() == std::io::ErrorKind::Interrupted =>
+            {
+                // A signal arrived during the wait: an ordinary early wake-up.
+                None
             }
             Err(TryRecvError::IpcError(IpcError::Io(e))) => {
                 slog::error!(self.log, "receiving from {}'s inbox failed: {e}", self.name);
@@ -125,7 +144,11 @@ where
 
 /// Root side: takes every frame left in an inbox whose actor has ended for good, counting the
 /// messages as dead letters. Returns how many.
-pub(crate) fn drain_in_root<M>(rx: &IpcReceiver<Frame<M>>, counters: &Counters, deadline: Instant) -> u64
+pub(crate) fn drain_in_root<M>(
+    rx: &IpcReceiver<Frame<M>>,
+    counters: &Counters,
+    deadline: Instant,
+) -> u64
 where
     M: Serialize + DeserializeOwned,
 {

@@ -48,7 +48,12 @@ pub(crate) fn spawn(cmd: Command) -> io::Result<Child> {
 }
 
 /// The command that starts a child running actor type `key` as `name`.
-pub(crate) fn child_command(key: &str, name: &str, server: &str, secret: &str) -> io::Result<Command> {
+pub(crate) fn child_command(
+    key: &str,
+    name: &str,
+    server: &str,
+    secret: &str,
+) -> io::Result<Command> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg0(name)

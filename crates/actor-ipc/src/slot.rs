@@ -2,7 +2,7 @@
 //! arguments, and how to start a process for it.
 
 use crate::addr::{Addr, Frame};
-use crate::bootstrap::{new_secret, Hello, Setup};
+use crate::bootstrap::{new_secret, Boot, Setup};
 use crate::child::type_key;
 use crate::counters::Counters;
 use crate::process;
@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The actor type was not added to the [`Registry`](crate::Registry).
-    #[error("cannot start {actor}: its actor type {type_name} is not registered (Registry::register)")]
+    #[error(
+        "cannot start {actor}: its actor type {type_name} is not registered (Registry::register)"
+    )]
     Unregistered {
         /// The actor's name.
         actor: String,
@@ -124,10 +126,20 @@ pub(crate) struct TypedSlot<A: Actor> {
 type SetupOf<A> = Setup<<A as Actor>::Args, <A as Actor>::Msg, <A as Actor>::Event>;
 
 impl<A: Actor> TypedSlot<A> {
-    pub fn new(name: &str, args: A::Args, options: ChildOptions, env: StartEnv<A::Event>) -> std::io::Result<Self> {
+    pub fn new(
+        name: &str,
+        args: A::Args,
+        options: ChildOptions,
+        env: StartEnv<A::Event>,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = ipc::channel::<Frame<A::Msg>>()?;
         let counters = Counters::new();
-        let addr = Addr::new(name.to_string(), tx, counters.clone(), options.mailbox_capacity);
+        let addr = Addr::new(
+            name.to_string(),
+            tx,
+            counters.clone(),
+            options.mailbox_capacity,
+        );
         Ok(Self {
             name: name.to_string(),
             args,
@@ -148,7 +160,7 @@ impl<A: Actor> TypedSlot<A> {
 
     fn handshake(
         &self,
-        server: IpcOneShotServer<Hello>,
+        server: IpcOneShotServer<Boot>,
         server_name: &str,
         secret: &str,
         child: &mut Child,
@@ -179,21 +191,26 @@ impl<A: Actor> TypedSlot<A> {
         };
         let (conn, hello) = accepted.map_err(|e| self.err(format!("bootstrap connection: {e}")))?;
         let setup_tx = match hello {
-            Hello::Hello {
+            Boot::Hello {
                 secret: s,
                 pid: p,
                 setup,
             } if s == secret && p == pid => setup.to::<SetupOf<A>>(),
-            Hello::Hello { pid: p, .. } => {
+            Boot::Hello { pid: p, .. } => {
                 return Err(self.err(format!(
                     "the process that connected (pid {p}) did not prove itself as the spawned child (pid {pid})"
                 )))
             }
             _ => return Err(self.err("the bootstrap connection did not start with a hello")),
         };
-        let inbox = self.inbox.as_ref().ok_or_else(|| self.err("the inbox is closed"))?;
-        let child_inbox = crate::fd::duplicate(inbox).map_err(|e| self.err(format!("inbox: {e}")))?;
-        let (lifeline_tx, lifeline_rx) = ipc::channel::<()>().map_err(|e| self.err(format!("lifeline: {e}")))?;
+        let inbox = self
+            .inbox
+            .as_ref()
+            .ok_or_else(|| self.err("the inbox is closed"))?;
+        let child_inbox =
+            crate::fd::duplicate(inbox).map_err(|e| self.err(format!("inbox: {e}")))?;
+        let (lifeline_tx, lifeline_rx) =
+            ipc::channel::<()>().map_err(|e| self.err(format!("lifeline: {e}")))?;
         Counters::set(&self.counters.get().stop_requested, 0);
         setup_tx
             .send(Setup {
@@ -210,8 +227,8 @@ impl<A: Actor> TypedSlot<A> {
             .map_err(|e| self.err(format!("sending the setup: {e}")))?;
         loop {
             match conn.try_recv_timeout(WATCH_POLL) {
-                Ok(Hello::Started) => return Ok(lifeline_tx),
-                Ok(Hello::StartFailed(why)) => {
+                Ok(Boot::Started) => return Ok(lifeline_tx),
+                Ok(Boot::StartFailed(why)) => {
                     return Err(StartError::StartupFailed {
                         actor: self.name.clone(),
                         why,
@@ -237,7 +254,12 @@ impl<A: Actor> TypedSlot<A> {
         }
     }
 
-    fn check_alive(&self, child: &mut Child, deadline: Instant, interrupted: &dyn Fn() -> bool) -> Result<(), StartError> {
+    fn check_alive(
+        &self,
+        child: &mut Child,
+        deadline: Instant,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<(), StartError> {
         if let Ok(Some(st)) = child.try_wait() {
             return Err(StartError::Exited {
                 actor: self.name.clone(),
@@ -261,8 +283,8 @@ impl<A: Actor> TypedSlot<A> {
 
 /// Connects to a bootstrap server so that its `accept` returns.
 fn unblock_accept(server_name: &str) {
-    if let Ok(tx) = IpcSender::<Hello>::connect(server_name.to_string()) {
-        let _ = tx.send(Hello::Abort);
+    if let Ok(tx) = IpcSender::<Boot>::connect(server_name.to_string()) {
+        let _ = tx.send(Boot::Abort);
     }
 }
 
@@ -296,13 +318,21 @@ pub(crate) fn reap(child: &mut Child, grace: Duration) -> Option<std::process::E
 
 impl<A: Actor> SlotOps for TypedSlot<A> {
     fn start(&mut self, interrupted: &dyn Fn() -> bool) -> Result<Running, StartError> {
-        let (server, server_name) = IpcOneShotServer::<Hello>::new().map_err(|e| self.err(format!("bootstrap server: {e}")))?;
+        let (server, server_name) = IpcOneShotServer::<Boot>::new()
+            .map_err(|e| self.err(format!("bootstrap server: {e}")))?;
         let secret = new_secret();
         let cmd = process::child_command(type_key::<A>(), &self.name, &server_name, &secret)
             .map_err(|e| self.err(format!("command: {e}")))?;
         let mut child = process::spawn(cmd).map_err(|e| self.err(format!("spawn: {e}")))?;
         let deadline = Instant::now() + self.options.start_timeout;
-        match self.handshake(server, &server_name, &secret, &mut child, deadline, interrupted) {
+        match self.handshake(
+            server,
+            &server_name,
+            &secret,
+            &mut child,
+            deadline,
+            interrupted,
+        ) {
             Ok(lifeline) => Ok(Running {
                 pid: child.id(),
                 child,

@@ -10,8 +10,8 @@ use crate::slot::{reap, Running, SlotOps, StartEnv, StartError, TypedSlot};
 use actor_core::signals::signal_name;
 use actor_core::supervision::WATCH_POLL;
 use actor_core::{
-    log, signals, Actor, ActorSummary, AppClock, ChildOptions, ExitStatus, InboxPort, IntensityTracker, Recv,
-    Report, StopReason, Summary, SystemConfig,
+    log, signals, Actor, ActorSummary, AppClock, ChildOptions, ExitStatus, InboxPort,
+    IntensityTracker, Recv, Report, StopReason, Summary, SystemConfig,
 };
 use crossbeam_channel::Receiver;
 use std::collections::VecDeque;
@@ -90,7 +90,11 @@ fn status_of(slots: &[Slot]) -> Vec<ActorStatus> {
             },
             handled: Counters::load(&s.ops.counters().get().handled),
             restarts: s.restarts,
-            uptime: s.running.as_ref().map(|r| r.since.elapsed()).unwrap_or_default(),
+            uptime: s
+                .running
+                .as_ref()
+                .map(|r| r.since.elapsed())
+                .unwrap_or_default(),
         })
         .collect()
 }
@@ -204,7 +208,11 @@ where
 
     /// Starts actor `A` as `name` with the default [`ChildOptions`], and waits until its
     /// `startup` succeeded. Children start in the order they are spawned.
-    pub fn spawn<A: Actor<Event = E>>(&mut self, name: &str, args: A::Args) -> Result<Addr<A::Msg>, StartError> {
+    pub fn spawn<A: Actor<Event = E>>(
+        &mut self,
+        name: &str,
+        args: A::Args,
+    ) -> Result<Addr<A::Msg>, StartError> {
         self.spawn_with::<A>(name, args, ChildOptions::default())
     }
 
@@ -225,12 +233,17 @@ where
             });
         }
         if self.slots.iter().any(|s| s.name == name) {
-            return Err(StartError::DuplicateName { actor: name.to_string() });
+            return Err(StartError::DuplicateName {
+                actor: name.to_string(),
+            });
         }
-        let mut typed = TypedSlot::<A>::new(name, args, options, self.env.clone()).map_err(|e| StartError::Bootstrap {
-            actor: name.to_string(),
-            why: e.to_string(),
-        })?;
+        let mut typed =
+            TypedSlot::<A>::new(name, args, options, self.env.clone()).map_err(|e| {
+                StartError::Bootstrap {
+                    actor: name.to_string(),
+                    why: e.to_string(),
+                }
+            })?;
         let addr = typed.addr.clone();
         let t0 = Instant::now();
         let signals = self.signals.clone();
@@ -333,9 +346,17 @@ where
 
     fn on_lifecycle_report(&mut self, report: Report<E>) {
         match report {
-            Report::Signalled { actor, signal, count } => {
+            Report::Signalled {
+                actor,
+                signal,
+                count,
+            } => {
                 if self.stop.is_none() {
-                    slog::warn!(self.log, "{actor} got {}: stopping the whole system", signal_name(signal));
+                    slog::warn!(
+                        self.log,
+                        "{actor} got {}: stopping the whole system",
+                        signal_name(signal)
+                    );
                     self.stop = Some(StopReason::ActorSignalled { actor, signal });
                 } else {
                     slog::debug!(self.log, "{actor} got {} ({count})", signal_name(signal));
@@ -355,7 +376,10 @@ where
                 slog::debug!(self.log, "{actor} stopped"; "drained" => drained, "undelivered" => undelivered);
             }
             Report::App { actor, .. } => {
-                slog::debug!(self.log, "an event from {actor} arrived while stopping; not routed");
+                slog::debug!(
+                    self.log,
+                    "an event from {actor} arrived while stopping; not routed"
+                );
             }
         }
     }
@@ -363,7 +387,9 @@ where
     /// Collects reports while the root waits for something else (a child's exit).
     fn pump_reports(&mut self, wait: Duration) {
         match self.reports.recv_timeout(wait) {
-            Recv::Msg(Report::App { actor, event }) => self.deferred.push_back(Report::App { actor, event }),
+            Recv::Msg(Report::App { actor, event }) => {
+                self.deferred.push_back(Report::App { actor, event })
+            }
             Recv::Msg(r) => self.on_lifecycle_report(r),
             _ => {}
         }
@@ -385,7 +411,9 @@ where
     fn on_exit(&mut self, i: usize, status: std::process::ExitStatus) {
         let status = process::exit_status(status);
         let slot = &mut self.slots[i];
-        let Some(run) = slot.running.take() else { return };
+        let Some(run) = slot.running.take() else {
+            return;
+        };
         process::forget(run.pid);
         slot.last_exit = status;
         let failed = !status.is_clean();
@@ -393,13 +421,20 @@ where
         slot.lost_seen += lost;
         let name = slot.name.clone();
         if failed {
-            let cause = slot.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
-            slog::error!(self.log, "{name} (pid {}) ended: {status}{cause}", run.pid; "pid" => run.pid, "exit" => %status);
+            let cause = slot
+                .last_error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            slog::error!(self.log, "{name} (pid {}) ended: {status}{cause}", run.pid);
         } else {
-            slog::info!(self.log, "{name} (pid {}) exited: {status}", run.pid; "pid" => run.pid, "exit" => %status);
+            slog::info!(self.log, "{name} (pid {}) exited: {status}", run.pid);
         }
         if lost > 0 {
-            slog::error!(self.log, "{lost} messages were lost with {name}'s process (received, not yet handled)");
+            slog::error!(
+                self.log,
+                "{lost} messages were lost with {name}'s process (received, not yet handled)"
+            );
         }
         if self.stop.is_some() {
             return;
@@ -419,10 +454,16 @@ where
             }
             self.restart(i);
         } else if failed {
-            let error = slot.last_error.clone().unwrap_or_else(|| status.to_string());
+            let error = slot
+                .last_error
+                .clone()
+                .unwrap_or_else(|| status.to_string());
             self.stop = Some(StopReason::Fatal { actor: name, error });
         } else {
-            slog::info!(self.log, "{name} finished; its restart type ({restart:?}) does not restart it");
+            slog::info!(
+                self.log,
+                "{name} finished; its restart type ({restart:?}) does not restart it"
+            );
             slot.ended = true;
             Counters::set(&slot.ops.counters().get().gone, 1);
         }
@@ -440,7 +481,12 @@ where
         let deadline = Instant::now() + self.config.stop_timeout;
         for &j in affected.iter().rev() {
             if j != i && self.slots[j].running.is_some() {
-                slog::info!(self.log, "stopping {} to restart it with {}", self.slots[j].name, self.slots[i].name);
+                slog::info!(
+                    self.log,
+                    "stopping {} to restart it with {}",
+                    self.slots[j].name,
+                    self.slots[i].name
+                );
                 self.stop_one(j, deadline);
             }
         }
@@ -448,7 +494,12 @@ where
             let signals = self.signals.clone();
             let slot = &mut self.slots[j];
             slot.restarts += 1;
-            slog::warn!(self.log, "restarting {} (restart {})", slot.name, slot.restarts);
+            slog::warn!(
+                self.log,
+                "restarting {} (restart {})",
+                slot.name,
+                slot.restarts
+            );
             slot.last_error = None;
             match slot.ops.start(&|| !signals.is_empty()) {
                 Ok(running) => {
@@ -500,14 +551,23 @@ where
     /// SIGTERM (after SIGCONT, for a stopped process), then SIGKILL after the grace, to the
     /// children in `which` still running; reaps them all.
     fn escalate(&mut self, which: &[usize]) {
-        let alive: Vec<usize> = which.iter().copied().filter(|i| self.slots[*i].running.is_some()).collect();
+        let alive: Vec<usize> = which
+            .iter()
+            .copied()
+            .filter(|i| self.slots[*i].running.is_some())
+            .collect();
         if alive.is_empty() {
             return;
         }
         for &i in &alive {
             let slot = &self.slots[i];
             if let Some(r) = &slot.running {
-                slog::warn!(self.log, "{} (pid {}) did not stop by the deadline: SIGTERM", slot.name, r.pid);
+                slog::warn!(
+                    self.log,
+                    "{} (pid {}) did not stop by the deadline: SIGTERM",
+                    slot.name,
+                    r.pid
+                );
                 process::kill(r.pid, libc::SIGCONT);
                 process::kill(r.pid, libc::SIGTERM);
             }
@@ -516,7 +576,11 @@ where
         for &i in &alive {
             let name = self.slots[i].name.clone();
             if let Some(mut r) = self.slots[i].running.take() {
-                slog::warn!(self.log, "{name} (pid {}) still running after SIGTERM: SIGKILL", r.pid);
+                slog::warn!(
+                    self.log,
+                    "{name} (pid {}) still running after SIGTERM: SIGKILL",
+                    r.pid
+                );
                 let status = reap(&mut r.child, Duration::ZERO);
                 match status {
                     Some(st) => {
@@ -556,13 +620,20 @@ where
         }
         let undelivered = flush_all(Instant::now() + Duration::from_millis(200));
         if undelivered > 0 {
-            slog::warn!(self.log, "{undelivered} messages sent by the root could not be delivered");
+            slog::warn!(
+                self.log,
+                "{undelivered} messages sent by the root could not be delivered"
+            );
         }
         let drain_deadline = Instant::now() + Duration::from_millis(500);
         for slot in &mut self.slots {
             let drained = slot.ops.drain(drain_deadline);
             if drained > 0 {
-                slog::warn!(self.log, "{drained} messages left in {}'s inbox, counted as dead letters", slot.name);
+                slog::warn!(
+                    self.log,
+                    "{drained} messages left in {}'s inbox, counted as dead letters",
+                    slot.name
+                );
             }
             slot.ops.close();
         }
@@ -584,7 +655,11 @@ where
             );
             let unaccounted = a.accepted as i128 - a.handled as i128 - a.dead_letters as i128;
             if unaccounted != 0 {
-                slog::warn!(self.log, "{}: {unaccounted} messages unaccounted for", a.name);
+                slog::warn!(
+                    self.log,
+                    "{}: {unaccounted} messages unaccounted for",
+                    a.name
+                );
             }
         }
         slog::info!(self.log, "stopped in {stop_millis} ms: {reason}"; "exit" => reason.exit_code());
@@ -642,7 +717,11 @@ fn private_bootstrap_dir(log: &slog::Logger) -> Option<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("mpactor-{}-{}", std::process::id(), &crate::bootstrap::new_secret()[..8]));
+        let path = std::env::temp_dir().join(format!(
+            "mpactor-{}-{}",
+            std::process::id(),
+            &crate::bootstrap::new_secret()[..8]
+        ));
         if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&path) {
             slog::warn!(log, "cannot create a private bootstrap directory: {e}");
             return None;
