@@ -16,14 +16,26 @@ use std::os::raw::c_int;
 
 const _: () = assert!(size_of::<IpcReceiver<()>>() == size_of::<c_int>());
 
+/// The descriptor inside a receiver (still owned by it).
+pub(crate) fn raw_fd<T>(rx: &IpcReceiver<T>) -> c_int {
+    assert_eq!(size_of::<IpcReceiver<T>>(), size_of::<c_int>());
+    // SAFETY: see the module doc: the receiver's bytes are its descriptor.
+    unsafe { transmute_copy(rx) }
+}
+
+/// Wraps a connected `SOCK_SEQPACKET` socket (one we accepted ourselves) as an ipc-channel
+/// receiver, which then owns it.
+pub(crate) fn receiver_from_fd<T>(fd: c_int) -> IpcReceiver<T> {
+    assert_eq!(size_of::<IpcReceiver<T>>(), size_of::<c_int>());
+    let fd = ManuallyDrop::new(fd);
+    // SAFETY: the layout argument of the module doc; the descriptor is open and ours.
+    unsafe { transmute_copy::<c_int, IpcReceiver<T>>(&fd) }
+}
+
 /// Returns a second receiver on the same socket (`F_DUPFD_CLOEXEC`). Both receive from one
 /// queue; the runtime never reads from both at once.
 pub(crate) fn duplicate<T>(rx: &IpcReceiver<T>) -> io::Result<IpcReceiver<T>> {
-    assert_eq!(size_of::<IpcReceiver<T>>(), size_of::<c_int>());
-    // SAFETY: `IpcReceiver<T>` is exactly one `Cell<c_int>` (the descriptor) and a
-    // zero-sized marker (checked above at compile time for one T and at run time for this
-    // T), so its bytes are the descriptor.
-    let fd: c_int = unsafe { transmute_copy(rx) };
+    let fd = raw_fd(rx);
     if fd < 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -35,10 +47,7 @@ pub(crate) fn duplicate<T>(rx: &IpcReceiver<T>) -> io::Result<IpcReceiver<T>> {
     if dup < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: the same layout argument in reverse: a `c_int` holding a fresh descriptor is a
-    // valid `IpcReceiver<T>` that owns it and closes it on drop.
-    let dup = ManuallyDrop::new(dup);
-    Ok(unsafe { transmute_copy::<c_int, IpcReceiver<T>>(&dup) })
+    Ok(receiver_from_fd(dup))
 }
 
 #[cfg(test)]

@@ -2,13 +2,13 @@
 //! arguments, and how to start a process for it.
 
 use crate::addr::{Addr, Frame};
-use crate::bootstrap::{new_secret, Boot, Setup};
+use crate::bootstrap::{new_secret, AcceptError, Boot, Listener, Setup};
 use crate::child::type_key;
 use crate::counters::Counters;
 use crate::process;
 use actor_core::supervision::WATCH_POLL;
 use actor_core::{Actor, AppClock, ChildOptions, ExitStatus, Report};
-use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
+use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,10 @@ pub(crate) struct StartEnv<E: Send + 'static> {
     pub clock: AppClock,
     pub log_level: String,
     pub stop_timeout: Duration,
+    /// The private (0700) directory for bootstrap sockets.
+    pub dir: std::path::PathBuf,
+    /// The root's logger (refused bootstrap connections are logged).
+    pub log: slog::Logger,
 }
 
 impl<E: Send + 'static> Clone for StartEnv<E> {
@@ -109,6 +113,8 @@ impl<E: Send + 'static> Clone for StartEnv<E> {
             clock: self.clock,
             log_level: self.log_level.clone(),
             stop_timeout: self.stop_timeout,
+            dir: self.dir.clone(),
+            log: self.log.clone(),
         }
     }
 }
@@ -160,57 +166,36 @@ impl<A: Actor> TypedSlot<A> {
 
     fn handshake(
         &self,
-        server: IpcOneShotServer<Boot>,
-        server_name: &str,
+        listener: crate::bootstrap::Listener,
         secret: &str,
         child: &mut Child,
         deadline: Instant,
         interrupted: &dyn Fn() -> bool,
     ) -> Result<IpcSender<()>, StartError> {
         let pid = child.id();
-        let (acc_tx, acc_rx) = crossbeam_channel::bounded(1);
-        std::thread::Builder::new()
-            .name("mpactor-accept".into())
-            .spawn(move || {
-                let _ = acc_tx.send(server.accept());
-            })
-            .map_err(|e| self.err(format!("accept thread: {e}")))?;
-        // ipc-channel's accept has no deadline: wait for it here, watching the child, and
-        // unblock it by connecting ourselves if we give up.
-        let accepted = loop {
-            match acc_rx.recv_timeout(WATCH_POLL) {
-                Ok(result) => break result,
-                Err(_) => {
-                    let why = self.check_alive(child, deadline, interrupted);
-                    if let Err(e) = why {
-                        unblock_accept(server_name);
-                        return Err(e);
-                    }
-                }
+        let conn = listener
+            .accept_from::<Boot>(pid, &self.env.log, || self.check_alive(child, deadline, interrupted))
+            .map_err(|e| match e {
+                AcceptError::Stopped(e) => e,
+                AcceptError::Io(e) => self.err(format!("bootstrap accept: {e}")),
+            })?;
+        // The socket file goes now: the child is connected, nobody else may try.
+        drop(listener);
+        let hello = loop {
+            match conn.try_recv_timeout(WATCH_POLL) {
+                Ok(msg) => break msg,
+                Err(ipc_channel::TryRecvError::Empty) => self.check_alive(child, deadline, interrupted)?,
+                Err(e) => return Err(self.closed_or(child, format!("bootstrap hello: {e}"))),
             }
         };
-        let (conn, hello) = accepted.map_err(|e| self.err(format!("bootstrap connection: {e}")))?;
         let setup_tx = match hello {
-            Boot::Hello {
-                secret: s,
-                pid: p,
-                setup,
-            } if s == secret && p == pid => setup.to::<SetupOf<A>>(),
-            Boot::Hello { pid: p, .. } => {
-                return Err(self.err(format!(
-                    "the process that connected (pid {p}) did not prove itself as the spawned child (pid {pid})"
-                )))
-            }
+            Boot::Hello { secret: s, setup, .. } if s == secret => setup.to::<SetupOf<A>>(),
+            Boot::Hello { .. } => return Err(self.err("the spawned child did not present its secret")),
             _ => return Err(self.err("the bootstrap connection did not start with a hello")),
         };
-        let inbox = self
-            .inbox
-            .as_ref()
-            .ok_or_else(|| self.err("the inbox is closed"))?;
-        let child_inbox =
-            crate::fd::duplicate(inbox).map_err(|e| self.err(format!("inbox: {e}")))?;
-        let (lifeline_tx, lifeline_rx) =
-            ipc::channel::<()>().map_err(|e| self.err(format!("lifeline: {e}")))?;
+        let inbox = self.inbox.as_ref().ok_or_else(|| self.err("the inbox is closed"))?;
+        let child_inbox = crate::fd::duplicate(inbox).map_err(|e| self.err(format!("inbox: {e}")))?;
+        let (lifeline_tx, lifeline_rx) = ipc::channel::<()>().map_err(|e| self.err(format!("lifeline: {e}")))?;
         Counters::set(&self.counters.get().stop_requested, 0);
         setup_tx
             .send(Setup {
@@ -235,23 +220,26 @@ impl<A: Actor> TypedSlot<A> {
                     })
                 }
                 Ok(_) | Err(ipc_channel::TryRecvError::Empty) => {}
-                Err(_) => {
-                    // The connection closed: the child is gone or going. Report its status.
-                    let until = Instant::now() + Duration::from_secs(1);
-                    while Instant::now() < until {
-                        if let Ok(Some(st)) = child.try_wait() {
-                            return Err(StartError::Exited {
-                                actor: self.name.clone(),
-                                status: process::exit_status(st),
-                            });
-                        }
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    return Err(self.err("the child closed its bootstrap connection"));
-                }
+                Err(e) => return Err(self.closed_or(child, format!("the child closed its bootstrap connection: {e}"))),
             }
             self.check_alive(child, deadline, interrupted)?;
         }
+    }
+
+    /// The bootstrap connection closed: the child is gone or going. Its exit status if it
+    /// comes within a second, else `why`.
+    fn closed_or(&self, child: &mut Child, why: String) -> StartError {
+        let until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < until {
+            if let Ok(Some(st)) = child.try_wait() {
+                return StartError::Exited {
+                    actor: self.name.clone(),
+                    status: process::exit_status(st),
+                };
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.err(why)
     }
 
     fn check_alive(
@@ -278,13 +266,6 @@ impl<A: Actor> TypedSlot<A> {
             });
         }
         Ok(())
-    }
-}
-
-/// Connects to a bootstrap server so that its `accept` returns.
-fn unblock_accept(server_name: &str) {
-    if let Ok(tx) = IpcSender::<Boot>::connect(server_name.to_string()) {
-        let _ = tx.send(Boot::Abort);
     }
 }
 
@@ -318,21 +299,14 @@ pub(crate) fn reap(child: &mut Child, grace: Duration) -> Option<std::process::E
 
 impl<A: Actor> SlotOps for TypedSlot<A> {
     fn start(&mut self, interrupted: &dyn Fn() -> bool) -> Result<Running, StartError> {
-        let (server, server_name) = IpcOneShotServer::<Boot>::new()
-            .map_err(|e| self.err(format!("bootstrap server: {e}")))?;
+        let listener = Listener::bind(&self.env.dir)
+            .map_err(|e| self.err(format!("bootstrap socket: {e}")))?;
         let secret = new_secret();
-        let cmd = process::child_command(type_key::<A>(), &self.name, &server_name, &secret)
+        let cmd = process::child_command(type_key::<A>(), &self.name, &listener.name(), &secret)
             .map_err(|e| self.err(format!("command: {e}")))?;
         let mut child = process::spawn(cmd).map_err(|e| self.err(format!("spawn: {e}")))?;
         let deadline = Instant::now() + self.options.start_timeout;
-        match self.handshake(
-            server,
-            &server_name,
-            &secret,
-            &mut child,
-            deadline,
-            interrupted,
-        ) {
+        match self.handshake(listener, &secret, &mut child, deadline, interrupted) {
             Ok(lifeline) => Ok(Running {
                 pid: child.id(),
                 child,

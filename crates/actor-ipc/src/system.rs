@@ -135,7 +135,7 @@ pub struct System<E: Send + 'static> {
     tracker: IntensityTracker,
     stop: Option<StopReason>,
     finished: bool,
-    private_dir: Option<PathBuf>,
+    private_dir: PathBuf,
 }
 
 impl<E> System<E>
@@ -147,7 +147,7 @@ where
         let clock = AppClock::start();
         let logh = log::init(&config.name, clock, config.log_level);
         let log = logh.logger.clone();
-        let private_dir = private_bootstrap_dir(&log);
+        let private_dir = private_bootstrap_dir()?;
 
         let (sig_tx, sig_rx) = crossbeam_channel::unbounded();
         signals::install(
@@ -177,6 +177,8 @@ where
             clock,
             log_level: config.log_level.as_str().to_string(),
             stop_timeout: config.stop_timeout,
+            dir: private_dir.clone(),
+            log: log.clone(),
         };
         slog::info!(log, "root started"; "pid" => std::process::id());
         Ok(Self {
@@ -664,6 +666,9 @@ where
         }
         slog::info!(self.log, "stopped in {stop_millis} ms: {reason}"; "exit" => reason.exit_code());
         self.finished = true;
+        // Empty by now: every bootstrap socket is removed when its start ends. Removed here
+        // too, not only on drop, because programs often exit with the System still alive.
+        let _ = std::fs::remove_dir(&self.private_dir);
         self.logh.flush();
         Summary {
             reason,
@@ -704,36 +709,22 @@ impl<E: Send + 'static> Drop for System<E> {
             }
             self.logh.flush();
         }
-        if let Some(dir) = &self.private_dir {
-            let _ = std::fs::remove_dir(dir);
-        }
+        // Empty by now: every bootstrap socket is removed when its start ends.
+        let _ = std::fs::remove_dir(&self.private_dir);
     }
 }
 
-/// Puts ipc-channel's bootstrap sockets in a directory only this user can enter, whatever
-/// the umask: ipc-channel makes its socket directory with the process umask (0755 under the
-/// usual 022). Returns the directory, to remove when the system ends.
-fn private_bootstrap_dir(log: &slog::Logger) -> Option<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!(
-            "mpactor-{}-{}",
-            std::process::id(),
-            &crate::bootstrap::new_secret()[..8]
-        ));
-        if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&path) {
-            slog::warn!(log, "cannot create a private bootstrap directory: {e}");
-            return None;
-        }
-        match tempfile::env::override_temp_dir(&path) {
-            Ok(()) => Some(path),
-            Err(_) => None,
-        }
-    });
-    if let Some(path) = dir {
-        // A second system in the same process after the first removed it.
-        let _ = std::fs::DirBuilder::new().mode(0o700).create(path);
-    }
-    dir.clone()
+/// A directory only this user can enter, whatever the umask, for the bootstrap sockets:
+/// `$TMPDIR/mpactor-<pid>-<random>`, mode 0700, removed when the system ends.
+fn private_bootstrap_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let path = std::env::temp_dir().join(format!(
+        "mpactor-{}-{}",
+        std::process::id(),
+        &crate::bootstrap::new_secret()[..8]
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+    // The mode above is masked by the umask, which can only remove bits; set it exactly anyway.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+    Ok(path)
 }
