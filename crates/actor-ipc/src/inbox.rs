@@ -46,7 +46,18 @@ where
     /// Reads one frame. `Some(true)` if messages arrived, `Some(false)` for a stop frame,
     /// `None` if nothing (or nothing usable) arrived.
     fn read_frame(&mut self, timeout: Duration) -> Option<bool> {
-        match self.rx.try_recv_timeout(timeout) {
+        match recv_contained(&self.rx, timeout) {
+            Err(Contained::Panicked(why)) => {
+                Counters::add(&self.counters.get().decode_failed, 1);
+                slog::error!(self.log, "a malformed frame for {} was dropped: {why}", self.name);
+                None
+            }
+            Ok(r) => self.on_frame(r),
+        }
+    }
+
+    fn on_frame(&mut self, received: Result<Frame<M>, TryRecvError>) -> Option<bool> {
+        match received {
             Ok(Frame::Batch(msgs)) => {
                 Counters::add(&self.counters.get().received, msgs.len() as u64);
                 self.local.extend(msgs);
@@ -81,7 +92,7 @@ where
             Err(TryRecvError::IpcError(IpcError::Io(e))) => {
                 slog::error!(self.log, "receiving from {}'s inbox failed: {e}", self.name);
                 // Do not spin on a broken socket.
-                std::thread::sleep(timeout.min(Duration::from_millis(10)));
+                std::thread::sleep(Duration::from_millis(10));
                 None
             }
         }
@@ -121,16 +132,16 @@ where
         let mut drained = self.local.len() as u64;
         self.local.clear();
         while Instant::now() < deadline {
-            match self.rx.try_recv() {
-                Ok(Frame::Batch(msgs)) => {
+            match recv_contained(&self.rx, Duration::ZERO) {
+                Ok(Ok(Frame::Batch(msgs))) => {
                     Counters::add(&self.counters.get().received, msgs.len() as u64);
                     drained += msgs.len() as u64;
                 }
-                Ok(Frame::Stop) => {}
-                Err(TryRecvError::IpcError(IpcError::SerializationError(_))) => {
+                Ok(Ok(Frame::Stop)) => {}
+                Ok(Err(TryRecvError::IpcError(IpcError::SerializationError(_)))) | Err(_) => {
                     Counters::add(&self.counters.get().decode_failed, 1);
                 }
-                Err(_) => break,
+                Ok(Err(_)) => break,
             }
         }
         Counters::add(&self.counters.get().drained_child, drained);
@@ -154,15 +165,41 @@ where
 {
     let mut drained = 0;
     while Instant::now() < deadline {
-        match rx.try_recv() {
-            Ok(Frame::Batch(msgs)) => drained += msgs.len() as u64,
-            Ok(Frame::Stop) => {}
-            Err(TryRecvError::IpcError(IpcError::SerializationError(_))) => {
+        match recv_contained(rx, Duration::ZERO) {
+            Ok(Ok(Frame::Batch(msgs))) => drained += msgs.len() as u64,
+            Ok(Ok(Frame::Stop)) => {}
+            Ok(Err(TryRecvError::IpcError(IpcError::SerializationError(_)))) | Err(_) => {
                 Counters::add(&counters.get().decode_failed, 1);
             }
-            Err(_) => break,
+            Ok(Err(_)) => break,
         }
     }
     Counters::add(&counters.get().drained_root, drained);
     drained
+}
+
+/// A receive whose decoding panicked.
+pub(crate) enum Contained {
+    Panicked(String),
+}
+
+/// Receives one frame, containing a panic of the decoder. ipc-channel indexes the channels a
+/// frame carries by a number read from the frame without a bounds check: a malformed frame
+/// (a message decoded as the wrong type) would panic the receiving actor. Here it is one
+/// dropped, counted, logged frame instead.
+pub(crate) fn recv_contained<M>(
+    rx: &IpcReceiver<Frame<M>>,
+    timeout: Duration,
+) -> Result<Result<Frame<M>, TryRecvError>, Contained>
+where
+    M: Serialize + DeserializeOwned,
+{
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if timeout.is_zero() {
+            rx.try_recv()
+        } else {
+            rx.try_recv_timeout(timeout)
+        }
+    }))
+    .map_err(|payload| Contained::Panicked(actor_core::lifecycle::panic_message(&*payload)))
 }
