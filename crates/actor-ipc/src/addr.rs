@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -29,6 +30,35 @@ pub(crate) enum Frame<M> {
     Batch(Vec<M>),
     /// The stop request: everything this sender accepted before it is ahead of it.
     Stop,
+}
+
+/// The writer's view of a frame: the batch is shared, so that when ipc-channel panics on a
+/// frame (more than 64 channels or shared-memory regions in it), the messages are still here to
+/// be split and sent again. Encodes exactly like [`Frame`].
+enum Out<M> {
+    Batch(Rc<Vec<M>>),
+    Stop,
+}
+
+impl<M: Serialize> Serialize for Out<M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Out::Batch(msgs) => {
+                serializer.serialize_newtype_variant("Frame", 0, "Batch", &msgs[..])
+            }
+            Out::Stop => serializer.serialize_unit_variant("Frame", 1, "Stop"),
+        }
+    }
+}
+
+/// Only so that ipc-channel lets a sender of this type be made (`OpaqueIpcSender::to`):
+/// frames are always received as [`Frame`], never as `Out`.
+impl<'de, M> Deserialize<'de> for Out<M> {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "Out is the sending side's view of a Frame; receive a Frame",
+        ))
+    }
 }
 
 enum Item<M> {
@@ -240,7 +270,9 @@ fn start_writer<M: Serialize + Send + 'static>(inner: &Inner<M>) -> Result<Outbo
     let writer_state = state.clone();
     std::thread::Builder::new()
         .name(format!("mpactor-to-{}", inner.name))
-        .spawn(move || write_loop(rx, tx, writer_state))
+        // The writer's sender is typed for `Out` (not `Send`: it holds an `Rc`), so it is made
+        // inside the thread.
+        .spawn(move || write_loop(rx, tx.to_opaque().to(), writer_state))
         .map_err(|e| format!("cannot start the writer thread: {e}"))?;
     let mut all = OUTBOXES.lock();
     all.retain(|w| w.strong_count() > 0);
@@ -251,11 +283,9 @@ fn start_writer<M: Serialize + Send + 'static>(inner: &Inner<M>) -> Result<Outbo
 /// How long an idle writer waits before looking again whether its address is still held.
 const WRITER_IDLE: Duration = Duration::from_secs(1);
 
-fn write_loop<M: Serialize>(
-    rx: Receiver<Item<M>>,
-    tx: IpcSender<Frame<M>>,
-    state: Arc<OutboxState>,
-) {
+fn write_loop<M: Serialize>(rx: Receiver<Item<M>>, tx: IpcSender<Out<M>>, state: Arc<OutboxState>) {
+    // Shrinks when a frame turns out to carry too many channels (messages holding `Addr`s).
+    let mut max_batch = MAX_BATCH;
     let mut batch: Vec<M> = Vec::with_capacity(64);
     loop {
         let first = match rx.recv_timeout(WRITER_IDLE) {
@@ -268,7 +298,7 @@ fn write_loop<M: Serialize>(
             Item::Msg(m) => batch.push(m),
             Item::Stop => stop_after = true,
         }
-        while !stop_after && batch.len() < MAX_BATCH {
+        while !stop_after && batch.len() < max_batch {
             match rx.try_recv() {
                 Ok(Item::Msg(m)) => batch.push(m),
                 Ok(Item::Stop) => stop_after = true,
@@ -277,16 +307,14 @@ fn write_loop<M: Serialize>(
         }
         if !batch.is_empty() {
             let n = batch.len() as u64;
-            let frame = Frame::Batch(std::mem::replace(&mut batch, Vec::with_capacity(64)));
-            if ship(&tx, frame, &state) {
-                Counters::add(&state.counters.get().shipped, n);
-            } else {
-                Counters::add(&state.counters.get().undelivered, n);
-            }
+            let msgs = std::mem::replace(&mut batch, Vec::with_capacity(64));
+            let shipped = ship_batch(&tx, msgs, &state, &mut max_batch);
+            Counters::add(&state.counters.get().shipped, shipped);
+            Counters::add(&state.counters.get().undelivered, n - shipped);
             state.pending.fetch_sub(n, Ordering::SeqCst);
         }
         if stop_after && !state.dead.load(Ordering::SeqCst) {
-            ship(&tx, Frame::Stop, &state);
+            let _ = send_frame(&tx, Out::Stop, &state);
         }
         if state.dead.load(Ordering::SeqCst) {
             // Everything queued behind is undeliverable: count it and keep counting what
@@ -302,25 +330,58 @@ fn write_loop<M: Serialize>(
     }
 }
 
-/// Writes one frame. False (and the outbox marked dead) if the receiver is gone or the frame
-/// cannot be sent at all.
-fn ship<M: Serialize>(tx: &IpcSender<Frame<M>>, frame: Frame<M>, state: &OutboxState) -> bool {
-    // ipc-channel panics on a message that carries too many channels: contain it here, in the
-    // writer, and count the frame as undelivered instead of losing the process.
+/// What became of one frame.
+enum Sent {
+    Ok,
+    /// The receiver is gone.
+    Gone,
+    /// ipc-channel refused the frame by panicking: more channels than one send carries.
+    TooManyChannels,
+}
+
+fn send_frame<M: Serialize>(tx: &IpcSender<Out<M>>, frame: Out<M>, state: &OutboxState) -> Sent {
     match catch_unwind(AssertUnwindSafe(|| tx.send(frame))) {
-        Ok(Ok(())) => true,
+        Ok(Ok(())) => Sent::Ok,
         Ok(Err(e)) => {
             if !state.dead.swap(true, Ordering::SeqCst) {
                 log_stderr(&format!("the inbox of {} is gone ({e})", state.name));
             }
-            false
+            Sent::Gone
         }
-        Err(_) => {
-            log_stderr(&format!(
-                "a frame for {} could not be sent (more channels than the transport carries); counted as undelivered",
-                state.name
-            ));
-            false
+        Err(_) => Sent::TooManyChannels,
+    }
+}
+
+/// Sends `msgs` as few frames as the transport allows; returns how many were shipped. A
+/// frame refused for carrying too many channels is split in halves and sent again; a single
+/// message that carries too many by itself is refused with a logged error (counted
+/// undelivered by the caller).
+fn ship_batch<M: Serialize>(
+    tx: &IpcSender<Out<M>>,
+    msgs: Vec<M>,
+    state: &OutboxState,
+    max_batch: &mut usize,
+) -> u64 {
+    let n = msgs.len();
+    let shared = Rc::new(msgs);
+    match send_frame(tx, Out::Batch(shared.clone()), state) {
+        Sent::Ok => n as u64,
+        Sent::Gone => 0,
+        Sent::TooManyChannels => {
+            // The frame given to `send` was dropped while unwinding: ours is the last handle.
+            let Ok(mut msgs) = Rc::try_unwrap(shared) else {
+                return 0;
+            };
+            if n == 1 {
+                log_stderr(&format!(
+                    "a message for {} carries more channels than one send can (64); it was not sent",
+                    state.name
+                ));
+                return 0;
+            }
+            *max_batch = (n / 2).max(1);
+            let second = msgs.split_off(n / 2);
+            ship_batch(tx, msgs, state, max_batch) + ship_batch(tx, second, state, max_batch)
         }
     }
 }

@@ -128,9 +128,15 @@ impl Listener {
             for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
                 *dst = *src as libc::c_char;
             }
-            let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+            let len =
+                (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
             use std::os::fd::AsRawFd;
-            if libc::bind(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len) != 0 {
+            if libc::bind(
+                fd.as_raw_fd(),
+                &addr as *const _ as *const libc::sockaddr,
+                len,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             let listener = Listener { fd, path };
@@ -179,7 +185,12 @@ impl Listener {
             }
             // SAFETY: accept4 on our listening socket; the new descriptor is owned below.
             let conn = unsafe {
-                libc::accept4(self.fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC)
+                libc::accept4(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
             };
             if conn < 0 {
                 let e = std::io::Error::last_os_error();
@@ -201,7 +212,10 @@ impl Listener {
                         cred.uid
                     );
                 }
-                Err(e) => slog::warn!(log, "refused a bootstrap connection: no peer credentials: {e}"),
+                Err(e) => slog::warn!(
+                    log,
+                    "refused a bootstrap connection: no peer credentials: {e}"
+                ),
             }
             // SAFETY: closing the refused connection, which we own and never read.
             unsafe { libc::close(conn) };
@@ -217,7 +231,11 @@ impl Drop for Listener {
 
 /// The peer's pid, uid and gid as the kernel recorded them at connect time.
 fn peer_credentials(fd: libc::c_int) -> std::io::Result<libc::ucred> {
-    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `cred`.
     let rc = unsafe {

@@ -49,7 +49,11 @@ where
         match recv_contained(&self.rx, timeout) {
             Err(Contained::Panicked(why)) => {
                 Counters::add(&self.counters.get().decode_failed, 1);
-                slog::error!(self.log, "a malformed frame for {} was dropped: {why}", self.name);
+                slog::error!(
+                    self.log,
+                    "a malformed frame for {} was dropped: {why}",
+                    self.name
+                );
                 None
             }
             Ok(r) => self.on_frame(r),
@@ -183,16 +187,16 @@ pub(crate) enum Contained {
     Panicked(String),
 }
 
-/// Receives one frame, containing a panic of the decoder. ipc-channel indexes the channels a
-/// frame carries by a number read from the frame without a bounds check: a malformed frame
-/// (a message decoded as the wrong type) would panic the receiving actor. Here it is one
-/// dropped, counted, logged frame instead.
-pub(crate) fn recv_contained<M>(
-    rx: &IpcReceiver<Frame<M>>,
+/// Receives one message, containing a panic of the decoder. ipc-channel indexes the channels
+/// a message carries by a number read from the message without a bounds check: a malformed
+/// message (one decoded as the wrong type, say) would panic the receiving process. Here it is
+/// an error instead, which the callers drop, count and log.
+pub(crate) fn recv_contained<T>(
+    rx: &IpcReceiver<T>,
     timeout: Duration,
-) -> Result<Result<Frame<M>, TryRecvError>, Contained>
+) -> Result<Result<T, TryRecvError>, Contained>
 where
-    M: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned,
 {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if timeout.is_zero() {

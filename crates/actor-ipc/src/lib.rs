@@ -19,6 +19,8 @@ mod addr;
 mod bootstrap;
 mod child;
 mod counters;
+#[cfg(test)]
+mod decode_tests;
 mod fd;
 mod inbox;
 mod process;

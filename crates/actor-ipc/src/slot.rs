@@ -5,6 +5,7 @@ use crate::addr::{Addr, Frame};
 use crate::bootstrap::{new_secret, AcceptError, Boot, Listener, Setup};
 use crate::child::type_key;
 use crate::counters::Counters;
+use crate::inbox::{recv_contained, Contained};
 use crate::process;
 use actor_core::supervision::WATCH_POLL;
 use actor_core::{Actor, AppClock, ChildOptions, ExitStatus, Report};
@@ -174,7 +175,9 @@ impl<A: Actor> TypedSlot<A> {
     ) -> Result<IpcSender<()>, StartError> {
         let pid = child.id();
         let conn = listener
-            .accept_from::<Boot>(pid, &self.env.log, || self.check_alive(child, deadline, interrupted))
+            .accept_from::<Boot>(pid, &self.env.log, || {
+                self.check_alive(child, deadline, interrupted)
+            })
             .map_err(|e| match e {
                 AcceptError::Stopped(e) => e,
                 AcceptError::Io(e) => self.err(format!("bootstrap accept: {e}")),
@@ -182,20 +185,34 @@ impl<A: Actor> TypedSlot<A> {
         // The socket file goes now: the child is connected, nobody else may try.
         drop(listener);
         let hello = loop {
-            match conn.try_recv_timeout(WATCH_POLL) {
-                Ok(msg) => break msg,
-                Err(ipc_channel::TryRecvError::Empty) => self.check_alive(child, deadline, interrupted)?,
-                Err(e) => return Err(self.closed_or(child, format!("bootstrap hello: {e}"))),
+            match recv_contained(&conn, WATCH_POLL) {
+                Ok(Ok(msg)) => break msg,
+                Ok(Err(ipc_channel::TryRecvError::Empty)) => {
+                    self.check_alive(child, deadline, interrupted)?
+                }
+                Ok(Err(e)) => return Err(self.closed_or(child, format!("bootstrap hello: {e}"))),
+                Err(Contained::Panicked(why)) => {
+                    return Err(self.err(format!("malformed bootstrap hello: {why}")))
+                }
             }
         };
         let setup_tx = match hello {
-            Boot::Hello { secret: s, setup, .. } if s == secret => setup.to::<SetupOf<A>>(),
-            Boot::Hello { .. } => return Err(self.err("the spawned child did not present its secret")),
+            Boot::Hello {
+                secret: s, setup, ..
+            } if s == secret => setup.to::<SetupOf<A>>(),
+            Boot::Hello { .. } => {
+                return Err(self.err("the spawned child did not present its secret"))
+            }
             _ => return Err(self.err("the bootstrap connection did not start with a hello")),
         };
-        let inbox = self.inbox.as_ref().ok_or_else(|| self.err("the inbox is closed"))?;
-        let child_inbox = crate::fd::duplicate(inbox).map_err(|e| self.err(format!("inbox: {e}")))?;
-        let (lifeline_tx, lifeline_rx) = ipc::channel::<()>().map_err(|e| self.err(format!("lifeline: {e}")))?;
+        let inbox = self
+            .inbox
+            .as_ref()
+            .ok_or_else(|| self.err("the inbox is closed"))?;
+        let child_inbox =
+            crate::fd::duplicate(inbox).map_err(|e| self.err(format!("inbox: {e}")))?;
+        let (lifeline_tx, lifeline_rx) =
+            ipc::channel::<()>().map_err(|e| self.err(format!("lifeline: {e}")))?;
         Counters::set(&self.counters.get().stop_requested, 0);
         setup_tx
             .send(Setup {
@@ -211,16 +228,24 @@ impl<A: Actor> TypedSlot<A> {
             })
             .map_err(|e| self.err(format!("sending the setup: {e}")))?;
         loop {
-            match conn.try_recv_timeout(WATCH_POLL) {
-                Ok(Boot::Started) => return Ok(lifeline_tx),
-                Ok(Boot::StartFailed(why)) => {
+            match recv_contained(&conn, WATCH_POLL) {
+                Ok(Ok(Boot::Started)) => return Ok(lifeline_tx),
+                Ok(Ok(Boot::StartFailed(why))) => {
                     return Err(StartError::StartupFailed {
                         actor: self.name.clone(),
                         why,
                     })
                 }
-                Ok(_) | Err(ipc_channel::TryRecvError::Empty) => {}
-                Err(e) => return Err(self.closed_or(child, format!("the child closed its bootstrap connection: {e}"))),
+                Ok(Ok(_)) | Ok(Err(ipc_channel::TryRecvError::Empty)) => {}
+                Ok(Err(e)) => {
+                    return Err(self.closed_or(
+                        child,
+                        format!("the child closed its bootstrap connection: {e}"),
+                    ))
+                }
+                Err(Contained::Panicked(why)) => {
+                    return Err(self.err(format!("malformed bootstrap message: {why}")))
+                }
             }
             self.check_alive(child, deadline, interrupted)?;
         }
