@@ -11,7 +11,9 @@
 //! Interrupt it with Ctrl-C mid-flood: it still stops cleanly and the line still adds up.
 
 use clap::Parser;
-use mpactor::{loops, slog, Actor, ActorError, Addr, Context, Registry, System, SystemConfig};
+use mpactor::{
+    loops, slog, Actor, ActorError, Addr, Context, Isolation, Registry, System, SystemConfig,
+};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -113,6 +115,9 @@ struct Cli {
     /// Log level: error, warn, info, debug, trace (default: MPACTOR_LOG, else info).
     #[arg(long)]
     log_level: Option<String>,
+    /// Run the same actors as threads of one process instead of one process each.
+    #[arg(long)]
+    threads: bool,
 }
 
 fn main() {
@@ -123,8 +128,14 @@ fn main() {
         .run_if_child();
 
     let cli = Cli::parse();
-    let config =
-        SystemConfig::new("MAIN").log_level(mpactor::log::level_from(cli.log_level.as_deref()));
+    let isolation = if cli.threads {
+        Isolation::Threads
+    } else {
+        Isolation::Processes
+    };
+    let config = SystemConfig::new("MAIN")
+        .log_level(mpactor::log::level_from(cli.log_level.as_deref()))
+        .isolation(isolation);
     let mut system = match System::<Event>::new(registry, config) {
         Ok(s) => s,
         Err(e) => {

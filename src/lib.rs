@@ -38,7 +38,9 @@
 pub use actor_core::slog;
 pub use actor_core::{
     self, lifecycle, log, loops, signals, supervision, Actor, ActorError, ActorSummary, AppClock,
-    ChildOptions, Context, ExitStatus, Intensity, Outcome, Recv, Restart, SendError, StopFlag,
-    StopReason, Strategy, Summary, SystemConfig,
+    ChildOptions, Context, ExitStatus, Intensity, Isolation, Outcome, Recv, Restart, SendError,
+    StopFlag, StopReason, Strategy, Summary, SystemConfig,
 };
-pub use actor_ipc::{self, flush_all, ActorStatus, Addr, Registry, RootCtx, StartError, System};
+pub use actor_ipc::{
+    self, flush_all, testkit, ActorStatus, Addr, Registry, RootCtx, StartError, System,
+};

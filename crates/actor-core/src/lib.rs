@@ -31,7 +31,9 @@ pub use clock::AppClock;
 pub use error::{ActorError, SendError};
 pub use events::{ActorSummary, ExitStatus, Report, StopReason, Summary};
 pub use lifecycle::Outcome;
-pub use supervision::{ChildOptions, Intensity, IntensityTracker, Restart, Strategy, SystemConfig};
+pub use supervision::{
+    ChildOptions, Intensity, IntensityTracker, Isolation, Restart, Strategy, SystemConfig,
+};
 
 /// Re-exported so users name the logger type without a direct slog dependency.
 pub use slog;

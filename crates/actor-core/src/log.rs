@@ -150,7 +150,12 @@ impl<D: Decorator> Drain for LineFormat<D> {
             d.start_whitespace()?;
             write!(d, " ")?;
             d.reset()?;
-            write!(d, "{:<10} ", self.actor)?;
+            // An actor running as a thread logs through its root's drain: its logger carries
+            // its name as `actor`, which takes the name column.
+            let mut finder = ActorFinder(None);
+            let _ = values.serialize(record, &mut finder);
+            let actor = finder.0.as_deref().unwrap_or(&self.actor);
+            write!(d, "{actor:<10} ")?;
             d.start_msg()?;
             write!(d, "{}", record.msg())?;
             let mut kv = KvWriter { out: d };
@@ -180,7 +185,29 @@ struct KvWriter<'a> {
 
 impl slog::Serializer for KvWriter<'_> {
     fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
-        write!(self.out, " {key}={val}")?;
+        if key != ACTOR_KEY {
+            write!(self.out, " {key}={val}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The logger key that overrides the name column (see [`for_actor`]).
+pub const ACTOR_KEY: &str = "actor";
+
+/// A logger whose lines show `name` in the name column: for an actor that runs as a thread
+/// of a process whose logger shows another name.
+pub fn for_actor(log: &slog::Logger, name: &str) -> slog::Logger {
+    log.new(slog::o!(ACTOR_KEY => name.to_string()))
+}
+
+struct ActorFinder(Option<String>);
+
+impl slog::Serializer for ActorFinder {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
+        if key == ACTOR_KEY {
+            self.0 = Some(val.to_string());
+        }
         Ok(())
     }
 }

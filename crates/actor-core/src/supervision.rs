@@ -202,9 +202,30 @@ impl ChildOptions {
     }
 }
 
+/// Where a system's actors run. The same actor code runs in either.
+///
+/// | | `Processes` (default) | `Threads` |
+/// |---|---|---|
+/// | a panic | contained | contained |
+/// | a hang | killed at the stop deadline | reported, left running until the process exits |
+/// | abort, memory corruption, a crashing C library | contained | ends the whole program |
+/// | signals | every process obeys them | the root's process |
+/// | `Addr` | crosses processes (in `Args`, in messages) | stays in the process |
+/// | cost of a message | a socket write per batch | a queue push |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Isolation {
+    /// Each actor in its own OS process.
+    #[default]
+    Processes,
+    /// Each actor in a thread of the root's process, with crossbeam mailboxes.
+    Threads,
+}
+
 /// Options of the whole system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SystemConfig {
+    /// Processes (default) or threads.
+    pub isolation: Isolation,
     /// The root's name in the logs.
     pub name: String,
     /// The log level, handed to every child.
@@ -225,6 +246,7 @@ impl SystemConfig {
     /// Defaults, with the level from `MPACTOR_LOG` (or info).
     pub fn new(name: impl Into<String>) -> Self {
         Self {
+            isolation: Isolation::default(),
             name: name.into(),
             log_level: crate::log::level_from(None),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
@@ -233,6 +255,11 @@ impl SystemConfig {
             intensity: Intensity::default(),
             run_for: None,
         }
+    }
+    /// Chooses processes (the default) or threads for every actor of the system.
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
+        self
     }
     /// Sets the log level.
     pub fn log_level(mut self, level: slog::Level) -> Self {

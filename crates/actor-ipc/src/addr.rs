@@ -61,7 +61,8 @@ impl<'de, M> Deserialize<'de> for Out<M> {
     }
 }
 
-enum Item<M> {
+/// What sits in a sending queue: a message or the stop request.
+pub(crate) enum Item<M> {
     Msg(M),
     Stop,
 }
@@ -92,10 +93,19 @@ pub struct Addr<M: Send + 'static> {
 
 struct Inner<M: Send + 'static> {
     name: String,
-    tx: SharedSender<M>,
+    route: Route<M>,
     counters: Counters,
     capacity: usize,
     outbox: OnceLock<Result<Outbox<M>, String>>,
+}
+
+/// Where an address delivers.
+enum Route<M> {
+    /// To an inbox in another process (or this one) over ipc-channel, through this process's
+    /// writer thread for that destination.
+    Ipc(SharedSender<M>),
+    /// Straight into the bounded queue of an actor running as a thread of this process.
+    Local(Sender<Item<M>>),
 }
 
 /// An `IpcSender` that may be shared between threads whatever `M` is.
@@ -151,9 +161,23 @@ where
         Self {
             inner: Arc::new(Inner {
                 name,
-                tx: SharedSender(tx),
+                route: Route::Ipc(SharedSender(tx)),
                 counters,
                 capacity: capacity.max(1),
+                outbox: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// An address of an actor running as a thread: `queue` is its inbox (bounded).
+    pub(crate) fn local(name: String, queue: Sender<Item<M>>, counters: Counters) -> Self {
+        let capacity = queue.capacity().unwrap_or(usize::MAX);
+        Self {
+            inner: Arc::new(Inner {
+                name,
+                route: Route::Local(queue),
+                counters,
+                capacity,
                 outbox: OnceLock::new(),
             }),
         }
@@ -171,56 +195,37 @@ where
 
     /// Queues `msg` if there is room now; says [`SendError::Full`] at once otherwise.
     pub fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
-        let outbox = match self.ready() {
-            Ok(o) => o,
-            Err(()) => return Err(SendError::Disconnected(msg)),
+        let Ok((queue, state)) = self.queue() else {
+            return Err(SendError::Disconnected(msg));
         };
-        outbox.state.pending.fetch_add(1, Ordering::SeqCst);
-        match outbox.queue.try_send(Item::Msg(msg)) {
-            Ok(()) => {
-                Counters::add(&self.inner.counters.get().accepted, 1);
-                Ok(())
-            }
-            Err(e) => {
-                outbox.state.pending.fetch_sub(1, Ordering::SeqCst);
-                match e {
-                    TrySendError::Full(Item::Msg(m)) => Err(SendError::Full(m)),
-                    TrySendError::Disconnected(Item::Msg(m)) => Err(SendError::Disconnected(m)),
-                    _ => unreachable!("only messages are sent here"),
-                }
-            }
-        }
+        self.before_send(state);
+        let result = queue.try_send(Item::Msg(msg)).map_err(|e| match e {
+            TrySendError::Full(Item::Msg(m)) => SendError::Full(m),
+            TrySendError::Disconnected(Item::Msg(m)) => SendError::Disconnected(m),
+            _ => unreachable!("only messages are sent here"),
+        });
+        self.after_send(state, result)
     }
 
     /// Queues `msg`, waiting at most `timeout` for room.
     pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendError<M>> {
-        let outbox = match self.ready() {
-            Ok(o) => o,
-            Err(()) => return Err(SendError::Disconnected(msg)),
+        let Ok((queue, state)) = self.queue() else {
+            return Err(SendError::Disconnected(msg));
         };
-        outbox.state.pending.fetch_add(1, Ordering::SeqCst);
-        match outbox.queue.send_timeout(Item::Msg(msg), timeout) {
-            Ok(()) => {
-                Counters::add(&self.inner.counters.get().accepted, 1);
-                Ok(())
-            }
-            Err(e) => {
-                outbox.state.pending.fetch_sub(1, Ordering::SeqCst);
-                match e {
-                    crossbeam_channel::SendTimeoutError::Timeout(Item::Msg(m)) => {
-                        if self.is_gone() {
-                            Err(SendError::Disconnected(m))
-                        } else {
-                            Err(SendError::Timeout(m))
-                        }
-                    }
-                    crossbeam_channel::SendTimeoutError::Disconnected(Item::Msg(m)) => {
-                        Err(SendError::Disconnected(m))
-                    }
-                    _ => unreachable!("only messages are sent here"),
+        self.before_send(state);
+        let result = queue
+            .send_timeout(Item::Msg(msg), timeout)
+            .map_err(|e| match e {
+                crossbeam_channel::SendTimeoutError::Timeout(Item::Msg(m)) if self.is_gone() => {
+                    SendError::Disconnected(m)
                 }
-            }
-        }
+                crossbeam_channel::SendTimeoutError::Timeout(Item::Msg(m)) => SendError::Timeout(m),
+                crossbeam_channel::SendTimeoutError::Disconnected(Item::Msg(m)) => {
+                    SendError::Disconnected(m)
+                }
+                _ => unreachable!("only messages are sent here"),
+            });
+        self.after_send(state, result)
     }
 
     /// Queues `msg`, waiting at most [`DEFAULT_SEND_TIMEOUT`] for room.
@@ -231,45 +236,98 @@ where
     /// Queues the stop request behind everything this process accepted for the actor.
     /// Returns false if it could not be queued by `deadline`.
     pub(crate) fn send_stop(&self, deadline: Instant) -> bool {
-        let Ok(outbox) = self.outbox_or_err() else {
-            return false;
+        let queue = match &self.inner.route {
+            Route::Local(queue) => queue,
+            Route::Ipc(_) => match self.outbox() {
+                Ok(outbox) => &outbox.queue,
+                Err(()) => return false,
+            },
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        outbox.queue.send_timeout(Item::Stop, left).is_ok()
+        queue.send_timeout(Item::Stop, left).is_ok()
     }
 
-    fn ready(&self) -> Result<&Outbox<M>, ()> {
+    /// The queue a send goes into, and the writer's state for an ipc route.
+    fn queue(&self) -> Result<(&Sender<Item<M>>, Option<&OutboxState>), ()> {
         if self.inner.counters.is_gone() {
             return Err(());
         }
-        let outbox = self.outbox_or_err()?;
-        if outbox.state.dead.load(Ordering::SeqCst) {
-            return Err(());
+        match &self.inner.route {
+            Route::Local(queue) => Ok((queue, None)),
+            Route::Ipc(_) => {
+                let outbox = self.outbox()?;
+                if outbox.state.dead.load(Ordering::SeqCst) {
+                    return Err(());
+                }
+                Ok((&outbox.queue, Some(&outbox.state)))
+            }
         }
-        Ok(outbox)
     }
 
-    fn outbox_or_err(&self) -> Result<&Outbox<M>, ()> {
+    fn before_send(&self, state: Option<&OutboxState>) {
+        // Counted as pending before it is queued, so the writer never sees it go below zero.
+        if let Some(state) = state {
+            state.pending.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn after_send(
+        &self,
+        state: Option<&OutboxState>,
+        result: Result<(), SendError<M>>,
+    ) -> Result<(), SendError<M>> {
+        let b = self.inner.counters.get();
+        match (&result, state) {
+            (Ok(()), Some(_)) => Counters::add(&b.accepted, 1),
+            (Ok(()), None) => {
+                // A local route puts the message straight into the inbox.
+                Counters::add(&b.accepted, 1);
+                Counters::add(&b.shipped, 1);
+            }
+            (Err(_), Some(state)) => {
+                state.pending.fetch_sub(1, Ordering::SeqCst);
+            }
+            (Err(_), None) => {}
+        }
+        result
+    }
+
+    fn outbox(&self) -> Result<&Outbox<M>, ()> {
+        let Route::Ipc(tx) = &self.inner.route else {
+            return Err(());
+        };
         self.inner
             .outbox
-            .get_or_init(|| start_writer(&self.inner))
+            .get_or_init(|| {
+                start_writer(
+                    &self.inner.name,
+                    &tx.0,
+                    &self.inner.counters,
+                    self.inner.capacity,
+                )
+            })
             .as_ref()
             .map_err(|_| ())
     }
 }
 
-fn start_writer<M: Serialize + Send + 'static>(inner: &Inner<M>) -> Result<Outbox<M>, String> {
-    let (queue, rx) = bounded(inner.capacity);
+fn start_writer<M: Serialize + Send + 'static>(
+    name: &str,
+    tx: &IpcSender<Frame<M>>,
+    counters: &Counters,
+    capacity: usize,
+) -> Result<Outbox<M>, String> {
+    let (queue, rx) = bounded(capacity);
     let state = Arc::new(OutboxState {
-        name: inner.name.clone(),
-        counters: inner.counters.clone(),
+        name: name.to_string(),
+        counters: counters.clone(),
         pending: AtomicU64::new(0),
         dead: AtomicBool::new(false),
     });
-    let tx = inner.tx.0.clone();
+    let tx = tx.clone();
     let writer_state = state.clone();
     std::thread::Builder::new()
-        .name(format!("mpactor-to-{}", inner.name))
+        .name(format!("mpactor-to-{name}"))
         // The writer's sender is typed for `Out` (not `Send`: it holds an `Rc`), so it is made
         // inside the thread.
         .spawn(move || write_loop(rx, tx.to_opaque().to(), writer_state))
@@ -439,9 +497,15 @@ struct Wire<M> {
 
 impl<M: Serialize + Send + 'static> Serialize for Addr<M> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Route::Ipc(tx) = &self.inner.route else {
+            return Err(serde::ser::Error::custom(format!(
+                "the address of {} (an actor running as a thread) cannot cross a process boundary",
+                self.inner.name
+            )));
+        };
         WireRef {
             name: &self.inner.name,
-            tx: &self.inner.tx.0,
+            tx: &tx.0,
             counters: &self.inner.counters,
             capacity: self.inner.capacity.min(u32::MAX as usize) as u32,
         }

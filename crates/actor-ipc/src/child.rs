@@ -103,9 +103,9 @@ fn boot_env() -> Result<BootEnv, String> {
 }
 
 /// Sends the actor's events to the root as [`Report::App`].
-struct RootPort<E: Send + 'static> {
-    root: Addr<Report<E>>,
-    name: String,
+pub(crate) struct RootPort<E: Send + 'static> {
+    pub root: Addr<Report<E>>,
+    pub name: String,
 }
 
 impl<E: serde::Serialize + Send + 'static> EventPort<E> for RootPort<E> {

@@ -26,6 +26,8 @@ mod inbox;
 mod process;
 mod slot;
 mod system;
+pub mod testkit;
+mod threads;
 
 pub use addr::{flush_all, Addr, MAX_BATCH};
 pub use child::{Registry, ORPHAN_GRACE};

@@ -72,13 +72,87 @@ pub enum StartError {
     },
 }
 
-/// A running incarnation.
+/// A running incarnation: a process, or a thread of the root.
 pub(crate) struct Running {
-    pub child: Child,
+    pub kind: Incarnation,
+    /// The process id, or the thread's id (as `ps -L` shows it).
     pub pid: u32,
     pub since: Instant,
-    /// The child's link to the root: dropping it (or the root dying) closes it.
-    pub _lifeline: IpcSender<()>,
+}
+
+pub(crate) enum Incarnation {
+    Process {
+        child: Child,
+        /// The child's link to the root: dropping it (or the root dying) closes it.
+        _lifeline: IpcSender<()>,
+    },
+    Thread {
+        handle: Option<std::thread::JoinHandle<i32>>,
+        stop: actor_core::StopFlag,
+    },
+}
+
+impl Running {
+    /// How it ended, if it has.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        match &mut self.kind {
+            Incarnation::Process { child, .. } => {
+                child.try_wait().ok().flatten().map(process::exit_status)
+            }
+            Incarnation::Thread { handle, .. } => {
+                if !handle.as_ref().is_some_and(|h| h.is_finished()) {
+                    return None;
+                }
+                let code = handle.take().map(|h| h.join().unwrap_or(2)).unwrap_or(2);
+                Some(ExitStatus::Code(code))
+            }
+        }
+    }
+
+    /// Sends a signal to a process. A thread cannot be signalled: a stop signal sets its stop
+    /// flag instead, which a cooperative actor notices.
+    pub fn signal(&self, signal: i32) {
+        match &self.kind {
+            Incarnation::Process { .. } => process::kill(self.pid, signal),
+            Incarnation::Thread { stop, .. } => {
+                if signal != libc::SIGCONT {
+                    stop.set();
+                }
+            }
+        }
+    }
+
+    /// Waits `grace` for it to end; a process still running then is killed and reaped. A thread
+    /// cannot be killed: `None` if it is still running.
+    pub fn reap(&mut self, grace: Duration) -> Option<ExitStatus> {
+        if let Incarnation::Process { child, .. } = &mut self.kind {
+            return reap(child, grace).map(process::exit_status);
+        }
+        let until = Instant::now() + grace;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// "pid" or "thread", for log lines.
+    pub fn id_kind(&self) -> &'static str {
+        if self.is_thread() {
+            "thread"
+        } else {
+            "pid"
+        }
+    }
+
+    /// True for a thread of the root.
+    pub fn is_thread(&self) -> bool {
+        matches!(self.kind, Incarnation::Thread { .. })
+    }
 }
 
 /// What the supervisor needs of a child, whatever its actor type.
@@ -334,9 +408,11 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
         match self.handshake(listener, &secret, &mut child, deadline, interrupted) {
             Ok(lifeline) => Ok(Running {
                 pid: child.id(),
-                child,
+                kind: Incarnation::Process {
+                    child,
+                    _lifeline: lifeline,
+                },
                 since: Instant::now(),
-                _lifeline: lifeline,
             }),
             Err(e) => {
                 // A child that failed its startup exits by itself; one that hangs is killed.

@@ -6,12 +6,13 @@ use crate::child::{type_key, Registry};
 use crate::counters::Counters;
 use crate::inbox::IpcInbox;
 use crate::process;
-use crate::slot::{reap, Running, SlotOps, StartEnv, StartError, TypedSlot};
+use crate::slot::{Running, SlotOps, StartEnv, StartError, TypedSlot};
+use crate::threads::ThreadSlot;
 use actor_core::signals::signal_name;
 use actor_core::supervision::WATCH_POLL;
 use actor_core::{
     log, signals, Actor, ActorSummary, AppClock, ChildOptions, ExitStatus, InboxPort,
-    IntensityTracker, Recv, Report, StopReason, Summary, SystemConfig,
+    IntensityTracker, Isolation, Recv, Report, StopReason, Summary, SystemConfig,
 };
 use crossbeam_channel::Receiver;
 use std::collections::VecDeque;
@@ -228,35 +229,43 @@ where
         args: A::Args,
         options: ChildOptions,
     ) -> Result<Addr<A::Msg>, StartError> {
-        if !self.registry.contains::<A>() {
-            return Err(StartError::Unregistered {
-                actor: name.to_string(),
-                type_name: type_key::<A>(),
-            });
-        }
         if self.slots.iter().any(|s| s.name == name) {
             return Err(StartError::DuplicateName {
                 actor: name.to_string(),
             });
         }
-        let mut typed =
-            TypedSlot::<A>::new(name, args, options, self.env.clone()).map_err(|e| {
-                StartError::Bootstrap {
-                    actor: name.to_string(),
-                    why: e.to_string(),
+        let (mut ops, addr): (Box<dyn SlotOps>, Addr<A::Msg>) =
+            match self.config.isolation {
+                Isolation::Processes => {
+                    if !self.registry.contains::<A>() {
+                        return Err(StartError::Unregistered {
+                            actor: name.to_string(),
+                            type_name: type_key::<A>(),
+                        });
+                    }
+                    let typed = TypedSlot::<A>::new(name, args, options, self.env.clone())
+                        .map_err(|e| StartError::Bootstrap {
+                            actor: name.to_string(),
+                            why: e.to_string(),
+                        })?;
+                    let addr = typed.addr.clone();
+                    (Box::new(typed), addr)
                 }
-            })?;
-        let addr = typed.addr.clone();
+                Isolation::Threads => {
+                    let slot = ThreadSlot::<A>::new(name, args, options, self.env.clone());
+                    let addr = slot.addr.clone();
+                    (Box::new(slot), addr)
+                }
+            };
         let t0 = Instant::now();
         let signals = self.signals.clone();
-        let running = typed.start(&|| !signals.is_empty());
-        match running {
+        match ops.start(&|| !signals.is_empty()) {
             Ok(running) => {
                 slog::info!(self.log, "{name} started"; "pid" => running.pid, "ms" => t0.elapsed().as_millis() as u64);
                 self.slots.push(Slot {
                     name: name.to_string(),
                     options,
-                    ops: Box::new(typed),
+                    ops,
                     last_pid: running.pid,
                     running: Some(running),
                     last_exit: ExitStatus::Running,
@@ -269,7 +278,7 @@ where
             }
             Err(e) => {
                 slog::error!(self.log, "{e}");
-                typed.close();
+                ops.close();
                 Err(e)
             }
         }
@@ -400,7 +409,7 @@ where
     fn watch_children(&mut self) {
         for i in 0..self.slots.len() {
             let status = match &mut self.slots[i].running {
-                Some(r) => r.child.try_wait().ok().flatten(),
+                Some(r) => r.try_wait(),
                 None => None,
             };
             if let Some(status) = status {
@@ -410,8 +419,7 @@ where
     }
 
     /// Records an exit: logs it, counts what was lost, and decides on a restart.
-    fn on_exit(&mut self, i: usize, status: std::process::ExitStatus) {
-        let status = process::exit_status(status);
+    fn on_exit(&mut self, i: usize, status: ExitStatus) {
         let slot = &mut self.slots[i];
         let Some(run) = slot.running.take() else {
             return;
@@ -428,9 +436,19 @@ where
                 .as_deref()
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default();
-            slog::error!(self.log, "{name} (pid {}) ended: {status}{cause}", run.pid);
+            slog::error!(
+                self.log,
+                "{name} ({} {}) ended: {status}{cause}",
+                run.id_kind(),
+                run.pid
+            );
         } else {
-            slog::info!(self.log, "{name} (pid {}) exited: {status}", run.pid);
+            slog::info!(
+                self.log,
+                "{name} ({} {}) exited: {status}",
+                run.id_kind(),
+                run.pid
+            );
         }
         if lost > 0 {
             slog::error!(
@@ -535,7 +553,7 @@ where
             let mut alive = false;
             for &i in which {
                 let status = match &mut self.slots[i].running {
-                    Some(r) => r.child.try_wait().ok().flatten(),
+                    Some(r) => r.try_wait(),
                     None => continue,
                 };
                 match status {
@@ -570,20 +588,29 @@ where
                     slot.name,
                     r.pid
                 );
-                process::kill(r.pid, libc::SIGCONT);
-                process::kill(r.pid, libc::SIGTERM);
+                r.signal(libc::SIGCONT);
+                r.signal(libc::SIGTERM);
             }
         }
         self.wait_exits(&alive, Instant::now() + self.config.kill_grace);
         for &i in &alive {
             let name = self.slots[i].name.clone();
             if let Some(mut r) = self.slots[i].running.take() {
+                if r.is_thread() {
+                    slog::error!(
+                        self.log,
+                        "{name} (thread {}) ignores its stop; a thread cannot be killed: it is left running until the process exits",
+                        r.pid
+                    );
+                    self.slots[i].last_exit = ExitStatus::Running;
+                    continue;
+                }
                 slog::warn!(
                     self.log,
                     "{name} (pid {}) still running after SIGTERM: SIGKILL",
                     r.pid
                 );
-                let status = reap(&mut r.child, Duration::ZERO);
+                let status = r.reap(Duration::ZERO);
                 match status {
                     Some(st) => {
                         self.slots[i].running = Some(r);
@@ -704,7 +731,7 @@ impl<E: Send + 'static> Drop for System<E> {
                 if let Some(mut r) = slot.running.take() {
                     slot.ops.request_stop(deadline);
                     let left = deadline.saturating_duration_since(Instant::now());
-                    reap(&mut r.child, left);
+                    r.reap(left);
                 }
             }
             self.logh.flush();

@@ -1,0 +1,245 @@
+//! A test kit for actors: run one actor in this process (a thread, the same lifecycle as in
+//! a child process), send it messages, collect the events it emits and what it sends to probe
+//! addresses, stop it, and assert on all of it, with deadlines and without sleeps.
+//!
+//! ```
+//! use actor_core::{loops, Actor, ActorError, Context, Outcome};
+//! use actor_ipc::testkit::{probe, TestKit};
+//! use actor_ipc::Addr;
+//! use std::time::Duration;
+//!
+//! /// Doubles what it gets and passes it on; reports each value to the root.
+//! struct Doubler { out: Addr<u32> }
+//! impl Actor for Doubler {
+//!     type Args = Addr<u32>;
+//!     type Msg = u32;
+//!     type Event = u32;
+//!     fn init_args(out: Addr<u32>) -> Result<Self, ActorError> { Ok(Doubler { out }) }
+//!     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+//!         loops::queue(self, ctx, |this, ctx, n| {
+//!             this.out.send(n * 2)?;
+//!             ctx.emit(n)?;
+//!             Ok(())
+//!         })
+//!     }
+//! }
+//!
+//! let (out, downstream) = probe::<u32>("DOWNSTREAM");
+//! let kit = TestKit::<Doubler>::start(out).expect("started");
+//! kit.send(21).expect("sent");
+//! assert_eq!(downstream.recv(Duration::from_secs(5)), Some(42));
+//! assert_eq!(kit.next_event(Duration::from_secs(5)), Some(21));
+//! assert_eq!(kit.stop(), Outcome::Clean);
+//! ```
+
+use crate::addr::{Addr, Item};
+use crate::counters::Counters;
+use crate::threads::LocalInbox;
+use actor_core::lifecycle::{self, Outcome};
+use actor_core::supervision::DEFAULT_MAILBOX_CAPACITY;
+use actor_core::{log, Actor, AppClock, Context, EventPort, SendError, StopFlag};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use serde::Serialize;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long [`TestKit::start`] waits for `startup`, and [`TestKit::stop`] for the actor to end.
+pub const KIT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// One actor running in a thread of the test, with its inbox, its events and its outcome.
+pub struct TestKit<A: Actor> {
+    addr: Addr<A::Msg>,
+    events: Receiver<A::Event>,
+    counters: Counters,
+    stop: StopFlag,
+    handle: Option<JoinHandle<Outcome>>,
+    _log: Option<log::LogHandle>,
+}
+
+struct KitEvents<E> {
+    tx: Sender<E>,
+}
+
+impl<E: Send> EventPort<E> for KitEvents<E> {
+    fn emit(&self, event: E) -> Result<(), SendError<E>> {
+        self.tx
+            .send_timeout(event, actor_core::supervision::DEFAULT_SEND_TIMEOUT)
+            .map_err(|e| match e {
+                crossbeam_channel::SendTimeoutError::Timeout(ev) => SendError::Timeout(ev),
+                crossbeam_channel::SendTimeoutError::Disconnected(ev) => {
+                    SendError::Disconnected(ev)
+                }
+            })
+    }
+}
+
+impl<A: Actor> TestKit<A> {
+    /// Starts the actor as `"TEST"` and waits until its `startup` succeeded. The error is the
+    /// text of a failed `init_args`/`startup`, or says the start did not finish in time.
+    pub fn start(args: A::Args) -> Result<Self, String> {
+        Self::start_named("TEST", args)
+    }
+
+    /// Starts the actor under `name`. Logs go to stderr when `MPACTOR_LOG` is set, nowhere
+    /// otherwise.
+    pub fn start_named(name: &str, args: A::Args) -> Result<Self, String> {
+        let (tx, rx) = bounded(DEFAULT_MAILBOX_CAPACITY);
+        let counters = Counters::new();
+        let addr = Addr::local(name.to_string(), tx, counters.clone());
+        let (ev_tx, events) = bounded(DEFAULT_MAILBOX_CAPACITY);
+        let logh = std::env::var_os(log::LOG_ENV)
+            .map(|_| log::init(name, AppClock::start(), log::level_from(None)));
+        let logger = logh
+            .as_ref()
+            .map(|h| h.logger.clone())
+            .unwrap_or_else(log::discard);
+        let stop = StopFlag::new();
+        let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
+        let mut ctx: Context<A> = Context::new(
+            name,
+            logger,
+            AppClock::start(),
+            stop.clone(),
+            Box::new(LocalInbox::new(rx, counters.clone())),
+            Box::new(KitEvents { tx: ev_tx }),
+        );
+        let handle = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                let ready = ready_tx;
+                let outcome = lifecycle::run::<A>(args, &mut ctx, |_| {
+                    let _ = ready.send(Ok(()));
+                });
+                if let Outcome::StartFailed(why) = &outcome {
+                    let _ = ready.send(Err(why.clone()));
+                }
+                outcome
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        match ready_rx.recv_timeout(KIT_DEADLINE) {
+            Ok(Ok(())) => Ok(Self {
+                addr,
+                events,
+                counters,
+                stop,
+                handle: Some(handle),
+                _log: logh,
+            }),
+            Ok(Err(why)) => Err(why),
+            Err(_) => {
+                stop.set();
+                Err(format!(
+                    "{name} did not finish its startup within {KIT_DEADLINE:?}"
+                ))
+            }
+        }
+    }
+
+    /// The actor's address: send to it, or hand it to other actors under test.
+    pub fn addr(&self) -> Addr<A::Msg> {
+        self.addr.clone()
+    }
+
+    /// Sends a message (bounded, like any [`Addr::send`]).
+    pub fn send(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>>
+    where
+        A::Msg: Serialize,
+    {
+        self.addr.send(msg)
+    }
+
+    /// The next event the actor emitted, waiting at most `timeout`.
+    pub fn next_event(&self, timeout: Duration) -> Option<A::Event> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// Every event emitted so far, without waiting.
+    pub fn events(&self) -> Vec<A::Event> {
+        self.events.try_iter().collect()
+    }
+
+    /// Messages handed to the actor so far.
+    pub fn handled(&self) -> u64 {
+        Counters::load(&self.counters.get().handled)
+    }
+
+    /// Waits until the actor has been handed at least `n` messages; false at the deadline.
+    pub fn wait_handled(&self, n: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.handled() < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::yield_now();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        true
+    }
+
+    /// Asks the actor to stop (behind every message already sent), waits for it to finish
+    /// and returns how its life ended. Panics if it does not end within [`KIT_DEADLINE`]:
+    /// an actor that ignores its stop is a failing test.
+    pub fn stop(mut self) -> Outcome {
+        let deadline = Instant::now() + KIT_DEADLINE;
+        Counters::set(&self.counters.get().stop_requested, 1);
+        self.addr.send_stop(deadline);
+        let handle = self.handle.take().expect("stop is called once");
+        while !handle.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "the actor did not stop within {KIT_DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        handle
+            .join()
+            .unwrap_or_else(|_| Outcome::Failed("the actor's thread panicked".into()))
+    }
+}
+
+impl<A: Actor> Drop for TestKit<A> {
+    fn drop(&mut self) {
+        // A test that panicked before `stop`: do not leave the actor looping.
+        self.stop.set();
+    }
+}
+
+/// The receiving end of a probe address: what an actor under test sent to it.
+pub struct Probe<M> {
+    rx: Receiver<Item<M>>,
+}
+
+/// An address for an actor under test to send to, and the probe that reads what arrives.
+pub fn probe<M: Serialize + Send + 'static>(name: &str) -> (Addr<M>, Probe<M>) {
+    let (tx, rx) = bounded(DEFAULT_MAILBOX_CAPACITY);
+    (
+        Addr::local(name.to_string(), tx, Counters::new()),
+        Probe { rx },
+    )
+}
+
+impl<M> Probe<M> {
+    /// The next message, waiting at most `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<M> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Item::Msg(m)) => return Some(m),
+                Ok(Item::Stop) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Everything that arrived so far, without waiting.
+    pub fn drain(&self) -> Vec<M> {
+        self.rx
+            .try_iter()
+            .filter_map(|item| match item {
+                Item::Msg(m) => Some(m),
+                Item::Stop => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,278 @@
+//! The thread runtime: the same actors, each in a thread of the root's process, with a
+//! bounded crossbeam inbox, under the same supervisor (order, deadlines, stop, drain, counts,
+//! restarts). Chosen for a whole system with [`Isolation::Threads`](actor_core::Isolation).
+//!
+//! What differs from processes: a thread that panics is contained (its lifecycle catches the
+//! panic, `shutdown` runs, the supervisor sees a failure), but a thread that hangs cannot be
+//! killed (it is reported and left running until the process exits), one that aborts or
+//! corrupts memory takes the whole process with it, and addresses cannot leave the process.
+//! That is what processes are for.
+
+use crate::addr::{Addr, Item};
+use crate::child::RootPort;
+use crate::counters::Counters;
+use crate::slot::{Incarnation, Running, SlotOps, StartEnv, StartError};
+use actor_core::lifecycle::{self, Outcome};
+use actor_core::supervision::WATCH_POLL;
+use actor_core::{Actor, ChildOptions, Context, InboxPort, Recv, Report, StopFlag};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
+
+/// A thread actor's inbox: a bounded crossbeam queue shared with the root, which keeps its
+/// own receiver so the inbox outlives a restart and can be drained at the end.
+pub(crate) struct LocalInbox<M> {
+    rx: Receiver<Item<M>>,
+    counters: Counters,
+    stopped: bool,
+    handled: u64,
+}
+
+impl<M> LocalInbox<M> {
+    pub fn new(rx: Receiver<Item<M>>, counters: Counters) -> Self {
+        Self {
+            rx,
+            counters,
+            stopped: false,
+            handled: 0,
+        }
+    }
+}
+
+impl<M: Send> InboxPort<M> for LocalInbox<M> {
+    fn recv_timeout(&mut self, timeout: Duration) -> Recv<M> {
+        if self.stopped {
+            return Recv::Stop;
+        }
+        match self.rx.recv_timeout(timeout) {
+            Ok(Item::Msg(m)) => {
+                let b = self.counters.get();
+                Counters::add(&b.received, 1);
+                Counters::add(&b.handled, 1);
+                self.handled += 1;
+                Recv::Msg(m)
+            }
+            Ok(Item::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                self.stopped = true;
+                Recv::Stop
+            }
+            Err(RecvTimeoutError::Timeout) => Recv::Timeout,
+        }
+    }
+
+    fn stop_requested(&self) -> bool {
+        Counters::load(&self.counters.get().stop_requested) != 0
+    }
+
+    fn drain(&mut self, deadline: Instant) -> u64 {
+        let mut drained = 0;
+        while Instant::now() < deadline {
+            match self.rx.try_recv() {
+                Ok(Item::Msg(_)) => drained += 1,
+                Ok(Item::Stop) => {}
+                Err(_) => break,
+            }
+        }
+        let b = self.counters.get();
+        Counters::add(&b.received, drained);
+        Counters::add(&b.drained_child, drained);
+        drained
+    }
+
+    fn handled(&self) -> u64 {
+        self.handled
+    }
+}
+
+/// A supervised child that runs as a thread.
+pub(crate) struct ThreadSlot<A: Actor> {
+    pub name: String,
+    pub args: A::Args,
+    pub options: ChildOptions,
+    pub rx: Receiver<Item<A::Msg>>,
+    pub addr: Addr<A::Msg>,
+    pub counters: Counters,
+    pub env: StartEnv<A::Event>,
+}
+
+impl<A: Actor> ThreadSlot<A> {
+    pub fn new(name: &str, args: A::Args, options: ChildOptions, env: StartEnv<A::Event>) -> Self {
+        let (tx, rx) = bounded(options.mailbox_capacity);
+        let counters = Counters::new();
+        let addr = Addr::local(name.to_string(), tx, counters.clone());
+        Self {
+            name: name.to_string(),
+            args,
+            options,
+            rx,
+            addr,
+            counters,
+            env,
+        }
+    }
+}
+
+impl<A: Actor> SlotOps for ThreadSlot<A> {
+    fn start(&mut self, interrupted: &dyn Fn() -> bool) -> Result<Running, StartError> {
+        Counters::set(&self.counters.get().stop_requested, 0);
+        let stop = StopFlag::new();
+        let (ready_tx, ready_rx) = bounded::<Result<u32, String>>(1);
+        let body = ThreadBody::<A> {
+            name: self.name.clone(),
+            args: self.args.clone(),
+            rx: self.rx.clone(),
+            counters: self.counters.clone(),
+            env: self.env.clone(),
+            stop: stop.clone(),
+            ready: ready_tx,
+        };
+        let handle = std::thread::Builder::new()
+            .name(self.name.clone())
+            .spawn(move || body.run())
+            .map_err(|e| StartError::Bootstrap {
+                actor: self.name.clone(),
+                why: format!("cannot start a thread: {e}"),
+            })?;
+        let deadline = Instant::now() + self.options.start_timeout;
+        let mut running = Running {
+            kind: Incarnation::Thread {
+                handle: Some(handle),
+                stop: stop.clone(),
+            },
+            pid: 0,
+            since: Instant::now(),
+        };
+        loop {
+            match ready_rx.recv_timeout(WATCH_POLL) {
+                Ok(Ok(tid)) => {
+                    running.pid = tid;
+                    running.since = Instant::now();
+                    return Ok(running);
+                }
+                Ok(Err(why)) => {
+                    let _ = running.reap(Duration::from_secs(1));
+                    return Err(StartError::StartupFailed {
+                        actor: self.name.clone(),
+                        why,
+                    });
+                }
+                Err(_) => {
+                    if let Some(status) = running.try_wait() {
+                        return Err(StartError::Exited {
+                            actor: self.name.clone(),
+                            status,
+                        });
+                    }
+                    if Instant::now() >= deadline || interrupted() {
+                        // A thread cannot be killed: ask it to stop and leave it.
+                        stop.set();
+                        return Err(if interrupted() {
+                            StartError::Interrupted {
+                                actor: self.name.clone(),
+                            }
+                        } else {
+                            StartError::Timeout {
+                                actor: self.name.clone(),
+                                timeout: self.options.start_timeout,
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn request_stop(&self, deadline: Instant) {
+        Counters::set(&self.counters.get().stop_requested, 1);
+        self.addr.send_stop(deadline);
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn drain(&mut self, deadline: Instant) -> u64 {
+        let mut drained = 0;
+        while Instant::now() < deadline {
+            match self.rx.try_recv() {
+                Ok(Item::Msg(_)) => drained += 1,
+                Ok(Item::Stop) => {}
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        Counters::add(&self.counters.get().drained_root, drained);
+        drained
+    }
+
+    fn close(&mut self) {
+        Counters::set(&self.counters.get().gone, 1);
+    }
+}
+
+/// Everything the actor's thread takes with it.
+struct ThreadBody<A: Actor> {
+    name: String,
+    args: A::Args,
+    rx: Receiver<Item<A::Msg>>,
+    counters: Counters,
+    env: StartEnv<A::Event>,
+    stop: StopFlag,
+    ready: crossbeam_channel::Sender<Result<u32, String>>,
+}
+
+impl<A: Actor> ThreadBody<A> {
+    /// The thread's life: the same lifecycle as in a child process; returns the exit code a
+    /// process would have.
+    fn run(self) -> i32 {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        let log = actor_core::log::for_actor(&self.env.log, &self.name);
+        slog::info!(log, "started"; "thread" => tid);
+        let root = self.env.report_addr.clone();
+        let mut ctx: Context<A> = Context::new(
+            self.name.clone(),
+            log.clone(),
+            self.env.clock,
+            self.stop,
+            Box::new(LocalInbox::new(self.rx, self.counters)),
+            Box::new(RootPort {
+                root: root.clone(),
+                name: self.name.clone(),
+            }),
+        );
+        let ready = self.ready;
+        let outcome = lifecycle::run::<A>(self.args, &mut ctx, |_| {
+            let _ = ready.send(Ok(tid));
+        });
+        if let Outcome::StartFailed(why) = &outcome {
+            let _ = ready.send(Err(why.clone()));
+        }
+        let drained = ctx.drain_inbox(Instant::now() + self.env.stop_timeout);
+        if drained > 0 {
+            slog::warn!(
+                log,
+                "{drained} messages left in the inbox, counted as dead letters"
+            );
+        }
+        if let Outcome::Failed(error) = &outcome {
+            let _ = root.try_send(Report::Fatal {
+                actor: self.name.clone(),
+                error: error.clone(),
+            });
+        }
+        let _ = root.try_send(Report::Stopped {
+            actor: self.name.clone(),
+            drained,
+            undelivered: 0,
+        });
+        let code = outcome.exit_code();
+        match &outcome {
+            Outcome::Clean => {
+                slog::info!(log, "Normal shutdown"; "thread" => tid, "handled" => ctx.handled())
+            }
+            Outcome::StartFailed(why) | Outcome::Failed(why) => {
+                slog::error!(log, "Failed: {why}"; "thread" => tid, "handled" => ctx.handled())
+            }
+        }
+        code
+    }
+}
