@@ -144,7 +144,17 @@ where
     E: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
 {
     /// Creates the root: its logger, its clock, its signal handling and its report inbox.
+    ///
+    /// Fails in a process that was started as an mpactor child but whose `main` did not call
+    /// [`Registry::run_if_child`] first: it would otherwise start children of its own, which
+    /// would do the same, without end.
     pub fn new(registry: Registry, config: SystemConfig) -> std::io::Result<Self> {
+        if std::env::var_os(crate::bootstrap::ENV_CHILD).is_some() {
+            return Err(std::io::Error::other(
+                "this process was started as an mpactor child, but main did not call \
+                 Registry::run_if_child() before System::new",
+            ));
+        }
         let clock = AppClock::start();
         let logh = log::init(&config.name, clock, config.log_level);
         let log = logh.logger.clone();
