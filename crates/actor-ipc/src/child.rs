@@ -3,6 +3,7 @@
 
 use crate::addr::{flush_all, Addr};
 use crate::bootstrap::{Boot, Setup, ENV_CHILD, ENV_NAME, ENV_SECRET, ENV_SERVER, SETUP_TIMEOUT};
+use crate::counters::Counters;
 use crate::inbox::IpcInbox;
 use actor_core::lifecycle::{self, Outcome};
 use actor_core::{log, signals, Actor, Context, EventPort, Report, SendError, StopFlag};
@@ -186,6 +187,7 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
         let log = logger.clone();
         let stop = stop.clone();
         let root_gone = root_gone.clone();
+        let counters = setup.counters.clone();
         let installed = signals::install(
             move |signal, count| {
                 slog::info!(
@@ -199,8 +201,10 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
                     signal,
                     count,
                 };
-                if root_gone.load(Ordering::SeqCst) || root.try_send(report).is_err() {
-                    // Nobody to stop us in order: stop by ourselves.
+                let asked = Counters::load(&counters.get().stop_requested) != 0;
+                if asked || root_gone.load(Ordering::SeqCst) || root.try_send(report).is_err() {
+                    // The root already asked us to stop and now signals (its stop deadline
+                    // passed), or nobody is there to stop us in order: stop now.
                     stop.set();
                 }
             },

@@ -48,13 +48,16 @@ pub enum StartError {
         /// How it ended.
         status: ExitStatus,
     },
-    /// It did not report started within its start deadline (it was killed).
-    #[error("{actor} did not start within {timeout:?} and was killed")]
+    /// It did not report started within its start deadline: a process is killed, a thread
+    /// (which cannot be killed) is asked to stop.
+    #[error("{actor} did not start within {timeout:?} and was {}", if *.killed { "killed" } else { "asked to stop (a thread cannot be killed)" })]
     Timeout {
         /// The actor's name.
         actor: String,
         /// The deadline it missed.
         timeout: Duration,
+        /// True for a process (killed), false for a thread.
+        killed: bool,
     },
     /// The bootstrap failed (process, socket, or a peer that did not prove itself).
     #[error("cannot start {actor}: {why}")]
@@ -357,6 +360,7 @@ impl<A: Actor> TypedSlot<A> {
             return Err(StartError::Timeout {
                 actor: self.name.clone(),
                 timeout: self.options.start_timeout,
+                killed: true,
             });
         }
         if interrupted() {

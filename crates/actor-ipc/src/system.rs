@@ -32,6 +32,9 @@ struct Slot {
     /// Ended and not restarted: its inbox is closed for senders.
     ended: bool,
     lost_seen: u64,
+    /// The supervisor itself is stopping this incarnation (to restart it with a sibling):
+    /// its exit is expected and must not trigger its restart policy.
+    stopping_for_restart: bool,
 }
 
 /// A child's state as the root's live view shows it.
@@ -283,6 +286,7 @@ where
                     restarts: 0,
                     ended: false,
                     lost_seen: 0,
+                    stopping_for_restart: false,
                 });
                 Ok(addr)
             }
@@ -466,7 +470,7 @@ where
                 "{lost} messages were lost with {name}'s process (received, not yet handled)"
             );
         }
-        if self.stop.is_some() {
+        if self.stop.is_some() || std::mem::take(&mut slot.stopping_for_restart) {
             return;
         }
         let restart = slot.options.restart;
@@ -552,6 +556,7 @@ where
 
     /// Asks child `i` to stop and waits for it until `deadline`; past it, signals it.
     fn stop_one(&mut self, i: usize, deadline: Instant) {
+        self.slots[i].stopping_for_restart = true;
         self.slots[i].ops.request_stop(deadline);
         self.wait_exits(&[i], deadline);
         self.escalate(&[i]);

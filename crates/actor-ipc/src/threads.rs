@@ -173,6 +173,7 @@ impl<A: Actor> SlotOps for ThreadSlot<A> {
                             StartError::Timeout {
                                 actor: self.name.clone(),
                                 timeout: self.options.start_timeout,
+                                killed: false,
                             }
                         });
                     }
