@@ -377,6 +377,13 @@ where
                 count,
             } => {
                 if self.stop.is_none() {
+                    // A terminal's Ctrl-C reaches every process at once: if the root got it
+                    // too, that is the reason, not a child's copy that happened to arrive first.
+                    if let Ok(own) = self.signals.recv_timeout(Duration::from_millis(20)) {
+                        slog::info!(self.log, "got {}: stopping", signal_name(own));
+                        self.stop = Some(StopReason::Signal(own));
+                        return;
+                    }
                     slog::warn!(
                         self.log,
                         "{actor} got {}: stopping the whole system",
