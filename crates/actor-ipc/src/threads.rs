@@ -15,7 +15,7 @@ use crate::slot::{Incarnation, Running, SlotOps, StartEnv, StartError};
 use actor_core::lifecycle::{self, Outcome};
 use actor_core::supervision::WATCH_POLL;
 use actor_core::{Actor, ChildOptions, Context, InboxPort, Recv, Report, StopFlag};
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// A thread actor's inbox: a bounded crossbeam queue shared with the root, which keeps its
@@ -64,14 +64,7 @@ impl<M: Send> InboxPort<M> for LocalInbox<M> {
     }
 
     fn drain(&mut self, deadline: Instant) -> u64 {
-        let mut drained = 0;
-        while Instant::now() < deadline {
-            match self.rx.try_recv() {
-                Ok(Item::Msg(_)) => drained += 1,
-                Ok(Item::Stop) => {}
-                Err(_) => break,
-            }
-        }
+        let drained = drain_queue(&self.rx, deadline);
         let b = self.counters.get();
         Counters::add(&b.received, drained);
         Counters::add(&b.drained_child, drained);
@@ -81,6 +74,19 @@ impl<M: Send> InboxPort<M> for LocalInbox<M> {
     fn handled(&self) -> u64 {
         self.handled
     }
+}
+
+/// Takes every message left in a queue, until `deadline`; returns how many.
+fn drain_queue<M>(rx: &Receiver<Item<M>>, deadline: Instant) -> u64 {
+    let mut drained = 0;
+    while Instant::now() < deadline {
+        match rx.try_recv() {
+            Ok(Item::Msg(_)) => drained += 1,
+            Ok(Item::Stop) => {}
+            Err(_) => break,
+        }
+    }
+    drained
 }
 
 /// A supervised child that runs as a thread.
@@ -192,14 +198,7 @@ impl<A: Actor> SlotOps for ThreadSlot<A> {
     }
 
     fn drain(&mut self, deadline: Instant) -> u64 {
-        let mut drained = 0;
-        while Instant::now() < deadline {
-            match self.rx.try_recv() {
-                Ok(Item::Msg(_)) => drained += 1,
-                Ok(Item::Stop) => {}
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-            }
-        }
+        let drained = drain_queue(&self.rx, deadline);
         Counters::add(&self.counters.get().drained_root, drained);
         drained
     }
