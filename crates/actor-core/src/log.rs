@@ -94,7 +94,9 @@ pub fn init(actor: &str, clock: AppClock, level: Level) -> LogHandle {
         build_async(fmt, level)
     };
     LogHandle {
-        logger: slog::Logger::root(drain, slog::o!()),
+        // Filtered here too, before the async queue: a record below the level is dropped at
+        // the call site instead of being serialised and sent to the writer thread.
+        logger: slog::Logger::root(drain.filter_level(level).fuse(), slog::o!()),
         guard: Some(guard),
     }
 }

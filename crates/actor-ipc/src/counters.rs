@@ -106,13 +106,26 @@ impl Counters {
             .saturating_sub(Self::load(&b.drained_child))
     }
 
-    /// Everything accepted but never handed to the actor.
+    /// Messages shipped into the inbox that no process ever took out as messages: those in
+    /// frames that failed to decode (the receiver cannot tell how many a bad frame held, the
+    /// senders can). Final only once the inbox is drained for good; before that, messages in
+    /// flight count here too.
+    pub fn unreadable(&self) -> u64 {
+        let b = self.get();
+        Self::load(&b.shipped)
+            .saturating_sub(Self::load(&b.received))
+            .saturating_sub(Self::load(&b.drained_root))
+    }
+
+    /// Everything accepted but never handed to the actor. Read it once the inbox is drained
+    /// for good (the summary does).
     pub fn dead_letters(&self) -> u64 {
         let b = self.get();
         Self::load(&b.undelivered)
             + Self::load(&b.drained_child)
             + Self::load(&b.drained_root)
             + self.lost()
+            + self.unreadable()
     }
 }
 

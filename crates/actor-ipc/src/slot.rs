@@ -159,7 +159,7 @@ impl Running {
 }
 
 /// What the supervisor needs of a child, whatever its actor type.
-pub(crate) trait SlotOps {
+pub(crate) trait SlotOps: Send {
     /// Starts a new process for this child and waits until it reported started.
     fn start(&mut self, interrupted: &dyn Fn() -> bool) -> Result<Running, StartError>;
     /// Asks the running incarnation to stop, behind everything the root already sent it.

@@ -142,6 +142,10 @@ pub struct System<E: Send + 'static> {
     private_dir: PathBuf,
 }
 
+// A system may be built (children spawned) in one thread and run in another: children are
+// forked by the runtime's long-lived spawner thread, so the building thread may end.
+const _: fn(System<()>) -> Box<dyn Send> = |system| Box::new(system);
+
 impl<E> System<E>
 where
     E: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
@@ -164,16 +168,32 @@ where
         let private_dir = private_bootstrap_dir()?;
 
         let (sig_tx, sig_rx) = crossbeam_channel::unbounded();
+        let sig_log = log.clone();
         signals::install(
-            move |signal, _count| {
+            move |signal, count| {
+                if count > 1 {
+                    // The first is logged by the loop that acts on it; later ones only here,
+                    // so the log shows how close the process is to its hard stop.
+                    slog::warn!(
+                        sig_log,
+                        "got {} ({count} of {}): already stopping; the next one kills every child",
+                        signal_name(signal),
+                        signals::HARD_STOP_AT
+                    );
+                }
                 let _ = sig_tx.send(signal);
             },
-            |signal| {
-                eprintln!(
-                    "mpactor: third signal ({}): killing every child and exiting",
-                    signal_name(signal)
-                );
-                process::kill_all_now();
+            {
+                let dir = private_dir.clone();
+                move |signal| {
+                    eprintln!(
+                        "mpactor: third signal ({}): killing every child and exiting",
+                        signal_name(signal)
+                    );
+                    process::kill_all_now();
+                    // Even a hard stop cleans up after itself: nothing is left in $TMPDIR.
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
             },
         )?;
 
@@ -434,7 +454,21 @@ where
                 None => None,
             };
             if let Some(status) = status {
+                // What the child reported before it died (its Fatal report with the panic
+                // message) is read first, so that its exit is logged with its cause.
+                self.pump_pending_reports();
                 self.on_exit(i, status);
+            }
+        }
+    }
+
+    /// Takes every report already waiting, without blocking: lifecycle reports are handled,
+    /// application events kept for the handler.
+    fn pump_pending_reports(&mut self) {
+        while let Recv::Msg(r) = self.reports.recv_timeout(Duration::ZERO) {
+            match r {
+                Report::App { .. } => self.deferred.push_back(r),
+                other => self.on_lifecycle_report(other),
             }
         }
     }
@@ -688,12 +722,7 @@ where
             }
             slot.ops.close();
         }
-        while let Recv::Msg(r) = self.reports.recv_timeout(Duration::ZERO) {
-            match r {
-                Report::App { .. } => self.deferred.push_back(r),
-                other => self.on_lifecycle_report(other),
-            }
-        }
+        self.pump_pending_reports();
 
         let actors: Vec<ActorSummary> = self.slots.iter().map(summarize).collect();
         let stop_millis = t0.elapsed().as_millis() as u64;
@@ -753,7 +782,30 @@ impl<E: Send + 'static> Drop for System<E> {
                 if let Some(mut r) = slot.running.take() {
                     slot.ops.request_stop(deadline);
                     let left = deadline.saturating_duration_since(Instant::now());
-                    r.reap(left);
+                    // Every child's end is logged, on this path too.
+                    match r.reap(left) {
+                        Some(status) if status.is_clean() => slog::info!(
+                            self.log,
+                            "{} ({} {}) exited: {status}",
+                            slot.name,
+                            r.id_kind(),
+                            r.pid
+                        ),
+                        Some(status) => slog::warn!(
+                            self.log,
+                            "{} ({} {}) ended: {status}",
+                            slot.name,
+                            r.id_kind(),
+                            r.pid
+                        ),
+                        None => slog::error!(
+                            self.log,
+                            "{} ({} {}) could not be reaped",
+                            slot.name,
+                            r.id_kind(),
+                            r.pid
+                        ),
+                    }
                 }
             }
             self.logh.flush();

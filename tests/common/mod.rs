@@ -1,0 +1,575 @@
+//! What the integration tests share: start a root (the testbed or the quickstart example) as a
+//! real process in a temp folder of its own, collect its output, wait for log lines and its
+//! exit under deadlines, and make sure nothing it started is left behind, even when a test
+//! fails (the guard SIGKILLs every process it learned of).
+//!
+//! No sleep is used as synchronisation: every wait polls for an event (a line, a file, an
+//! exit, a process gone) under a deadline.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often the waits below look again.
+pub const POLL: Duration = Duration::from_millis(5);
+
+/// Generous default deadline for things that take milliseconds on an idle machine.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+/// The testbed binary.
+pub fn testbed() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mpactor-testbed"))
+}
+
+/// The built example `name`: `<target>/<profile>/examples/<name>` next to this test's
+/// `<target>/<profile>/deps/<test>`. `cargo test` builds examples before it runs tests.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from <target>/<profile>/deps");
+    let path = profile.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "the example {} is missing: run the tests with `cargo test`, which builds the \
+         examples first (or `cargo build --examples`)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh, empty folder for one test: `$TMPDIR/mpactor-it-<pid>-<n>-<name>`.
+pub fn test_dir(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "mpactor-it-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tmp")).expect("create the test dir");
+    dir
+}
+
+/// Lines collected from a pipe by a reader thread.
+#[derive(Default)]
+pub struct Lines(Mutex<Vec<String>>);
+
+impl Lines {
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+    pub fn text(&self) -> String {
+        self.all().join("\n")
+    }
+}
+
+/// A root process under test, with the guard that leaves nothing behind.
+pub struct Root {
+    child: Child,
+    pub pid: u32,
+    /// The test's own folder; the root's TMPDIR is `dir/tmp`.
+    pub dir: PathBuf,
+    pub stderr: Arc<Lines>,
+    pub stdout: Arc<Lines>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    exit: Option<ExitStatus>,
+    exe: PathBuf,
+    started: Instant,
+}
+
+impl Root {
+    /// Starts the testbed with `args` in a fresh test folder.
+    pub fn testbed(name: &str, args: &[&str]) -> Root {
+        let dir = test_dir(name);
+        Root::start(testbed(), dir, args, |_| {})
+    }
+
+    /// Starts the testbed with `--dir <test folder>` before `args`.
+    pub fn testbed_recording(name: &str, scenario: &str, args: &[&str]) -> Root {
+        let dir = test_dir(name);
+        let d = dir.to_string_lossy().into_owned();
+        let mut all = vec![scenario, "--dir", d.as_str()];
+        all.extend_from_slice(args);
+        Root::start(testbed(), dir.clone(), &all, |_| {})
+    }
+
+    /// Starts `exe` with `args`, its TMPDIR `dir/tmp`, stdout and stderr collected; `extra`
+    /// may adjust the command (a process group, the environment).
+    pub fn start(
+        exe: PathBuf,
+        dir: PathBuf,
+        args: &[&str],
+        extra: impl FnOnce(&mut Command),
+    ) -> Root {
+        let mut cmd = Command::new(&exe);
+        cmd.args(args)
+            .env("TMPDIR", dir.join("tmp"))
+            .env_remove("MPACTOR_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        extra(&mut cmd);
+        let mut child = cmd.spawn().expect("start the root");
+        let stderr = Arc::new(Lines::default());
+        let stdout = Arc::new(Lines::default());
+        let readers = vec![
+            collect(child.stderr.take().expect("stderr"), stderr.clone()),
+            collect(child.stdout.take().expect("stdout"), stdout.clone()),
+        ];
+        Root {
+            pid: child.id(),
+            child,
+            dir,
+            stderr,
+            stdout,
+            readers,
+            exit: None,
+            exe,
+            started: Instant::now(),
+        }
+    }
+
+    /// Both outputs, for failure messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "--- stderr of {} (pid {}):\n{}\n--- stdout:\n{}\n--- record:\n{}",
+            self.exe.display(),
+            self.pid,
+            self.stderr.text(),
+            self.stdout.text(),
+            self.record().join("\n")
+        )
+    }
+
+    /// The lines of the testbed's record file (lifecycle steps, faults).
+    pub fn record(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("record.txt"))
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits for the first stderr line containing every one of `parts`.
+    pub fn wait_log(&self, parts: &[&str], within: Duration) -> String {
+        self.wait_log_nth(parts, 1, within)
+    }
+
+    /// Waits for the `n`th stderr line containing every one of `parts`.
+    pub fn wait_log_nth(&self, parts: &[&str], n: usize, within: Duration) -> String {
+        self.wait_in(&self.stderr, "log", parts, n, within)
+    }
+
+    /// Waits for the first stdout line containing every one of `parts`.
+    pub fn wait_out(&self, parts: &[&str], within: Duration) -> String {
+        self.wait_in(&self.stdout, "stdout", parts, 1, within)
+    }
+
+    fn wait_in(
+        &self,
+        lines: &Lines,
+        what: &str,
+        parts: &[&str],
+        n: usize,
+        within: Duration,
+    ) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let found = lines
+                .all()
+                .into_iter()
+                .filter(|l| parts.iter().all(|p| l.contains(p)))
+                .nth(n - 1);
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} line #{n} with {parts:?} within {within:?}\n{}",
+                self.dump()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Stderr lines containing every one of `parts`.
+    pub fn log_lines(&self, parts: &[&str]) -> Vec<String> {
+        self.stderr
+            .all()
+            .into_iter()
+            .filter(|l| parts.iter().all(|p| l.contains(p)))
+            .collect()
+    }
+
+    /// The pid of actor `name`'s latest incarnation, from the root's "NAME started" line.
+    pub fn pid_of(&self, name: &str) -> u32 {
+        let line = self.wait_log(&[&format!(" {name} started")], PATIENCE);
+        let all = self.log_lines(&[&format!(" {name} started"), "pid="]);
+        pid_in(all.last().unwrap_or(&line)).unwrap_or_else(|| panic!("no pid in {line:?}"))
+    }
+
+    /// Every pid the log named as started (all incarnations of all actors).
+    pub fn child_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .stderr
+            .all()
+            .iter()
+            .filter(|l| l.contains(" started") && l.contains("pid="))
+            .filter_map(|l| pid_in(l))
+            .filter(|p| *p != self.pid)
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Sends `signal` to the root.
+    pub fn signal(&self, signal: i32) {
+        kill(self.pid, signal);
+    }
+
+    /// Waits for the root's exit (and reaps it), at most `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        if let Some(st) = self.exit {
+            return st;
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait on the root") {
+                self.exit = Some(st);
+                self.finish_readers();
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the root did not exit within {within:?}\n{}",
+                self.dump()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits for the exit and returns its code (panics if the root was killed by a signal).
+    pub fn wait_code(&mut self, within: Duration) -> i32 {
+        let st = self.wait_exit(within);
+        st.code()
+            .unwrap_or_else(|| panic!("the root ended without a code: {st:?}\n{}", self.dump()))
+    }
+
+    /// The pipes close when every process holding them is gone: read to the end, bounded.
+    fn finish_readers(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// How long since the root was started.
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The root's stdout line starting with `summary NAME `, as key=value pairs.
+    pub fn summary(&self, name: &str) -> Summary {
+        let prefix = format!("summary {name} ");
+        let line = self
+            .stdout
+            .all()
+            .into_iter()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no summary for {name}\n{}", self.dump()));
+        Summary::parse(&line)
+    }
+
+    /// The environment entry every process of this root carries: `TMPDIR=<dir>/tmp`.
+    pub fn marker(&self) -> String {
+        format!("TMPDIR={}", self.dir.join("tmp").display())
+    }
+
+    /// True once `pid` (a process of this root) has ended. A pid now held by a process that is
+    /// not of this root (reused) has ended too. A zombie whose parent is init counts as ended
+    /// (init reaps it, here every couple of seconds); a zombie of this root while it lives
+    /// does not: reaping is the root's job.
+    pub fn is_gone(&self, pid: u32) -> bool {
+        match proc_state(pid) {
+            None => true,
+            Some(('Z', ppid)) => ppid != self.pid || self.exit.is_some(),
+            Some(_) => !has_env(pid, &self.marker()),
+        }
+    }
+
+    /// Waits until every one of `pids` is gone, at most `within`; returns how long it took.
+    pub fn assert_gone(&self, pids: &[u32], within: Duration) -> Duration {
+        let t0 = Instant::now();
+        loop {
+            let left: Vec<(u32, Option<(char, u32)>)> = pids
+                .iter()
+                .filter(|p| !self.is_gone(**p))
+                .map(|p| (*p, proc_state(*p)))
+                .collect();
+            if left.is_empty() {
+                return t0.elapsed();
+            }
+            assert!(
+                t0.elapsed() < within,
+                "processes still there after {within:?}: {left:?} (pid, (state, ppid))\n{}",
+                self.dump()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Asserts that no process of this root is left (the ones its log named, and any other
+    /// that carries its environment) and that its bootstrap folder is gone.
+    pub fn assert_nothing_left(&mut self) {
+        if self.exit.is_none() {
+            self.wait_exit(PATIENCE);
+        }
+        let mut pids = self.child_pids();
+        pids.extend(processes_of(&self.marker()));
+        self.assert_gone(&pids, Duration::from_secs(5));
+        assert_no_bootstrap_dir(&self.dir.join("tmp"), self.pid);
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        // Whatever happened, nothing of this test may be left: the root and every child it
+        // reported, each only if it still runs our binary (a pid may have been reused).
+        if self.exit.is_none() {
+            let _ = self.child.kill();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(POLL);
+            }
+        }
+        // Identified by their environment (TMPDIR is this test's own folder), not by pid alone:
+        // pids wrap around quickly here (pid_max 32768) and another test's may be reused.
+        for pid in processes_of(&self.marker()) {
+            kill(pid, libc::SIGCONT);
+            kill(pid, libc::SIGKILL);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// One `summary` line of the testbed.
+#[derive(Debug)]
+pub struct Summary {
+    pub pid: u32,
+    pub exit: String,
+    pub accepted: u64,
+    pub handled: u64,
+    pub dead_letters: u64,
+    pub lost: u64,
+    pub decode_failures: u64,
+    pub restarts: u64,
+}
+
+impl Summary {
+    fn parse(line: &str) -> Summary {
+        let get = |key: &str| -> String {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{key}=")).map(str::to_string))
+                .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+        };
+        let num = |key: &str| -> u64 { get(key).parse().expect("a number") };
+        Summary {
+            pid: num("pid") as u32,
+            exit: get("exit"),
+            accepted: num("accepted"),
+            handled: num("handled"),
+            dead_letters: num("dead_letters"),
+            lost: num("lost"),
+            decode_failures: num("decode_failures"),
+            restarts: num("restarts"),
+        }
+    }
+
+    /// accepted = handled + dead letters.
+    pub fn reconciles(&self) -> bool {
+        self.accepted == self.handled + self.dead_letters
+    }
+}
+
+/// The number after `pid=` (or after `pid ` in "X (pid N) ...").
+pub fn pid_in(line: &str) -> Option<u32> {
+    let rest = line
+        .split("pid=")
+        .nth(1)
+        .or_else(|| line.split("(pid ").nth(1))?;
+    rest.chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
+/// The application-clock stamp (`M:SS.mmm`) of a log line, in milliseconds.
+pub fn stamp_ms(line: &str) -> f64 {
+    let word = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no stamp in {line:?}"));
+    let (min, rest) = word.split_once(':').expect("M:SS.mmm");
+    let min: f64 = min.parse().expect("minutes");
+    let secs: f64 = rest.parse().expect("seconds");
+    min * 60_000.0 + secs * 1000.0
+}
+
+pub fn kill(pid: u32, signal: i32) {
+    // SAFETY: kill(2); a pid that is gone gives ESRCH, which is fine here.
+    unsafe { libc::kill(pid as libc::pid_t, signal) };
+}
+
+/// True if process `pid` has `entry` (`KEY=value`) in its environment.
+fn has_env(pid: u32, entry: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|env| env.split(|b| *b == 0).any(|kv| kv == entry.as_bytes()))
+        .unwrap_or(false)
+}
+
+/// Every live (not zombie) process with `entry` in its environment, except this one.
+pub fn processes_of(entry: &str) -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| proc_state(*pid).is_some_and(|(state, _)| state != 'Z'))
+        .filter(|pid| has_env(*pid, entry))
+        .collect()
+}
+
+/// The state letter and the parent of a process, if it exists.
+pub fn proc_state(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = stat.rsplit(')').next()?.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Asserts that no `mpactor-<root pid>-*` bootstrap folder is left in `tmp`.
+pub fn assert_no_bootstrap_dir(tmp: &Path, root_pid: u32) {
+    let prefix = format!("mpactor-{root_pid}-");
+    let left: Vec<PathBuf> = std::fs::read_dir(tmp)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "bootstrap folders left behind: {left:?}");
+}
+
+/// Puts the command in a process group of its own (a terminal's job), so a test can signal
+/// the whole group as a Ctrl-C does.
+pub fn own_process_group(cmd: &mut Command) {
+    cmd.process_group(0);
+}
+
+/// Reads a pipe line by line into `lines` until it closes.
+fn collect(pipe: impl Read + Send + 'static, lines: Arc<Lines>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(mut all) = lines.0.lock() {
+                all.push(line);
+            }
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The quickstart example.
+
+/// `sent=S handled=H dead_letters=D` from the quickstart's last stdout line, which must have
+/// exactly this shape.
+pub fn quickstart_counts(root: &Root) -> (u64, u64, u64) {
+    let out = root.stdout.all();
+    let last = out
+        .last()
+        .unwrap_or_else(|| panic!("no stdout\n{}", root.dump()))
+        .clone();
+    let words: Vec<&str> = last.split(' ').collect();
+    let field = |i: usize, key: &str| -> u64 {
+        words
+            .get(i)
+            .and_then(|w| w.strip_prefix(key))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| {
+                panic!("last line is not `quickstart: sent=S handled=H dead_letters=D`: {last:?}")
+            })
+    };
+    assert_eq!(words.len(), 4, "{last:?}");
+    assert_eq!(words[0], "quickstart:", "{last:?}");
+    (
+        field(1, "sent="),
+        field(2, "handled="),
+        field(3, "dead_letters="),
+    )
+}
+
+/// CPU time (user + system, in clock ticks of 10 ms) a process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    let rest: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // After the comm: state(0) ppid(1) ... utime(11) stime(12).
+    let get = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(11) + get(12)
+}
+
+/// Starts the quickstart with a flood that cannot finish soon, and returns once the producer
+/// is demonstrably mid-flood (it has used 50 ms of CPU sending).
+pub fn quickstart_mid_flood(name: &str, group: bool) -> Root {
+    let root = Root::start(
+        example("quickstart"),
+        test_dir(name),
+        &["--messages", "50000000"],
+        |cmd| {
+            if group {
+                own_process_group(cmd);
+            }
+        },
+    );
+    let producer = root.pid_of("PRODUCER");
+    let deadline = Instant::now() + PATIENCE;
+    while cpu_ticks(producer) < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the producer never got going\n{}",
+            root.dump()
+        );
+        std::thread::sleep(POLL);
+    }
+    root
+}
+
+/// The root's "stopped in N ms" figure.
+pub fn stopped_in_ms(root: &Root) -> u64 {
+    let line = root.wait_log(&["stopped in "], PATIENCE);
+    line.split("stopped in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no figure in {line:?}"))
+}
