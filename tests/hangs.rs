@@ -18,7 +18,7 @@ fn stop_escalates(root: &mut Root, stuck: &str, killed: bool) {
     let took = t0.elapsed();
     root.wait_log(
         &[&format!(
-            "{stuck} (pid {pid}) did not stop by the deadline: SIGTERM"
+            "{stuck} (pid {pid}) still running at the stop deadline: SIGTERM"
         )],
         PATIENCE,
     );

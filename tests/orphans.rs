@@ -27,7 +27,7 @@ fn children_are_gone_within_a_second_of_the_root_being_killed() {
     root.signal(libc::SIGKILL);
     root.wait_exit(PATIENCE);
     // One second is the contract: the children notice within 100 ms (lifeline poll), stop
-    // cleanly if they can, and exit hard 500 ms after the root's death if they cannot.
+    // cleanly if they can, and exit hard ORPHAN_GRACE (300 ms) after noticing if they cannot.
     let gone = root.assert_gone(&children, Duration::from_secs(5));
     let took = t0.elapsed();
     eprintln!("orphans gone {took:?} after the root's SIGKILL");

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a child whose root died may take to stop cleanly before it exits hard.
-pub const ORPHAN_GRACE: Duration = Duration::from_millis(500);
+pub const ORPHAN_GRACE: Duration = Duration::from_millis(300);
 /// How often a child looks whether its root is still there.
-const LIFELINE_POLL: Duration = Duration::from_millis(100);
+const LIFELINE_POLL: Duration = Duration::from_millis(50);
 
 type Entry = fn() -> i32;
 
@@ -178,6 +178,10 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
     let name = setup.name.clone();
     let stop = StopFlag::new();
     let root_gone = Arc::new(AtomicBool::new(false));
+    // Set once the actor's life is over: what happens to the root after that is no news.
+    let finished = Arc::new(AtomicBool::new(false));
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
 
     // Signals: the first two are reported to the root, which stops the whole system in order;
     // the third ends this process at once.
@@ -201,6 +205,12 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
                     signal,
                     count,
                 };
+                // The parent-death signal (SIGTERM) arrives the moment the root dies: then the
+                // parent has changed, and there is nobody to report to.
+                // SAFETY: getppid has no preconditions.
+                if unsafe { libc::getppid() } != parent {
+                    root_gone.store(true, Ordering::SeqCst);
+                }
                 let asked = Counters::load(&counters.get().stop_requested) != 0;
                 if asked || root_gone.load(Ordering::SeqCst) || root.try_send(report).is_err() {
                     // The root already asked us to stop and now signals (its stop deadline
@@ -216,8 +226,10 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
     }
     watch_lifeline(
         setup.lifeline,
+        parent,
         stop.clone(),
         root_gone.clone(),
+        finished.clone(),
         logger.clone(),
     );
 
@@ -239,6 +251,8 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
     let outcome = lifecycle::run::<A>(setup.args, &mut ctx, |_| {
         let _ = conn.send(Boot::Started);
     });
+    // A failed start makes the root drop the lifeline at once: that is no orphaning.
+    finished.store(matches!(outcome, Outcome::StartFailed(_)), Ordering::SeqCst);
     if let Outcome::StartFailed(why) = &outcome {
         let _ = conn.send(Boot::StartFailed(why.clone()));
     }
@@ -289,32 +303,46 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
     code
 }
 
-/// Watches the link to the root: when it closes (or the parent changes), the root is gone;
-/// the actor is asked to stop and, if it has not exited within [`ORPHAN_GRACE`], the process
-/// exits hard. A root killed with SIGKILL thus leaves no actor behind.
+/// Watches the link to the root: when it closes, the parent changes, or the parent-death
+/// signal said so, the root is gone; the actor is asked to stop and, if it has not exited
+/// within [`ORPHAN_GRACE`], the process exits hard. A root killed with SIGKILL thus leaves no
+/// actor behind. Once `finished` is set (the actor's life is over, the process is on its way
+/// out), a closing link is expected and says nothing.
 fn watch_lifeline(
     lifeline: IpcReceiver<()>,
+    parent: libc::pid_t,
     stop: StopFlag,
     root_gone: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
     log: slog::Logger,
 ) {
-    // SAFETY: getppid has no preconditions.
-    let parent = unsafe { libc::getppid() };
     let spawned = std::thread::Builder::new()
         .name("mpactor-lifeline".into())
         .spawn(move || {
             loop {
+                if root_gone.load(Ordering::SeqCst) {
+                    break;
+                }
                 match lifeline.try_recv_timeout(LIFELINE_POLL) {
                     Ok(()) => continue,
-                    Err(ipc_channel::TryRecvError::Empty) => {
-                        // SAFETY: as above.
-                        if unsafe { libc::getppid() } == parent {
-                            continue;
-                        }
+                    // A signal (SIGTERM, SIGCONT) woke the wait early: that says nothing of the root.
+                    Err(ipc_channel::TryRecvError::IpcError(ipc_channel::IpcError::Io(e)))
+                        if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // SAFETY: getppid has no preconditions.
+                    Err(ipc_channel::TryRecvError::Empty)
+                        if unsafe { libc::getppid() } == parent =>
+                    {
+                        continue
                     }
-                    Err(_) => {}
+                    _ => break,
                 }
-                break;
+                // SAFETY: as above.
+                if unsafe { libc::getppid() } != parent {
+                    break;
+                }
+            }
+            if finished.load(Ordering::SeqCst) {
+                return;
             }
             root_gone.store(true, Ordering::SeqCst);
             slog::warn!(log, "the root is gone: stopping");

@@ -640,7 +640,7 @@ where
             if let Some(r) = &slot.running {
                 slog::warn!(
                     self.log,
-                    "{} (pid {}) did not stop by the deadline: SIGTERM",
+                    "{} (pid {}) still running at the stop deadline: SIGTERM",
                     slot.name,
                     r.pid
                 );
@@ -693,6 +693,14 @@ where
                 slog::debug!(self.log, "asking {} to stop", self.slots[i].name);
                 self.slots[i].ops.request_stop(deadline);
                 self.wait_exits(&[i], deadline);
+            }
+        }
+        // The deadline passed with someone still running (a stuck child used it up): the
+        // children not reached yet are asked now, so that the SIGTERM below, which stops a
+        // child that has been asked, ends them cleanly, not by surprise.
+        for slot in &self.slots {
+            if slot.running.is_some() {
+                slot.ops.request_stop(Instant::now());
             }
         }
         let all: Vec<usize> = (0..self.slots.len()).collect();
