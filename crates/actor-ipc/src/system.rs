@@ -70,6 +70,18 @@ impl RootCtx<'_> {
         }
     }
 
+    /// Stops the system because `actor` reported a failure it cannot carry on from (mptools'
+    /// FATAL event): the stop is as orderly as any other, but it is logged as a failure and
+    /// the root's exit code is 2 ([`StopReason::Fatal`]).
+    pub fn request_fatal_stop(&mut self, actor: impl Into<String>, error: impl Into<String>) {
+        if self.stop.is_none() {
+            *self.stop = Some(StopReason::Fatal {
+                actor: actor.into(),
+                error: error.into(),
+            });
+        }
+    }
+
     /// The root's logger.
     pub fn log(&self) -> &slog::Logger {
         self.log

@@ -1,0 +1,426 @@
+//! What the hvac integration tests share: run the real `hvac` binary as a root in its own
+//! process group, on a free port, with its send file and TMPDIR in a fresh folder; collect its
+//! log; talk to it over TCP; wait for log lines and exits under deadlines; and afterwards
+//! check that no process of the run is left. A guard SIGKILLs the whole group if a test
+//! panics.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The four actors, in start order.
+pub const ACTORS: [&str; 4] = ["SEND", "LISTEN", "STATUS", "OBSERVATION"];
+
+/// Generous bounds for a loaded 2-core machine.
+pub const START_DEADLINE: Duration = Duration::from_secs(30);
+pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local address").port()
+}
+
+#[derive(Default)]
+struct Lines {
+    lines: Mutex<Vec<String>>,
+    more: Condvar,
+}
+
+/// An `hvac` root under test.
+pub struct Hvac {
+    child: Child,
+    pub pid: u32,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub send_file: PathBuf,
+    log: Arc<Lines>,
+    exit: Option<ExitStatus>,
+}
+
+static RUNS: AtomicU32 = AtomicU32::new(0);
+
+impl Hvac {
+    /// Starts `hvac` on `port` with `extra` arguments, without waiting for anything.
+    pub fn spawn_on(port: u16, extra: &[&str]) -> Hvac {
+        let dir = std::env::temp_dir().join(format!(
+            "hvac-test-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the run's folder");
+        // A test may name its own send file.
+        let send_file = match extra.iter().position(|a| *a == "--send-file") {
+            Some(i) => PathBuf::from(extra[i + 1]),
+            None => dir.join("send_file.txt"),
+        };
+        let listen = format!("127.0.0.1:{port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hvac"));
+        cmd.arg("--listen").arg(&listen);
+        if !extra.contains(&"--send-file") {
+            cmd.arg("--send-file").arg(&send_file);
+        }
+        cmd.args(["--log-level", "debug"])
+            .args(extra)
+            .env("TMPDIR", &dir)
+            .env_remove("MPACTOR_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            // Its own process group: a signal to the group is the terminal's Ctrl-C, and the
+            // guard can kill everything the run started at once.
+            .process_group(0);
+        let mut child = cmd.spawn().expect("spawn hvac");
+        let pid = child.id();
+        let log = Arc::new(Lines::default());
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(mut lines) = sink.lines.lock() {
+                    lines.push(line);
+                }
+                sink.more.notify_all();
+            }
+        });
+        Hvac {
+            child,
+            pid,
+            port,
+            dir,
+            send_file,
+            log,
+            exit: None,
+        }
+    }
+
+    /// Starts `hvac` on a free port and waits until all four actors have started. Retries on
+    /// another port if a concurrent test took the one picked.
+    pub fn start(extra: &[&str]) -> Hvac {
+        for _ in 0..3 {
+            let mut h = Hvac::spawn_on(free_port(), extra);
+            let ready = h.wait_line(START_DEADLINE, |l| root_says(l, "OBSERVATION started"));
+            if ready.is_some() {
+                return h;
+            }
+            let _ = h.wait_exit(STOP_DEADLINE);
+            if !h.log_text().contains("Address already in use") {
+                panic!("hvac did not start:\n{}", h.log_text());
+            }
+        }
+        panic!("no free port after three tries");
+    }
+
+    /// Every log line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.log.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The whole log so far.
+    pub fn log_text(&self) -> String {
+        self.lines().join("\n")
+    }
+
+    /// Waits until a log line matches `pred`; returns it, or None at the deadline.
+    pub fn wait_line(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        self.wait_lines(timeout, 1, pred).and_then(|mut v| v.pop())
+    }
+
+    /// Waits until `n` log lines match `pred`; returns them.
+    pub fn wait_lines(
+        &self,
+        timeout: Duration,
+        n: usize,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<Vec<String>> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.log.lines.lock().expect("log lock");
+        loop {
+            let found: Vec<String> = lines.iter().filter(|l| pred(l)).cloned().collect();
+            if found.len() >= n {
+                return Some(found);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            lines = self
+                .log
+                .more
+                .wait_timeout(lines, left.min(Duration::from_millis(100)))
+                .expect("log lock")
+                .0;
+        }
+    }
+
+    /// Sends `message` as one write, like the mptools client, and reads the reply until the
+    /// server closes the connection.
+    pub fn request(&self, message: &[u8]) -> String {
+        let mut s = self.connect();
+        s.write_all(message).expect("send the request");
+        read_all(&mut s)
+    }
+
+    /// Connects to the listener.
+    pub fn connect(&self) -> TcpStream {
+        let addr = format!("127.0.0.1:{}", self.port)
+            .parse()
+            .expect("an address");
+        let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect to hvac");
+        s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+        s.set_write_timeout(Some(IO_TIMEOUT))
+            .expect("write timeout");
+        s
+    }
+
+    /// The pid of each incarnation of each actor, from the log's "started pid=N" lines (the
+    /// root's and the actors' own), in order.
+    pub fn actor_pids(&self) -> Vec<(String, u32)> {
+        let mut pids = Vec::new();
+        for line in self.lines() {
+            let t: Vec<&str> = line.split_whitespace().collect();
+            if t.len() < 5 || !line.contains("started") {
+                continue;
+            }
+            let name = if t[2] == "MAIN" && t[4] == "started" {
+                t[3]
+            } else if t[3] == "started" && ACTORS.contains(&t[2]) {
+                t[2]
+            } else {
+                continue;
+            };
+            if let Some(pid) = pid_in(&line) {
+                if ACTORS.contains(&name) && !pids.contains(&(name.to_string(), pid)) {
+                    pids.push((name.to_string(), pid));
+                }
+            }
+        }
+        pids
+    }
+
+    /// The pid of `actor`'s latest incarnation, as the root logged it.
+    pub fn pid_of(&self, actor: &str) -> u32 {
+        self.lines()
+            .iter()
+            .rev()
+            .find(|l| root_says(l, &format!("{actor} started")))
+            .and_then(|l| pid_in(l))
+            .unwrap_or_else(|| panic!("no start of {actor} in the log:\n{}", self.log_text()))
+    }
+
+    /// The pid of the process of this root named `actor` in `/proc/<pid>/comm`.
+    pub fn find_in_proc(&self, actor: &str) -> Option<u32> {
+        let entries = std::fs::read_dir("/proc").ok()?;
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if let Some((comm, state, ppid)) = proc_stat(pid) {
+                if comm == actor && ppid == self.pid && state != 'Z' {
+                    return Some(pid);
+                }
+            }
+        }
+        None
+    }
+
+    /// Sends `signal` to the root only.
+    pub fn signal_root(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of our own unreaped child.
+        unsafe {
+            libc::kill(self.pid as libc::pid_t, signal);
+        }
+    }
+
+    /// Sends `signal` to the whole process group (what a terminal's Ctrl-C does).
+    pub fn signal_group(&self, signal: i32) {
+        // SAFETY: the group was made for this run (process_group(0)).
+        unsafe {
+            libc::kill(-(self.pid as libc::pid_t), signal);
+        }
+    }
+
+    /// Waits for the root's exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if self.exit.is_some() {
+            return self.exit;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exit = Some(status);
+                // The log reader ends with the pipe: let it take the last lines.
+                let _ = self.wait_line(Duration::from_secs(2), |l| l.contains("stopped in"));
+                return self.exit;
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for the root's exit and returns its code; panics with the log if it does not
+    /// exit by the deadline or is killed by a signal.
+    pub fn exit_code(&mut self, timeout: Duration) -> i32 {
+        match self.wait_exit(timeout) {
+            Some(status) => status.code().unwrap_or_else(|| {
+                panic!("hvac ended by a signal ({status:?}):\n{}", self.log_text())
+            }),
+            None => panic!("hvac did not exit within {timeout:?}:\n{}", self.log_text()),
+        }
+    }
+
+    /// Checks that no process of this run is left (every actor incarnation, the root) and
+    /// that the runtime removed its bootstrap folder, within a deadline.
+    pub fn assert_nothing_left(&mut self) {
+        let exit = self.wait_exit(STOP_DEADLINE);
+        assert!(
+            exit.is_some(),
+            "the root is still running:\n{}",
+            self.log_text()
+        );
+        let deadline = Instant::now() + STOP_DEADLINE;
+        for (name, pid) in self.actor_pids() {
+            while alive_as(pid, &name) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{name} (pid {pid}) is still running after the root exited:\n{}",
+                    self.log_text()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let leftovers: Vec<String> = std::fs::read_dir(&self.dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("mpactor"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(leftovers.is_empty(), "left in TMPDIR: {leftovers:?}");
+    }
+
+    /// The send file's lines.
+    pub fn send_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.send_file)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until the send file holds a line matching `pred` among those from index `from`.
+    pub fn wait_send_line(
+        &self,
+        timeout: Duration,
+        from: usize,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.send_lines().into_iter().skip(from).find(|l| pred(l)) {
+                return Some(l);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Hvac {
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            // A failed test: nothing of the run may outlive it.
+            self.signal_group(libc::SIGKILL);
+            // SAFETY: as in signal_root.
+            unsafe {
+                libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+            }
+            let _ = self.child.wait();
+            for (_, pid) in self.actor_pids() {
+                // SAFETY: a pid from this run; at worst it is already gone.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                }
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- hvac log ----\n{}\n------------------",
+                self.log_text()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// True for a line the root (MAIN) logged that starts with `text` after the name column.
+pub fn root_says(line: &str, text: &str) -> bool {
+    let t: Vec<&str> = line.split_whitespace().collect();
+    t.len() > 3 && t[2] == "MAIN" && t[3..].join(" ").starts_with(text)
+}
+
+/// The number after `pid=` in a log line.
+pub fn pid_in(line: &str) -> Option<u32> {
+    let at = line.find("pid=")? + 4;
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// (comm, state, ppid) of a process, from `/proc/<pid>/stat`.
+pub fn proc_stat(pid: u32) -> Option<(String, char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_string();
+    let mut rest = stat[close + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((comm, state, ppid))
+}
+
+/// True while `pid` is a live (not zombie) process named `name`.
+pub fn alive_as(pid: u32, name: &str) -> bool {
+    matches!(proc_stat(pid), Some((comm, state, _)) if comm == name && state != 'Z')
+}
+
+/// Reads until the peer closes (or the read timeout).
+pub fn read_all(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Sends `message`, half-closes, and reads the reply (a client that says "that is all").
+pub fn request_then_close_write(s: &mut TcpStream, message: &[u8]) -> String {
+    s.write_all(message).expect("send");
+    s.shutdown(Shutdown::Write).expect("half-close");
+    read_all(s)
+}
+
+/// The number after `key=` in a line.
+pub fn number_after(line: &str, key: &str) -> Option<u64> {
+    let at = line.find(key)? + key.len();
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
