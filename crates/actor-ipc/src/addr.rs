@@ -1,10 +1,15 @@
 //! [`Addr`]: the sending side of an actor's inbox, and the per-process writer behind it.
 //!
-//! A send never touches the socket: it puts the message on a bounded queue in the sending
-//! process (that bound is what `try_send` and `send_timeout` mean). One writer thread per
-//! destination and process takes everything pending and ships it as one frame, so under load
-//! sends batch by themselves and idle they add no delay; a stuck receiver blocks only that
-//! writer, never the caller.
+//! A send puts the message on a bounded queue in the sending process (that bound is what
+//! `try_send` and `send_timeout` mean). One writer thread per destination and process takes
+//! everything pending and ships it as one frame, so under load sends batch by themselves; a
+//! stuck receiver blocks only that writer, never the caller. Frames are capped by the
+//! writer's measured cost per message, so large messages are not piled into huge frames.
+//!
+//! When the actor is waiting (it has read everything sent to it) and nothing of this process
+//! is on its way, a small message of a type without `Drop` skips the writer: the caller
+//! writes it into the socket itself, without blocking (see `Addr::send_direct`). That keeps
+//! a round trip at the transport's cost instead of adding a thread hop each way.
 
 use crate::counters::Counters;
 use actor_core::supervision::DEFAULT_SEND_TIMEOUT;
@@ -60,6 +65,24 @@ impl<'de, M> Deserialize<'de> for Out<M> {
         ))
     }
 }
+
+/// One message as a [`Frame::Batch`] of one, for the direct path. Encodes exactly like
+/// [`Frame`].
+struct OneFrame<'a, M>(&'a M);
+
+impl<M: Serialize> Serialize for OneFrame<'_, M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_variant("Frame", 0, "Batch", std::slice::from_ref(self.0))
+    }
+}
+
+/// The largest encoded frame the direct path writes (on the caller's stack). Latency
+/// matters for small messages; large ones go through the writer.
+const DIRECT_MAX: usize = 512;
+
+/// Set (to anything) to turn the direct path off: every send then goes through the writer
+/// thread. For comparisons (the benchmarks) and as an escape hatch.
+pub const ENV_NO_DIRECT: &str = "MPACTOR_NO_DIRECT_SEND";
 
 /// What sits in a sending queue: a message or the stop request.
 pub(crate) enum Item<M> {
@@ -119,6 +142,8 @@ unsafe impl<M: Send> Sync for SharedSender<M> {}
 struct Outbox<M> {
     queue: Sender<Item<M>>,
     state: Arc<OutboxState>,
+    /// The inbox socket, when the direct path may be used for this message type.
+    direct: Option<std::os::raw::c_int>,
 }
 
 /// What the writer and the flush at exit share.
@@ -198,6 +223,9 @@ where
         let Ok((queue, state)) = self.queue() else {
             return Err(SendError::Disconnected(msg));
         };
+        let Err(msg) = self.send_direct(msg) else {
+            return Ok(());
+        };
         self.before_send(state);
         let result = queue.try_send(Item::Msg(msg)).map_err(|e| match e {
             TrySendError::Full(Item::Msg(m)) => SendError::Full(m),
@@ -211,6 +239,9 @@ where
     pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendError<M>> {
         let Ok((queue, state)) = self.queue() else {
             return Err(SendError::Disconnected(msg));
+        };
+        let Err(msg) = self.send_direct(msg) else {
+            return Ok(());
         };
         self.before_send(state);
         let result = queue
@@ -262,6 +293,45 @@ where
                 Ok((&outbox.queue, Some(&outbox.state)))
             }
         }
+    }
+
+    /// The direct path: the caller writes the message into the inbox socket itself, without
+    /// waking this process's writer thread, when all of these hold:
+    ///
+    /// * the message type has no `Drop`, so it cannot hold a channel or shared memory
+    ///   (encoding those has side effects in ipc-channel that only its own `send` may
+    ///   consume), and it encodes into [`DIRECT_MAX`] bytes;
+    /// * nothing this process accepted for the actor is still on its way (order is kept);
+    /// * the actor's process has taken every message shipped to it: it is waiting, so
+    ///   batching has nothing to gain and the writer hop would only add latency (under
+    ///   load this is false and sends batch as before);
+    /// * the socket has room now (`MSG_DONTWAIT`): it never blocks.
+    ///
+    /// Hands the message back when any of that fails; the caller then queues it as usual.
+    fn send_direct(&self, msg: M) -> Result<(), M> {
+        let Some(Ok(outbox)) = self.inner.outbox.get() else {
+            return Err(msg);
+        };
+        let Some(fd) = outbox.direct else {
+            return Err(msg);
+        };
+        let b = self.inner.counters.get();
+        if outbox.state.pending.load(Ordering::SeqCst) != 0
+            || Counters::load(&b.shipped) != Counters::load(&b.received)
+        {
+            return Err(msg);
+        }
+        let mut buf = [0u8; DIRECT_MAX];
+        let sent = match postcard::to_slice(&OneFrame(&msg), &mut buf) {
+            Ok(bytes) => crate::fd::try_send_frame(fd, bytes),
+            Err(_) => false,
+        };
+        if !sent {
+            return Err(msg);
+        }
+        Counters::add(&b.accepted, 1);
+        Counters::add(&b.shipped, 1);
+        Ok(())
     }
 
     fn before_send(&self, state: Option<&OutboxState>) {
@@ -324,6 +394,9 @@ fn start_writer<M: Serialize + Send + 'static>(
         pending: AtomicU64::new(0),
         dead: AtomicBool::new(false),
     });
+    let direct = (!std::mem::needs_drop::<M>() && std::env::var_os(ENV_NO_DIRECT).is_none())
+        .then(|| crate::fd::sender_fd(tx))
+        .flatten();
     let tx = tx.clone();
     let writer_state = state.clone();
     std::thread::Builder::new()
@@ -335,15 +408,57 @@ fn start_writer<M: Serialize + Send + 'static>(
     let mut all = OUTBOXES.lock();
     all.retain(|w| w.strong_count() > 0);
     all.push(Arc::downgrade(&state));
-    Ok(Outbox { queue, state })
+    Ok(Outbox {
+        queue,
+        state,
+        direct,
+    })
 }
 
 /// How long an idle writer waits before looking again whether its address is still held.
 const WRITER_IDLE: Duration = Duration::from_secs(1);
 
+/// About how long encoding and sending one frame may take. The size of a message is unknown
+/// before it is encoded, but the time it takes is about proportional to it, so the writer
+/// caps each frame at this budget divided by its recent cost per message: hundreds of small
+/// messages still share a frame (512 of 64 bytes take ~60 µs), while 1 MiB payloads go one
+/// by one instead of as frames of tens of MiB, which were slower (fresh pages to fault in,
+/// ipc-channel's fragmenting) and held all that memory twice in both processes.
+const FRAME_BUDGET: Duration = Duration::from_micros(500);
+
+/// Learns the cost of sending one message, to size the next frame by [`FRAME_BUDGET`].
+struct FrameSizer {
+    /// Smoothed nanoseconds per message (0 until the first frame).
+    ns_per_msg: f64,
+}
+
+impl FrameSizer {
+    /// How many messages the next frame may take, at most `limit`.
+    fn cap(&self, limit: usize) -> usize {
+        if self.ns_per_msg <= 0.0 {
+            return limit;
+        }
+        let fits = FRAME_BUDGET.as_nanos() as f64 / self.ns_per_msg;
+        (fits as usize).clamp(1, limit)
+    }
+
+    /// Records that `n` messages took `took` to encode and send.
+    fn record(&mut self, n: usize, took: Duration) {
+        let sample = took.as_nanos() as f64 / n.max(1) as f64;
+        // Smoothed, so that one frame held up by the scheduler does not shrink the next ones
+        // much; the first frame sets it.
+        self.ns_per_msg = if self.ns_per_msg <= 0.0 {
+            sample
+        } else {
+            0.75 * self.ns_per_msg + 0.25 * sample
+        };
+    }
+}
+
 fn write_loop<M: Serialize>(rx: Receiver<Item<M>>, tx: IpcSender<Out<M>>, state: Arc<OutboxState>) {
     // Shrinks when a frame turns out to carry too many channels (messages holding `Addr`s).
     let mut max_batch = MAX_BATCH;
+    let mut sizer = FrameSizer { ns_per_msg: 0.0 };
     let mut batch: Vec<M> = Vec::with_capacity(64);
     loop {
         let first = match rx.recv_timeout(WRITER_IDLE) {
@@ -356,7 +471,8 @@ fn write_loop<M: Serialize>(rx: Receiver<Item<M>>, tx: IpcSender<Out<M>>, state:
             Item::Msg(m) => batch.push(m),
             Item::Stop => stop_after = true,
         }
-        while !stop_after && batch.len() < max_batch {
+        let cap = sizer.cap(max_batch);
+        while !stop_after && batch.len() < cap {
             match rx.try_recv() {
                 Ok(Item::Msg(m)) => batch.push(m),
                 Ok(Item::Stop) => stop_after = true,
@@ -366,7 +482,9 @@ fn write_loop<M: Serialize>(rx: Receiver<Item<M>>, tx: IpcSender<Out<M>>, state:
         if !batch.is_empty() {
             let n = batch.len() as u64;
             let msgs = std::mem::replace(&mut batch, Vec::with_capacity(64));
+            let t0 = Instant::now();
             let shipped = ship_batch(&tx, msgs, &state, &mut max_batch);
+            sizer.record(n as usize, t0.elapsed());
             Counters::add(&state.counters.get().shipped, shipped);
             Counters::add(&state.counters.get().undelivered, n - shipped);
             state.pending.fetch_sub(n, Ordering::SeqCst);
@@ -517,5 +635,26 @@ impl<'de, M: Serialize + Send + 'static> Deserialize<'de> for Addr<M> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let w = Wire::<M>::deserialize(deserializer)?;
         Ok(Addr::new(w.name, w.tx, w.counters, w.capacity as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_of_cheap_messages_stay_full_and_costly_ones_go_alone() {
+        let mut sizer = FrameSizer { ns_per_msg: 0.0 };
+        assert_eq!(sizer.cap(MAX_BATCH), MAX_BATCH, "no cost known yet");
+        sizer.record(512, Duration::from_micros(60));
+        assert_eq!(sizer.cap(MAX_BATCH), MAX_BATCH);
+        let mut sizer = FrameSizer { ns_per_msg: 0.0 };
+        sizer.record(4, Duration::from_millis(2));
+        assert_eq!(sizer.cap(MAX_BATCH), 1, "1 MiB-sized messages");
+        // One frame held up by the scheduler does not collapse the frames after it.
+        let mut sizer = FrameSizer { ns_per_msg: 0.0 };
+        sizer.record(512, Duration::from_micros(60));
+        sizer.record(512, Duration::from_millis(4));
+        assert!(sizer.cap(MAX_BATCH) >= 100, "cap {}", sizer.cap(MAX_BATCH));
     }
 }

@@ -12,6 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The counters of one inbox. Every field only grows, except `gone` and `stop_requested`.
+///
+/// Grouped by who writes them, one cache line per group: a flooding sender bumps
+/// `accepted` for every message while the actor's process bumps `handled` for every
+/// message, and sharing one line made the two processes fight over it (false sharing),
+/// while every send also reads `gone`.
 #[repr(C)]
 #[derive(Default)]
 pub(crate) struct Block {
@@ -22,21 +27,37 @@ pub(crate) struct Block {
     /// Messages a sender accepted but could not deliver (the actor gone, or the sender's
     /// process stopping past its deadline).
     pub undelivered: AtomicU64,
+    _senders: CacheLinePad<5>,
     /// Messages the actor's process took out of the socket.
     pub received: AtomicU64,
     /// Messages handed to the actor's code.
     pub handled: AtomicU64,
     /// Messages the actor's process received but drained without handling when it stopped.
     pub drained_child: AtomicU64,
-    /// Messages the root drained from the socket after the actor's last process ended.
-    pub drained_root: AtomicU64,
     /// Frames that failed to decode.
     pub decode_failed: AtomicU64,
+    _receiver: CacheLinePad<4>,
+    /// Messages the root drained from the socket after the actor's last process ended.
+    pub drained_root: AtomicU64,
     /// 1 once the actor is gone for good: sends fail at once.
     pub gone: AtomicU64,
     /// 1 while the root asks the current incarnation to stop.
     pub stop_requested: AtomicU64,
 }
+
+/// `N` unused words that fill a 64-byte line after `8 - N` counters.
+#[repr(C)]
+struct CacheLinePad<const N: usize>([u64; N]);
+
+impl<const N: usize> Default for CacheLinePad<N> {
+    fn default() -> Self {
+        CacheLinePad([0; N])
+    }
+}
+
+// The groups start on line boundaries (the mapping itself is page-aligned).
+const _: () = assert!(std::mem::offset_of!(Block, received) == 64);
+const _: () = assert!(std::mem::offset_of!(Block, drained_root) == 128);
 
 struct Mapping {
     // Keeps the mapping alive; `block` points into it.

@@ -9,10 +9,11 @@
 //! is a single `Cell<c_int>` plus `PhantomData`; the size check below fails the build if
 //! that ever changes.
 
-use ipc_channel::ipc::IpcReceiver;
+use ipc_channel::ipc::{IpcReceiver, IpcSender};
 use std::io;
-use std::mem::{size_of, transmute_copy, ManuallyDrop};
+use std::mem::{size_of, size_of_val, transmute_copy, ManuallyDrop};
 use std::os::raw::c_int;
+use std::sync::Arc;
 
 const _: () = assert!(size_of::<IpcReceiver<()>>() == size_of::<c_int>());
 
@@ -50,10 +51,115 @@ pub(crate) fn duplicate<T>(rx: &IpcReceiver<T>) -> io::Result<IpcReceiver<T>> {
     Ok(receiver_from_fd(dup))
 }
 
+// ---------------------------------------------------------------------------------------
+// The sending side, for `Addr`'s direct path (see addr.rs): a small frame written by the
+// caller itself with `MSG_DONTWAIT`, in ipc-channel's own wire format, so that it never
+// blocks. `IpcSender<T>` in ipc-channel 0.23.1 is one `Arc` of a `SharedFileDescriptor`
+// (a `c_int`) plus `PhantomData`; a message of one fragment is `sendmsg(MSG_EOR)` of two
+// `usize` (the fragment's length with this header, the message's length) and the bytes.
+// ---------------------------------------------------------------------------------------
+
+const _: () = assert!(size_of::<IpcSender<()>>() == size_of::<usize>());
+
+/// The descriptor of a sender's socket (still owned by the sender), if it is the kind the
+/// runtime expects: a Unix `SOCK_SEQPACKET` socket. `None` turns the direct path off.
+pub(crate) fn sender_fd<T>(tx: &IpcSender<T>) -> Option<c_int> {
+    if size_of::<IpcSender<T>>() != size_of::<usize>() {
+        return None;
+    }
+    // SAFETY: see above: the sender's bytes are an `Arc` whose value is the descriptor; the
+    // copy is never dropped, so the count is untouched, and `tx` keeps it alive meanwhile.
+    let arc: ManuallyDrop<Arc<c_int>> = unsafe { transmute_copy(tx) };
+    let fd = **arc;
+    let (mut kind, mut domain) = (0 as c_int, 0 as c_int);
+    let mut len = size_of::<c_int>() as libc::socklen_t;
+    let mut len2 = len;
+    // SAFETY: getsockopt writes one c_int into each.
+    let ok = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut kind as *mut c_int).cast(),
+            &mut len,
+        ) == 0
+            && libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_DOMAIN,
+                (&mut domain as *mut c_int).cast(),
+                &mut len2,
+            ) == 0
+    };
+    (ok && kind == libc::SOCK_SEQPACKET && domain == libc::AF_UNIX).then_some(fd)
+}
+
+/// Writes `data` (a postcard-encoded frame without channels or shared memory) as one
+/// ipc-channel message, without ever blocking. True if it was sent; false if the socket is
+/// full or anything else stood in the way (the caller then sends it the ordinary way).
+pub(crate) fn try_send_frame(fd: c_int, data: &[u8]) -> bool {
+    let header = [2 * size_of::<usize>() + data.len(), data.len()];
+    let mut iov = [
+        libc::iovec {
+            iov_base: header.as_ptr() as *mut libc::c_void,
+            iov_len: size_of_val(&header),
+        },
+        libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        },
+    ];
+    // SAFETY: a zeroed msghdr is "no address, no control data"; the iovecs point at live
+    // buffers of the lengths given.
+    let sent = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = iov.len() as _;
+        libc::sendmsg(
+            fd,
+            &msg,
+            libc::MSG_EOR | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    sent == header[0] as isize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_frame_written_directly_is_received_as_ipc_channel_sent_it() {
+        let (tx, rx) = ipc_channel::ipc::channel::<(u64, [u8; 3])>().expect("channel");
+        let fd = sender_fd(&tx).expect("a seqpacket socket");
+        let mut buf = [0u8; 64];
+        let bytes = postcard::to_slice(&(7u64, *b"abc"), &mut buf).expect("encode");
+        assert!(try_send_frame(fd, bytes));
+        tx.send((8, *b"def")).expect("send");
+        let got = rx.try_recv_timeout(Duration::from_secs(1)).expect("recv");
+        assert_eq!(got, (7, *b"abc"));
+        let got = rx.try_recv_timeout(Duration::from_secs(1)).expect("recv");
+        assert_eq!(
+            got,
+            (8, *b"def"),
+            "the sender still works after the direct write"
+        );
+    }
+
+    #[test]
+    fn a_full_socket_refuses_at_once() {
+        let (tx, _rx) = ipc_channel::ipc::channel::<u64>().expect("channel");
+        let fd = sender_fd(&tx).expect("a seqpacket socket");
+        let mut buf = [0u8; 16];
+        let bytes = postcard::to_slice(&1u64, &mut buf).expect("encode");
+        let t0 = std::time::Instant::now();
+        let sent = (0..10_000)
+            .take_while(|_| try_send_frame(fd, bytes))
+            .count();
+        assert!(sent < 10_000, "nobody reads: the socket fills up");
+        assert!(t0.elapsed() < Duration::from_secs(2), "and never blocks");
+    }
 
     #[test]
     fn the_duplicate_receives_after_the_original_is_gone() {

@@ -20,6 +20,33 @@ pub(crate) struct IpcInbox<M> {
     handled: u64,
     log: slog::Logger,
     name: String,
+    /// The socket gives up a blocking receive after [`RECV_TIMEOUT`] (`SO_RCVTIMEO`).
+    timed_recv: bool,
+}
+
+/// The receive timeout set on an inbox socket: [`Context::recv`](actor_core::Context::recv)
+/// waits in slices of this length (it looks at the stop flag between them). A wait of that
+/// length is then one plain `recvmsg`, where ipc-channel's timed receive is a `poll` and a
+/// `recvmsg`: one system call less per message that wakes a waiting actor (~0.5 µs of a
+/// ~10 µs round trip on one CPU).
+const RECV_TIMEOUT: Duration = actor_core::actor::STOP_POLL;
+
+/// Sets `SO_RCVTIMEO` on an inbox socket. False if it could not be set.
+fn set_recv_timeout<T>(rx: &IpcReceiver<T>) -> bool {
+    let tv = libc::timeval {
+        tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
+        tv_usec: RECV_TIMEOUT.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: setsockopt reads one timeval from the pointer we pass.
+    unsafe {
+        libc::setsockopt(
+            crate::fd::raw_fd(rx),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        ) == 0
+    }
 }
 
 impl<M> IpcInbox<M>
@@ -32,6 +59,7 @@ where
         name: &str,
         log: slog::Logger,
     ) -> Self {
+        let timed_recv = set_recv_timeout(&rx);
         Self {
             rx,
             counters,
@@ -40,13 +68,21 @@ where
             handled: 0,
             log,
             name: name.to_string(),
+            timed_recv,
         }
     }
 
     /// Reads one frame. `Some(true)` if messages arrived, `Some(false)` for a stop frame,
     /// `None` if nothing (or nothing usable) arrived.
     fn read_frame(&mut self, timeout: Duration) -> Option<bool> {
-        match recv_contained(&self.rx, timeout) {
+        // A wait of at least the socket's own timeout is a blocking receive that the socket
+        // ends after RECV_TIMEOUT (an early "nothing yet": `Context::recv` waits again).
+        let received = if self.timed_recv && timeout >= RECV_TIMEOUT {
+            recv_blocking_contained(&self.rx)
+        } else {
+            recv_contained(&self.rx, timeout)
+        };
+        match received {
             Err(Contained::Panicked(why)) => {
                 Counters::add(&self.counters.get().decode_failed, 1);
                 slog::error!(
@@ -191,6 +227,22 @@ pub(crate) enum Contained {
 /// a message carries by a number read from the message without a bounds check: a malformed
 /// message (one decoded as the wrong type, say) would panic the receiving process. Here it is
 /// an error instead, which the callers drop, count and log.
+/// As [`recv_contained`], with ipc-channel's blocking receive on a socket that has a receive
+/// timeout: the timeout comes back as `Empty`.
+fn recv_blocking_contained<T>(rx: &IpcReceiver<T>) -> Result<Result<T, TryRecvError>, Contained>
+where
+    T: Serialize + DeserializeOwned,
+{
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match rx.recv() {
+        Ok(frame) => Ok(frame),
+        Err(IpcError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(TryRecvError::Empty)
+        }
+        Err(e) => Err(TryRecvError::IpcError(e)),
+    }))
+    .map_err(|payload| Contained::Panicked(actor_core::lifecycle::panic_message(&*payload)))
+}
+
 pub(crate) fn recv_contained<T>(
     rx: &IpcReceiver<T>,
     timeout: Duration,

@@ -29,7 +29,7 @@ mod system;
 pub mod testkit;
 mod threads;
 
-pub use addr::{flush_all, Addr, MAX_BATCH};
+pub use addr::{flush_all, Addr, ENV_NO_DIRECT, MAX_BATCH};
 pub use child::{Registry, ORPHAN_GRACE};
 pub use slot::StartError;
 pub use system::{ActorStatus, RootCtx, System};

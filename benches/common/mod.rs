@@ -1,0 +1,823 @@
+//! What the benchmarks share: the actors they run, the raw-transport reference children, and
+//! the measurements themselves, each returning plain numbers.
+//!
+//! Every process of a benchmark is the bench binary itself: mpactor re-executes it for its
+//! actors (`Registry::run_if_child`), and the raw references re-execute it with
+//! [`raw::ENV_RAW`] set (`raw::run_raw_if_child`). Both calls come first in `main`.
+//!
+//! Timing across processes uses `CLOCK_MONOTONIC` ([`now_ns`]), which is one clock for the
+//! whole machine: the root reads it when it says "go", the consumer when the last message
+//! of the round arrived.
+
+// Each bench binary uses a part of this module.
+#![allow(dead_code)]
+
+use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
+use mpactor::{
+    loops, Actor, ActorError, Addr, ChildOptions, Context, Recv, Registry, System, SystemConfig,
+};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::error::Error;
+use std::time::{Duration, Instant};
+
+pub mod raw;
+
+/// Errors of the benchmark driver: anything, with its text.
+pub type BenchResult<T> = Result<T, Box<dyn Error>>;
+
+/// How long the root waits for a round's "done" before it gives up on the benchmark.
+pub const ROUND_DEADLINE: Duration = Duration::from_secs(60);
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process of the machine.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the one we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The small message: 64 bytes in memory (57–59 bytes postcard-encoded: `seq` is a varint).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Small {
+    /// Position in the round; [`Small::MARKER`] ends a producer's round.
+    pub seq: u64,
+    /// Payload.
+    pub a: [u8; 32],
+    /// Payload.
+    pub b: [u8; 24],
+}
+
+impl Small {
+    /// The `seq` of the message that closes one producer's round.
+    pub const MARKER: u64 = u64::MAX;
+
+    /// Message number `seq`.
+    pub fn new(seq: u64) -> Self {
+        Small {
+            seq,
+            a: [seq as u8; 32],
+            b: [0x5a; 24],
+        }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<Small>() == 64);
+
+/// Every actor type the benchmarks run.
+pub fn registry() -> Registry {
+    Registry::new()
+        .register::<Consumer>()
+        .register::<Producer>()
+        .register::<BytesConsumer>()
+        .register::<BytesProducer>()
+        .register::<Pinger>()
+        .register::<Ponger>()
+        .register::<PlainPinger>()
+        .register::<PlainPonger>()
+        .register::<Idle>()
+}
+
+/// The benchmark systems' configuration: logs at `warn` unless `MPACTOR_LOG` says otherwise,
+/// so that 64 actors starting do not flood the terminal.
+pub fn config() -> SystemConfig {
+    let level = std::env::var(mpactor::log::LOG_ENV).unwrap_or_else(|_| "warn".into());
+    SystemConfig::new("BENCH").log_level(mpactor::log::level_from(Some(&level)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Actors
+// ---------------------------------------------------------------------------------------
+
+/// Counts small messages; when every producer's marker has arrived, tells the bench root
+/// the time (a side channel, so the root needs no event loop between rounds).
+pub struct Consumer {
+    args: ConsumerArgs,
+    markers: u32,
+}
+
+/// The consumer's arguments.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ConsumerArgs {
+    /// How many producers close each round.
+    pub producers: u32,
+    /// Where the end of a round is reported: `now_ns()` at the last marker.
+    pub done: IpcSender<u64>,
+}
+
+impl Actor for Consumer {
+    type Args = ConsumerArgs;
+    type Msg = Small;
+    type Event = ();
+
+    fn init_args(args: ConsumerArgs) -> Result<Self, ActorError> {
+        Ok(Consumer { args, markers: 0 })
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |this, _ctx, msg| {
+            if msg.seq == Small::MARKER {
+                this.markers += 1;
+                if this.markers == this.args.producers {
+                    this.markers = 0;
+                    this.args
+                        .done
+                        .send(now_ns())
+                        .map_err(|e| ActorError::new(format!("reporting a round: {e}")))?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Sends `n` small messages and a marker to the consumer for every `n` it is sent.
+pub struct Producer {
+    to: Addr<Small>,
+}
+
+impl Actor for Producer {
+    type Args = Addr<Small>;
+    type Msg = u64;
+    type Event = ();
+
+    fn init_args(to: Addr<Small>) -> Result<Self, ActorError> {
+        Ok(Producer { to })
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |this, _ctx, n| {
+            for seq in 0..n {
+                send_patiently(&this.to, Small::new(seq))?;
+            }
+            send_patiently(&this.to, Small::new(Small::MARKER))
+        })
+    }
+}
+
+/// `send_timeout` until accepted: a full mailbox is the normal state of a flood.
+fn send_patiently<M: Serialize + Send + 'static>(to: &Addr<M>, msg: M) -> Result<(), ActorError> {
+    let mut msg = msg;
+    loop {
+        match to.send_timeout(msg, Duration::from_secs(1)) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_timeout() => msg = e.into_inner(),
+            Err(e) => return Err(ActorError::new(format!("send: {e}"))),
+        }
+    }
+}
+
+/// Counts byte messages; an empty one is a producer's marker.
+pub struct BytesConsumer {
+    args: ConsumerArgs,
+    markers: u32,
+    bytes: u64,
+}
+
+impl Actor for BytesConsumer {
+    type Args = ConsumerArgs;
+    type Msg = ByteBuf;
+    type Event = ();
+
+    fn init_args(args: ConsumerArgs) -> Result<Self, ActorError> {
+        Ok(BytesConsumer {
+            args,
+            markers: 0,
+            bytes: 0,
+        })
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |this, _ctx, msg| {
+            this.bytes += msg.len() as u64;
+            if msg.is_empty() {
+                this.markers += 1;
+                if this.markers == this.args.producers {
+                    this.markers = 0;
+                    this.args
+                        .done
+                        .send(now_ns())
+                        .map_err(|e| ActorError::new(format!("reporting a round: {e}")))?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Sends `n` payloads of `size` bytes (each a fresh `ByteBuf`, as a user's would be) and an
+/// empty marker for every `(n, size)` it is sent.
+pub struct BytesProducer {
+    to: Addr<ByteBuf>,
+}
+
+impl Actor for BytesProducer {
+    type Args = Addr<ByteBuf>;
+    type Msg = (u64, u64);
+    type Event = ();
+
+    fn init_args(to: Addr<ByteBuf>) -> Result<Self, ActorError> {
+        Ok(BytesProducer { to })
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |this, _ctx, (n, size)| {
+            let template = vec![0xa5u8; size as usize];
+            for _ in 0..n {
+                send_patiently(&this.to, ByteBuf::from(template.clone()))?;
+            }
+            send_patiently(&this.to, ByteBuf::new())
+        })
+    }
+}
+
+/// What the pinger's inbox carries.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PingerMsg {
+    /// Do `warmup` unrecorded, then `rounds` recorded round trips; report the recorded ones.
+    Go {
+        /// Round trips measured.
+        rounds: u64,
+        /// Round trips before the measured ones.
+        warmup: u64,
+    },
+    /// The ponger's answer.
+    Pong(u64),
+}
+
+/// What the ponger's inbox carries.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PongerMsg {
+    /// Where to answer (sent once, before the pings).
+    Hello(Addr<PingerMsg>),
+    /// A ping: answered at once with the same number.
+    Ping(u64),
+}
+
+/// Measures round trips to the ponger, one at a time, through both actors' `Addr`s.
+pub struct Pinger {
+    args: PingerArgs,
+}
+
+/// The pinger's arguments.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PingerArgs {
+    /// The ponger.
+    pub ponger: Addr<PongerMsg>,
+    /// Where the round-trip times (ns) go.
+    pub report: IpcSender<Vec<u64>>,
+    /// Pin the whole process to this CPU.
+    pub pin: Option<usize>,
+}
+
+impl Actor for Pinger {
+    type Args = PingerArgs;
+    type Msg = PingerMsg;
+    type Event = ();
+
+    fn init_args(args: PingerArgs) -> Result<Self, ActorError> {
+        Ok(Pinger { args })
+    }
+
+    fn startup(&mut self, _ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        if let Some(cpu) = self.args.pin {
+            pin_process(cpu).map_err(|e| ActorError::new(format!("pinning: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |this, ctx, msg| {
+            let PingerMsg::Go { rounds, warmup } = msg else {
+                return Ok(());
+            };
+            let mut times = Vec::with_capacity(rounds as usize);
+            for i in 0..warmup + rounds {
+                let t0 = Instant::now();
+                send_patiently(&this.args.ponger, PongerMsg::Ping(i))?;
+                loop {
+                    match ctx.recv(Duration::from_secs(5)) {
+                        Recv::Msg(PingerMsg::Pong(j)) if j == i => break,
+                        Recv::Msg(_) => continue,
+                        Recv::Timeout => return Err(ActorError::new("no pong within 5 s")),
+                        Recv::Stop => return Ok(()),
+                    }
+                }
+                if i >= warmup {
+                    times.push(t0.elapsed().as_nanos() as u64);
+                }
+            }
+            this.args
+                .report
+                .send(times)
+                .map_err(|e| ActorError::new(format!("report: {e}")))
+        })
+    }
+}
+
+/// Answers every ping.
+pub struct Ponger {
+    pin: Option<usize>,
+    pinger: Option<Addr<PingerMsg>>,
+}
+
+impl Actor for Ponger {
+    type Args = Option<usize>;
+    type Msg = PongerMsg;
+    type Event = ();
+
+    fn init_args(pin: Option<usize>) -> Result<Self, ActorError> {
+        Ok(Ponger { pin, pinger: None })
+    }
+
+    fn startup(&mut self, _ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        if let Some(cpu) = self.pin {
+            pin_process(cpu).map_err(|e| ActorError::new(format!("pinning: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |this, _ctx, msg| match msg {
+            PongerMsg::Hello(addr) => {
+                this.pinger = Some(addr);
+                Ok(())
+            }
+            PongerMsg::Ping(i) => match &this.pinger {
+                Some(p) => send_patiently(p, PingerMsg::Pong(i)),
+                None => Err(ActorError::new("a ping before the hello")),
+            },
+        })
+    }
+}
+
+/// The plain pinger's inbox: numbers only, no `Drop`, so sends to it may take mpactor's
+/// direct path.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum PlainPingerMsg {
+    /// As [`PingerMsg::Go`].
+    Go {
+        /// Round trips measured.
+        rounds: u64,
+        /// Round trips before the measured ones.
+        warmup: u64,
+    },
+    /// The ponger's answer.
+    Pong(u64),
+}
+
+/// A pinger whose messages, both ways, are plain numbers. It learns the ponger's address
+/// once, at the start, through a side channel (`hello`) instead of a message variant that
+/// holds an `Addr`.
+pub struct PlainPinger {
+    args: PlainPingerArgs,
+    ponger_rx: Option<IpcReceiver<Addr<u64>>>,
+    ponger: Option<Addr<u64>>,
+}
+
+/// The plain pinger's arguments.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PlainPingerArgs {
+    /// Where the round-trip times (ns) go.
+    pub report: IpcSender<Vec<u64>>,
+    /// Pin the whole process to this CPU.
+    pub pin: Option<usize>,
+    /// Where to send the sender on which the root then sends the ponger's address.
+    pub hello: IpcSender<IpcSender<Addr<u64>>>,
+}
+
+impl Actor for PlainPinger {
+    type Args = PlainPingerArgs;
+    type Msg = PlainPingerMsg;
+    type Event = ();
+
+    fn init_args(args: PlainPingerArgs) -> Result<Self, ActorError> {
+        Ok(PlainPinger {
+            args,
+            ponger_rx: None,
+            ponger: None,
+        })
+    }
+
+    fn startup(&mut self, _ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        if let Some(cpu) = self.args.pin {
+            pin_process(cpu).map_err(|e| ActorError::new(format!("pinning: {e}")))?;
+        }
+        let (tx, rx) = ipc::channel::<Addr<u64>>()?;
+        self.args
+            .hello
+            .send(tx)
+            .map_err(|e| ActorError::new(format!("hello: {e}")))?;
+        self.ponger_rx = Some(rx);
+        Ok(())
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |this, ctx, msg| {
+            let PlainPingerMsg::Go { rounds, warmup } = msg else {
+                return Ok(());
+            };
+            if this.ponger.is_none() {
+                let rx = this.ponger_rx.take().ok_or("no way to learn the ponger")?;
+                let addr = rx
+                    .try_recv_timeout(Duration::from_secs(5))
+                    .map_err(|e| ActorError::new(format!("the ponger's address: {e:?}")))?;
+                this.ponger = Some(addr);
+            }
+            let Some(ponger) = this.ponger.clone() else {
+                return Ok(());
+            };
+            let mut times = Vec::with_capacity(rounds as usize);
+            for i in 0..warmup + rounds {
+                let t0 = Instant::now();
+                send_patiently(&ponger, i)?;
+                loop {
+                    match ctx.recv(Duration::from_secs(5)) {
+                        Recv::Msg(PlainPingerMsg::Pong(j)) if j == i => break,
+                        Recv::Msg(_) => continue,
+                        Recv::Timeout => return Err(ActorError::new("no pong within 5 s")),
+                        Recv::Stop => return Ok(()),
+                    }
+                }
+                if i >= warmup {
+                    times.push(t0.elapsed().as_nanos() as u64);
+                }
+            }
+            this.args
+                .report
+                .send(times)
+                .map_err(|e| ActorError::new(format!("report: {e}")))
+        })
+    }
+}
+
+/// Answers every number with the same number, to the pinger given in its arguments.
+pub struct PlainPonger {
+    pin: Option<usize>,
+    pinger: Addr<PlainPingerMsg>,
+}
+
+impl Actor for PlainPonger {
+    type Args = (Option<usize>, Addr<PlainPingerMsg>);
+    type Msg = u64;
+    type Event = ();
+
+    fn init_args((pin, pinger): Self::Args) -> Result<Self, ActorError> {
+        Ok(PlainPonger { pin, pinger })
+    }
+
+    fn startup(&mut self, _ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        if let Some(cpu) = self.pin {
+            pin_process(cpu).map_err(|e| ActorError::new(format!("pinning: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |this, _ctx, i| {
+            send_patiently(&this.pinger, PlainPingerMsg::Pong(i))
+        })
+    }
+}
+
+/// Does nothing until asked to stop: the spawn, stop and memory benchmarks.
+pub struct Idle;
+
+impl Actor for Idle {
+    type Args = ();
+    type Msg = ();
+    type Event = ();
+
+    fn init_args(_: ()) -> Result<Self, ActorError> {
+        Ok(Idle)
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |_, _, ()| Ok(()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Process helpers
+// ---------------------------------------------------------------------------------------
+
+/// Pins every thread of this process (and so every thread it starts later) to `cpu`.
+pub fn pin_process(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes one bit of it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        let Some(tid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: sched_setaffinity reads `size` bytes of the set we pass.
+        let rc =
+            unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// VmRSS of a process in KiB (`/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> BenchResult<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .ok_or("no VmRSS line")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .ok_or("no VmRSS value")?
+        .parse()?)
+}
+
+/// Ends the whole benchmark if it runs past `limit` (a stuck child must not hang the run):
+/// its children die with it (parent-death signal).
+pub fn watchdog(limit: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("bench-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(limit);
+            eprintln!("bench: still running after {limit:?}: giving up");
+            std::process::exit(3);
+        });
+    if let Err(e) = spawned {
+        eprintln!("bench: no watchdog: {e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurements (root side). Each returns one figure per measured round.
+// ---------------------------------------------------------------------------------------
+
+/// Stops a system and checks that it reconciled: every accepted message handled.
+fn stop_and_check(mut system: System<()>) -> BenchResult<u64> {
+    system.request_stop("benchmark done");
+    let summary = system.run(|_, _, ()| {});
+    for a in &summary.actors {
+        if a.dead_letters != 0 || a.accepted != a.handled {
+            return Err(format!(
+                "{}: accepted={} handled={} dead_letters={}",
+                a.name, a.accepted, a.handled, a.dead_letters
+            )
+            .into());
+        }
+    }
+    Ok(summary.stop_millis)
+}
+
+/// mpactor, small messages: producer actors sending to one consumer actor through ordinary
+/// bounded `Addr`s, kept running between rounds.
+pub struct MpactorSmall {
+    system: System<()>,
+    producers: Vec<Addr<u64>>,
+    done: IpcReceiver<u64>,
+}
+
+impl MpactorSmall {
+    /// Starts one consumer and `producers` producers.
+    pub fn start(producers: u32) -> BenchResult<Self> {
+        let mut system = System::<()>::new(registry(), config())?;
+        let (done_tx, done) = ipc::channel::<u64>()?;
+        let consumer = system.spawn::<Consumer>(
+            "CONSUMER",
+            ConsumerArgs {
+                producers,
+                done: done_tx,
+            },
+        )?;
+        let mut addrs = Vec::new();
+        for i in 0..producers {
+            addrs.push(system.spawn::<Producer>(&format!("PRODUCER{i}"), consumer.clone())?);
+        }
+        Ok(MpactorSmall {
+            system,
+            producers: addrs,
+            done,
+        })
+    }
+
+    /// One round: every producer sends `per_producer` messages and a marker. Returns the
+    /// messages sent and the seconds from "go" until the consumer had them all.
+    pub fn round(&self, per_producer: u64) -> BenchResult<(u64, f64)> {
+        let t0 = now_ns();
+        for a in &self.producers {
+            a.send(per_producer)?;
+        }
+        let t1 = self.done.try_recv_timeout(ROUND_DEADLINE)?;
+        Ok((
+            self.producers.len() as u64 * (per_producer + 1),
+            secs(t0, t1),
+        ))
+    }
+
+    /// Stops the system; fails unless every message was handled.
+    pub fn finish(self) -> BenchResult<()> {
+        stop_and_check(self.system).map(|_| ())
+    }
+}
+
+/// Runs `rounds` measured rounds after one warm-up round (page faults, writer threads,
+/// socket buffers); returns `count / seconds` per measured round.
+pub fn rates(
+    rounds: usize,
+    mut round: impl FnMut() -> BenchResult<(u64, f64)>,
+) -> BenchResult<Vec<f64>> {
+    round()?;
+    let mut rates = Vec::new();
+    for _ in 0..rounds {
+        let (count, secs) = round()?;
+        rates.push(count as f64 / secs);
+    }
+    Ok(rates)
+}
+
+/// mpactor, small messages: messages per second, per round.
+pub fn mpactor_small(producers: u32, per_producer: u64, rounds: usize) -> BenchResult<Vec<f64>> {
+    let rig = MpactorSmall::start(producers)?;
+    let rates = rates(rounds, || rig.round(per_producer))?;
+    rig.finish()?;
+    Ok(rates)
+}
+
+/// mpactor, byte payloads of `size`: one producer actor → one consumer actor whose inbox has
+/// `options`. Bytes per second, per round.
+pub fn mpactor_bytes(
+    size: u64,
+    count: u64,
+    rounds: usize,
+    options: ChildOptions,
+) -> BenchResult<Vec<f64>> {
+    let mut system = System::<()>::new(registry(), config())?;
+    let (done_tx, done_rx) = ipc::channel::<u64>()?;
+    let consumer = system.spawn_with::<BytesConsumer>(
+        "CONSUMER",
+        ConsumerArgs {
+            producers: 1,
+            done: done_tx,
+        },
+        options,
+    )?;
+    let producer = system.spawn::<BytesProducer>("PRODUCER", consumer)?;
+    let rates = rates(rounds, || {
+        let t0 = now_ns();
+        producer.send((count, size))?;
+        let t1 = done_rx.try_recv_timeout(ROUND_DEADLINE)?;
+        Ok((count * size, secs(t0, t1)))
+    })?;
+    stop_and_check(system)?;
+    Ok(rates)
+}
+
+/// mpactor round trips between two actors (a pinger and a ponger), kept running.
+pub struct MpactorPing {
+    system: System<()>,
+    go: Box<dyn Fn(u64, u64) -> BenchResult<()>>,
+    report: IpcReceiver<Vec<u64>>,
+}
+
+impl MpactorPing {
+    /// Starts both, the ponger's inbox typed with a `Hello(Addr)` variant (so its messages
+    /// go through the writer thread); `pin`: both processes on this CPU.
+    pub fn start(pin: Option<usize>) -> BenchResult<Self> {
+        let mut system = System::<()>::new(registry(), config())?;
+        let (report_tx, report) = ipc::channel::<Vec<u64>>()?;
+        let ponger = system.spawn::<Ponger>("PONGER", pin)?;
+        let pinger = system.spawn::<Pinger>(
+            "PINGER",
+            PingerArgs {
+                ponger: ponger.clone(),
+                report: report_tx,
+                pin,
+            },
+        )?;
+        ponger.send(PongerMsg::Hello(pinger.clone()))?;
+        Ok(MpactorPing {
+            system,
+            go: Box::new(move |rounds, warmup| Ok(pinger.send(PingerMsg::Go { rounds, warmup })?)),
+            report,
+        })
+    }
+
+    /// Starts both with plain-number messages both ways (the direct path applies).
+    pub fn start_plain(pin: Option<usize>) -> BenchResult<Self> {
+        let mut system = System::<()>::new(registry(), config())?;
+        let (report_tx, report) = ipc::channel::<Vec<u64>>()?;
+        let (hello_tx, hello_rx) = ipc::channel::<IpcSender<Addr<u64>>>()?;
+        let pinger = system.spawn::<PlainPinger>(
+            "PINGER",
+            PlainPingerArgs {
+                report: report_tx,
+                pin,
+                hello: hello_tx,
+            },
+        )?;
+        let to_pinger = hello_rx.try_recv_timeout(ROUND_DEADLINE)?;
+        let ponger = system.spawn::<PlainPonger>("PONGER", (pin, pinger.clone()))?;
+        to_pinger.send(ponger)?;
+        Ok(MpactorPing {
+            system,
+            go: Box::new(move |rounds, warmup| {
+                Ok(pinger.send(PlainPingerMsg::Go { rounds, warmup })?)
+            }),
+            report,
+        })
+    }
+
+    /// `warmup` unrecorded, then `rounds` recorded round trips: their times in ns.
+    pub fn run(&self, rounds: u64, warmup: u64) -> BenchResult<Vec<u64>> {
+        (self.go)(rounds, warmup)?;
+        Ok(self.report.try_recv_timeout(ROUND_DEADLINE)?)
+    }
+
+    /// Stops the system.
+    pub fn finish(self) -> BenchResult<()> {
+        stop_and_check(self.system).map(|_| ())
+    }
+}
+
+/// mpactor round trips: nanoseconds, one per round trip.
+pub fn mpactor_round_trip(
+    plain: bool,
+    pin: Option<usize>,
+    rounds: u64,
+    warmup: u64,
+) -> BenchResult<Vec<u64>> {
+    let rig = if plain {
+        MpactorPing::start_plain(pin)?
+    } else {
+        MpactorPing::start(pin)?
+    };
+    let times = rig.run(rounds, warmup)?;
+    rig.finish()?;
+    Ok(times)
+}
+
+/// Spawn and stop of `n` idle actors: (ms until all reported started, ms from the stop
+/// request until all were reaped and the system stopped, RSS KiB of one idle actor, RSS
+/// KiB of the root with them running).
+pub fn mpactor_spawn_stop(n: usize) -> BenchResult<(f64, f64, u64, u64)> {
+    let mut system = System::<()>::new(registry(), config())?;
+    let t0 = Instant::now();
+    for i in 0..n {
+        system.spawn_with::<Idle>(&format!("IDLE{i}"), (), ChildOptions::default())?;
+    }
+    let spawn_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let pid = system.status().first().map(|s| s.pid).ok_or("no actor")?;
+    let actor_rss = rss_kib(pid)?;
+    if std::env::var_os("BENCH_DEBUG_SMAPS").is_some() {
+        let _ = std::fs::copy(format!("/proc/{pid}/smaps"), "/tmp/actor.smaps");
+        let _ = std::process::Command::new("sh").arg("-c").arg(format!("ls /proc/{pid}/task | wc -l > /tmp/actor.tasks; cat /proc/{pid}/task/*/comm >> /tmp/actor.tasks")).status();
+    }
+    let root_rss = rss_kib(std::process::id())?;
+    let t1 = Instant::now();
+    system.request_stop("benchmark done");
+    let summary = system.run(|_, _, ()| {});
+    let stop_ms = t1.elapsed().as_secs_f64() * 1e3;
+    if summary.exit_code() != 0 {
+        return Err(format!("the system stopped with {}", summary.reason).into());
+    }
+    Ok((spawn_ms, stop_ms, actor_rss, root_rss))
+}
+
+/// Seconds between two `now_ns` readings.
+pub fn secs(t0: u64, t1: u64) -> f64 {
+    t1.saturating_sub(t0).max(1) as f64 / 1e9
+}
+
+/// The median of some figures.
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s[s.len() / 2]
+}
+
+/// The `p`-th percentile (0–100) of round-trip times, in µs.
+pub fn percentile_us(v: &[u64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((s.len() as f64 * p / 100.0) as usize).min(s.len() - 1);
+    s[i] as f64 / 1e3
+}
+
+/// A receiver for the raw references' done messages, when the root is not the consumer.
+pub fn report_channel<T: Serialize + for<'de> Deserialize<'de>>(
+) -> BenchResult<(IpcSender<T>, IpcReceiver<T>)> {
+    Ok(ipc::channel()?)
+}

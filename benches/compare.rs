@@ -1,0 +1,460 @@
+//! mpactor beside the transports it stands on, measured in one run, printed as a markdown
+//! table with ratios (BENCHMARKS.md explains every row).
+//!
+//! ```text
+//! cargo bench --bench compare              # full: a few minutes
+//! cargo bench --bench compare -- --quick   # under a minute
+//! cargo bench --bench compare -- --only small,rt   # some sections: mem small fanin bytes rt spawn
+//! ```
+//!
+//! Absolute figures on a shared machine move from run to run; the ratios measured side by
+//! side in one run are what to compare.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{median, percentile_us, raw, BenchResult};
+use mpactor::ChildOptions;
+use std::time::{Duration, Instant};
+
+/// The CPU both round-trip processes are pinned to in the pinned rows.
+const PIN_CPU: usize = 0;
+
+struct Opts {
+    quick: bool,
+    only: Option<Vec<String>>,
+}
+
+impl Opts {
+    fn parse() -> Self {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let quick = args.iter().any(|a| a == "--quick");
+        let only = args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .map(|s| s.split(',').map(str::to_string).collect());
+        // Anything else (cargo's `--bench`, a filter) is ignored.
+        Opts { quick, only }
+    }
+
+    fn wants(&self, section: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == section))
+    }
+
+    /// `quick` or `full`, whichever this run is.
+    fn pick<T>(&self, quick: T, full: T) -> T {
+        if self.quick {
+            quick
+        } else {
+            full
+        }
+    }
+}
+
+/// One line of the table.
+struct Row {
+    what: String,
+    mpactor: String,
+    reference: String,
+    ratio: String,
+    target: String,
+    anchor: String,
+}
+
+struct Table {
+    rows: Vec<Row>,
+    verdicts: Vec<String>,
+}
+
+impl Table {
+    fn row(&mut self, what: &str, mpactor: String, reference: String, ratio: String) -> &mut Row {
+        self.rows.push(Row {
+            what: what.to_string(),
+            mpactor,
+            reference,
+            ratio,
+            target: String::new(),
+            anchor: String::new(),
+        });
+        self.rows
+            .last_mut()
+            .unwrap_or_else(|| unreachable!("pushed above"))
+    }
+
+    fn verdict(&mut self, name: &str, met: bool, detail: String) {
+        let mark = if met { "met" } else { "MISSED" };
+        self.verdicts
+            .push(format!("- {name}: **{mark}** ({detail})"));
+    }
+}
+
+impl Row {
+    fn target(&mut self, t: &str) -> &mut Self {
+        self.target = t.to_string();
+        self
+    }
+    fn anchor(&mut self, a: &str) -> &mut Self {
+        self.anchor = a.to_string();
+        self
+    }
+}
+
+/// "12.3 M msg/s (11.9–12.8)": the median and the spread of the rounds.
+fn rate(v: &[f64]) -> String {
+    let (lo, hi) = spread(v);
+    format!(
+        "{:.2} M msg/s ({:.2}–{:.2})",
+        median(v) / 1e6,
+        lo / 1e6,
+        hi / 1e6
+    )
+}
+
+fn gbps(v: &[f64]) -> String {
+    let (lo, hi) = spread(v);
+    format!(
+        "{:.2} GB/s ({:.2}–{:.2})",
+        median(v) / 1e9,
+        lo / 1e9,
+        hi / 1e9
+    )
+}
+
+fn ms(v: &[f64]) -> String {
+    let (lo, hi) = spread(v);
+    format!("{:.1} ms ({:.1}–{:.1})", median(v), lo, hi)
+}
+
+fn spread(v: &[f64]) -> (f64, f64) {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo, hi)
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    format!("{:.2}×", a / b)
+}
+
+fn main() {
+    // First: in an actor process this runs the actor, in a reference child its job.
+    let _registry = common::registry().run_if_child();
+    raw::run_raw_if_child();
+
+    let opts = Opts::parse();
+    common::watchdog(opts.pick(Duration::from_secs(120), Duration::from_secs(900)));
+    let started = Instant::now();
+    let mut table = Table {
+        rows: Vec::new(),
+        verdicts: Vec::new(),
+    };
+    if let Err(e) = run(&opts, &mut table) {
+        eprintln!("bench compare: {e}");
+        print_table(&opts, &table, started);
+        std::process::exit(1);
+    }
+    print_table(&opts, &table, started);
+}
+
+fn run(opts: &Opts, t: &mut Table) -> BenchResult<()> {
+    // Memory first, while the root process is as fresh as a real application's root.
+    if opts.wants("mem") || opts.wants("spawn") {
+        spawn_stop_mem(opts, t)?;
+    }
+    if opts.wants("small") {
+        small(opts, t, 1)?;
+    }
+    if opts.wants("fanin") {
+        small(opts, t, 8)?;
+    }
+    if opts.wants("bytes") {
+        bytes(opts, t)?;
+    }
+    if opts.wants("rt") {
+        round_trip(opts, t)?;
+    }
+    Ok(())
+}
+
+fn small(opts: &Opts, t: &mut Table, producers: u32) -> BenchResult<()> {
+    let total: u64 = opts.pick(200_000, 800_000);
+    let per = total / producers as u64;
+    let rounds = opts.pick(3, 7);
+    eprintln!("bench: small messages, {producers} producer(s), {total} per round…");
+    let m = common::mpactor_small(producers, per, rounds)?;
+    let ipc = raw::ipc_small(producers, per, rounds)?;
+    let unix = raw::unix_small(producers, per, rounds)?;
+    let cb = raw::crossbeam_small(producers, per, rounds)?;
+    let what = if producers == 1 {
+        "64 B messages, 1 producer process → 1 consumer".to_string()
+    } else {
+        format!("64 B messages, {producers} producer processes → 1 consumer (fan-in)")
+    };
+    let (mm, mi) = (median(&m), median(&ipc));
+    t.row(
+        &what,
+        rate(&m),
+        format!("raw ipc-channel, 1 msg/send: {}", rate(&ipc)),
+        ratio(mm, mi),
+    )
+    .target(if producers == 1 {
+        "≥ 4× (aim 10×)"
+    } else {
+        ""
+    })
+    .anchor(if producers == 1 {
+        "ipc-channel 1.13 M/s; 64 per send 17.0 M/s; mptools 0.109 M/s"
+    } else {
+        ""
+    });
+    t.row(
+        "",
+        String::new(),
+        format!("raw Unix SOCK_SEQPACKET, 1 msg/send: {}", rate(&unix)),
+        ratio(mm, median(&unix)),
+    )
+    .anchor(if producers == 1 { "1.37 M/s" } else { "" });
+    t.row(
+        "",
+        String::new(),
+        format!("crossbeam unbounded, threads of one process: {}", rate(&cb)),
+        ratio(mm, median(&cb)),
+    )
+    .anchor(if producers == 1 { "5.6 M/s" } else { "" });
+    if producers == 1 {
+        t.verdict(
+            "small-message throughput ≥ 4× raw ipc-channel",
+            mm >= 4.0 * mi,
+            format!("{:.2}×; aim 10×", mm / mi),
+        );
+    }
+    Ok(())
+}
+
+fn bytes(opts: &Opts, t: &mut Table) -> BenchResult<()> {
+    let rounds = opts.pick(3, 5);
+    for (size, count, label, target) in [
+        (4096u64, opts.pick(20_000u64, 50_000), "4 KiB", ""),
+        (1 << 20, opts.pick(100, 300), "1 MiB", "≥ 0.8×"),
+    ] {
+        eprintln!("bench: {label} payloads, {count} per round…");
+        let m = common::mpactor_bytes(size, count, rounds, ChildOptions::default())?;
+        let r = raw::ipc_bytes(size, count, rounds)?;
+        let (mm, mr) = (median(&m), median(&r));
+        t.row(
+            &format!("{label} payloads (`ByteBuf` messages), 1 producer → 1 consumer"),
+            gbps(&m),
+            format!("raw `IpcBytesSender`: {}", gbps(&r)),
+            ratio(mm, mr),
+        )
+        .target(target)
+        .anchor(if size == 4096 {
+            "IpcBytesSender 1.54 GB/s; ByteBuf 1.54 GB/s"
+        } else {
+            "IpcBytesSender 3.65 GB/s; ByteBuf 1.07 GB/s"
+        });
+        if size == 1 << 20 {
+            // The default capacity counts messages (4096): 1 MiB payloads can pile up by the
+            // hundred in the producer. A capacity sized for the payload keeps memory bounded.
+            let small = common::mpactor_bytes(
+                size,
+                count,
+                rounds,
+                ChildOptions::default().mailbox_capacity(16),
+            )?;
+            let ms = median(&small);
+            t.row(
+                "1 MiB payloads, mailbox capacity 16",
+                gbps(&small),
+                format!("raw `IpcBytesSender`: {}", gbps(&r)),
+                ratio(ms, mr),
+            );
+            t.verdict(
+                "1 MiB payloads ≥ 0.8× raw IpcBytesSender",
+                mm >= 0.8 * mr,
+                format!("{:.2}× (capacity 16: {:.2}×)", mm / mr, ms / mr),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn round_trip(opts: &Opts, t: &mut Table) -> BenchResult<()> {
+    let rounds = opts.pick(5_000, 40_000);
+    let warmup = opts.pick(1_000, 5_000);
+    for (pin, label) in [
+        (Some(PIN_CPU), "both processes on one CPU"),
+        (None, "unpinned"),
+    ] {
+        eprintln!("bench: round trips, {label}, {rounds}…");
+        let plain = common::mpactor_round_trip(true, pin, rounds, warmup)?;
+        let hello = common::mpactor_round_trip(false, pin, rounds, warmup)?;
+        let r = raw::ipc_round_trip(pin, rounds, warmup)?;
+        let (r50, r99) = (percentile_us(&r, 50.0), percentile_us(&r, 99.0));
+        let mut first = true;
+        for (m, kind) in [
+            (&plain, "plain-number messages (direct path)"),
+            (
+                &hello,
+                "message type with an `Addr` variant (writer thread)",
+            ),
+        ] {
+            let (m50, m99) = (percentile_us(m, 50.0), percentile_us(m, 99.0));
+            t.row(
+                &format!("round trip between two actors, {label}, {kind}: p50 / p99"),
+                format!("{m50:.1} / {m99:.1} µs"),
+                format!("raw ipc-channel `IpcSender<u64>` each way: {r50:.1} / {r99:.1} µs"),
+                format!("{:.2}× / {:.2}×", m50 / r50, m99 / r99),
+            )
+            .target(if pin.is_some() && first {
+                "≤ 1.2× (p50)"
+            } else {
+                ""
+            })
+            .anchor(match (pin.is_some(), first) {
+                (true, true) => "ipc-channel 3.7 µs (same core)",
+                (false, true) => "ipc-channel 63 µs; mptools 105–113 µs",
+                _ => "",
+            });
+            if pin.is_some() {
+                t.verdict(
+                    &format!("round trip ≤ 1.2× raw ipc-channel at the same pinning, {kind}"),
+                    m50 <= 1.2 * r50,
+                    format!("p50 {:.2}×, p99 {:.2}×", m50 / r50, m99 / r99),
+                );
+            }
+            first = false;
+        }
+    }
+    Ok(())
+}
+
+fn spawn_stop_mem(opts: &Opts, t: &mut Table) -> BenchResult<()> {
+    let mut idle_rss = 0;
+    let mut root_rss = 0;
+    for (n, reps, spawn_target, stop_target) in [
+        (4usize, opts.pick(3, 7), 15.0, 100.0),
+        (64, opts.pick(2, 5), 250.0, 250.0),
+    ] {
+        eprintln!("bench: spawn and stop of {n} idle actors, {reps} times…");
+        let mut spawns = Vec::new();
+        let mut stops = Vec::new();
+        for _ in 0..reps {
+            let (s, p, a, r) = common::mpactor_spawn_stop(n)?;
+            spawns.push(s);
+            stops.push(p);
+            if n == 4 && root_rss == 0 {
+                idle_rss = a;
+                root_rss = r;
+            }
+        }
+        let (sm, pm) = (median(&spawns), median(&stops));
+        t.row(
+            &format!("spawn {n} actors, until all reported started"),
+            ms(&spawns),
+            String::new(),
+            String::new(),
+        )
+        .target(&format!("< {spawn_target:.0} ms"))
+        .anchor(if n == 4 {
+            "mptools: 4 workers 12.7 ms"
+        } else {
+            ""
+        });
+        t.row(
+            &format!("stop {n} idle actors, request → all reaped"),
+            ms(&stops),
+            String::new(),
+            String::new(),
+        )
+        .target(&format!("< {stop_target:.0} ms"))
+        .anchor(if n == 4 {
+            "mptools: 4 workers 672 ms (271–1071)"
+        } else {
+            ""
+        });
+        t.verdict(
+            &format!("spawn {n} < {spawn_target:.0} ms"),
+            sm < spawn_target,
+            format!("{sm:.1} ms"),
+        );
+        t.verdict(
+            &format!("stop {n} < {stop_target:.0} ms"),
+            pm < stop_target,
+            format!("{pm:.1} ms"),
+        );
+    }
+    let floor = raw::idle_rss()?;
+    t.row(
+        "resident memory of an idle actor process (VmRSS)",
+        format!("{:.2} MiB", idle_rss as f64 / 1024.0),
+        format!(
+            "same binary re-executed, ipc bootstrap only: {:.2} MiB",
+            floor as f64 / 1024.0
+        ),
+        ratio(idle_rss as f64, floor as f64),
+    )
+    .target("< 4 MiB");
+    t.row(
+        "resident memory of the root, 4 actors running (VmRSS)",
+        format!("{:.2} MiB", root_rss as f64 / 1024.0),
+        String::new(),
+        String::new(),
+    );
+    t.verdict(
+        "idle actor < 4 MiB",
+        idle_rss < 4 * 1024,
+        format!("{:.2} MiB", idle_rss as f64 / 1024.0),
+    );
+    Ok(())
+}
+
+fn print_table(opts: &Opts, t: &Table, started: Instant) {
+    println!();
+    println!(
+        "## mpactor vs raw transports ({} run, {:.0} s)",
+        if opts.quick { "quick" } else { "full" },
+        started.elapsed().as_secs_f64()
+    );
+    println!();
+    println!("| measurement | mpactor | reference, same run | mpactor ÷ reference | target | ANCHORS.md |");
+    println!("|---|---|---|---|---|---|");
+    for r in &t.rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.what, r.mpactor, r.reference, r.ratio, r.target, r.anchor
+        );
+    }
+    println!();
+    println!("Targets:");
+    for v in &t.verdicts {
+        println!("{v}");
+    }
+    println!();
+    println!("Machine: {}", machine());
+}
+
+/// nproc, CPU model, kernel, load: what the figures were measured on.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    format!("{cpus} CPUs, {model}, Linux {kernel}, load average at the end {load}")
+}
