@@ -14,7 +14,7 @@
 mod common;
 
 use common::{median, percentile_us, raw, BenchResult};
-use mpactor::ChildOptions;
+use mpactor::{ChildOptions, Isolation};
 use std::time::{Duration, Instant};
 
 /// The CPU both round-trip processes are pinned to in the pinned rows.
@@ -187,6 +187,7 @@ fn small(opts: &Opts, t: &mut Table, producers: u32) -> BenchResult<()> {
     let ipc = raw::ipc_small(producers, per, rounds)?;
     let unix = raw::unix_small(producers, per, rounds)?;
     let cb = raw::crossbeam_small(producers, per, rounds)?;
+    let threads = common::mpactor_small_isolated(producers, per, rounds, Isolation::Threads)?;
     let what = if producers == 1 {
         "64 B messages, 1 producer process → 1 consumer".to_string()
     } else {
@@ -223,6 +224,12 @@ fn small(opts: &Opts, t: &mut Table, producers: u32) -> BenchResult<()> {
         ratio(mm, median(&cb)),
     )
     .anchor(if producers == 1 { "5.6 M/s" } else { "" });
+    t.row(
+        &format!("{what}, the same actors as threads (`Isolation::Threads`)"),
+        rate(&threads),
+        format!("crossbeam unbounded, threads of one process: {}", rate(&cb)),
+        ratio(median(&threads), median(&cb)),
+    );
     if producers == 1 {
         t.verdict(
             "small-message throughput ≥ 4× raw ipc-channel",

@@ -14,7 +14,8 @@
 
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
 use mpactor::{
-    loops, Actor, ActorError, Addr, ChildOptions, Context, Recv, Registry, System, SystemConfig,
+    loops, Actor, ActorError, Addr, ChildOptions, Context, Isolation, Recv, Registry, System,
+    SystemConfig,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -585,9 +586,15 @@ pub struct MpactorSmall {
 }
 
 impl MpactorSmall {
-    /// Starts one consumer and `producers` producers.
+    /// Starts one consumer and `producers` producers, each in its own process.
     pub fn start(producers: u32) -> BenchResult<Self> {
-        let mut system = System::<()>::new(registry(), config())?;
+        Self::start_isolated(producers, Isolation::Processes)
+    }
+
+    /// Starts one consumer and `producers` producers with the given isolation: the same
+    /// actors as processes or as threads of this process.
+    pub fn start_isolated(producers: u32, isolation: Isolation) -> BenchResult<Self> {
+        let mut system = System::<()>::new(registry(), config().isolation(isolation))?;
         let (done_tx, done) = ipc::channel::<u64>()?;
         let consumer = system.spawn::<Consumer>(
             "CONSUMER",
@@ -644,7 +651,17 @@ pub fn rates(
 
 /// mpactor, small messages: messages per second, per round.
 pub fn mpactor_small(producers: u32, per_producer: u64, rounds: usize) -> BenchResult<Vec<f64>> {
-    let rig = MpactorSmall::start(producers)?;
+    mpactor_small_isolated(producers, per_producer, rounds, Isolation::Processes)
+}
+
+/// As [`mpactor_small`], with the actors as processes or as threads.
+pub fn mpactor_small_isolated(
+    producers: u32,
+    per_producer: u64,
+    rounds: usize,
+    isolation: Isolation,
+) -> BenchResult<Vec<f64>> {
+    let rig = MpactorSmall::start_isolated(producers, isolation)?;
     let rates = rates(rounds, || rig.round(per_producer))?;
     rig.finish()?;
     Ok(rates)
