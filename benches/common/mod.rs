@@ -171,6 +171,35 @@ fn send_patiently<M: Serialize + Send + 'static>(to: &Addr<M>, msg: M) -> Result
     }
 }
 
+/// Times `rounds` round trips after `warmup` untimed ones: `ping(i)` sends ping `i`, and the
+/// round trip ends when the inbox yields a message that `pong` reads as number `i`. `None`
+/// when the actor is asked to stop meanwhile.
+fn time_round_trips<A: Actor>(
+    ctx: &mut Context<A>,
+    rounds: u64,
+    warmup: u64,
+    mut ping: impl FnMut(u64) -> Result<(), ActorError>,
+    pong: impl Fn(&A::Msg) -> Option<u64>,
+) -> Result<Option<Vec<u64>>, ActorError> {
+    let mut times = Vec::with_capacity(rounds as usize);
+    for i in 0..warmup + rounds {
+        let t0 = Instant::now();
+        ping(i)?;
+        loop {
+            match ctx.recv(Duration::from_secs(5)) {
+                Recv::Msg(m) if pong(&m) == Some(i) => break,
+                Recv::Msg(_) => continue,
+                Recv::Timeout => return Err(ActorError::new("no pong within 5 s")),
+                Recv::Stop => return Ok(None),
+            }
+        }
+        if i >= warmup {
+            times.push(t0.elapsed().as_nanos() as u64);
+        }
+    }
+    Ok(Some(times))
+}
+
 /// Counts byte messages; an empty one is a producer's marker.
 pub struct BytesConsumer {
     args: ConsumerArgs,
@@ -295,22 +324,15 @@ impl Actor for Pinger {
             let PingerMsg::Go { rounds, warmup } = msg else {
                 return Ok(());
             };
-            let mut times = Vec::with_capacity(rounds as usize);
-            for i in 0..warmup + rounds {
-                let t0 = Instant::now();
-                send_patiently(&this.args.ponger, PongerMsg::Ping(i))?;
-                loop {
-                    match ctx.recv(Duration::from_secs(5)) {
-                        Recv::Msg(PingerMsg::Pong(j)) if j == i => break,
-                        Recv::Msg(_) => continue,
-                        Recv::Timeout => return Err(ActorError::new("no pong within 5 s")),
-                        Recv::Stop => return Ok(()),
-                    }
-                }
-                if i >= warmup {
-                    times.push(t0.elapsed().as_nanos() as u64);
-                }
-            }
+            let ponger = &this.args.ponger;
+            let pong = |m: &PingerMsg| match m {
+                PingerMsg::Pong(j) => Some(*j),
+                _ => None,
+            };
+            let ping = |i| send_patiently(ponger, PongerMsg::Ping(i));
+            let Some(times) = time_round_trips(ctx, rounds, warmup, ping, pong)? else {
+                return Ok(());
+            };
             this.args
                 .report
                 .send(times)
@@ -431,22 +453,14 @@ impl Actor for PlainPinger {
             let Some(ponger) = this.ponger.clone() else {
                 return Ok(());
             };
-            let mut times = Vec::with_capacity(rounds as usize);
-            for i in 0..warmup + rounds {
-                let t0 = Instant::now();
-                send_patiently(&ponger, i)?;
-                loop {
-                    match ctx.recv(Duration::from_secs(5)) {
-                        Recv::Msg(PlainPingerMsg::Pong(j)) if j == i => break,
-                        Recv::Msg(_) => continue,
-                        Recv::Timeout => return Err(ActorError::new("no pong within 5 s")),
-                        Recv::Stop => return Ok(()),
-                    }
-                }
-                if i >= warmup {
-                    times.push(t0.elapsed().as_nanos() as u64);
-                }
-            }
+            let pong = |m: &PlainPingerMsg| match m {
+                PlainPingerMsg::Pong(j) => Some(*j),
+                _ => None,
+            };
+            let ping = |i| send_patiently(&ponger, i);
+            let Some(times) = time_round_trips(ctx, rounds, warmup, ping, pong)? else {
+                return Ok(());
+            };
             this.args
                 .report
                 .send(times)
