@@ -141,6 +141,14 @@ fn child_main<A: Actor>() -> i32 {
         }
     };
     crate::process::set_process_name(&boot.name);
+    // Rust's standard library handles SIGSEGV to report stack overflows, and a SIGSEGV that
+    // is only sent (`kill -SEGV`), not a fault, then passes without effect. An actor's process
+    // must end on it like on any fatal signal, so the root sees "killed by SIGSEGV": restore
+    // the default action (a real stack overflow still ends the process by SIGSEGV).
+    // SAFETY: signal(2) with the default disposition, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+    }
     let setup = match handshake::<A>(&boot) {
         Ok(s) => s,
         Err(e) => {
