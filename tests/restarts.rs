@@ -9,27 +9,12 @@ use std::time::{Duration, Instant};
 
 /// The `at_ms=` of W's fault in the record file (the application clock, as in the logs).
 fn fault_at_ms(root: &Root, name: &str) -> f64 {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let found = root
-            .record()
-            .into_iter()
-            .find(|l| l.starts_with(&format!("{name} fault ")));
-        if let Some(line) = found {
-            return line
-                .split("at_ms=")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("no at_ms in {line:?}"));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no fault recorded\n{}",
-            root.dump()
-        );
-        std::thread::sleep(common::POLL);
-    }
+    let line = root.wait_record(&format!("{name} fault "), PATIENCE);
+    line.split("at_ms=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no at_ms in {line:?}"))
 }
 
 /// W (temporary) dies by `fault`; the root must log "W (pid N) ended: <status>[: cause]"
@@ -437,15 +422,7 @@ fn addr_handles_keep_working_across_a_restart() {
     root.wait_log_nth(&[" W started"], 2, PATIENCE);
     let new = root.pid_of("W");
     // The new incarnation gets F's messages through the Addr F had all along.
-    let deadline = Instant::now() + PATIENCE;
-    while !root
-        .record()
-        .iter()
-        .any(|l| l.starts_with(&format!("W first_message pid={new} ")))
-    {
-        assert!(Instant::now() < deadline, "{}", root.dump());
-        std::thread::sleep(common::POLL);
-    }
+    root.wait_record(&format!("W first_message pid={new} "), PATIENCE);
     root.signal(libc::SIGTERM);
     // F never saw a send fail (it would have failed and stopped the system with exit 2).
     assert_eq!(root.wait_code(PATIENCE), 0, "{}", root.dump());
@@ -478,15 +455,7 @@ fn messages_in_a_killed_childs_inbox_are_counted_and_logged_as_lost() {
         ],
     );
     let old = root.pid_of("W");
-    let deadline = Instant::now() + PATIENCE;
-    while !root
-        .record()
-        .iter()
-        .any(|l| l.starts_with(&format!("W first_message pid={old} ")))
-    {
-        assert!(Instant::now() < deadline, "{}", root.dump());
-        std::thread::sleep(common::POLL);
-    }
+    root.wait_record(&format!("W first_message pid={old} "), PATIENCE);
     kill(old, libc::SIGKILL);
     let line = root.wait_log(&["messages were lost with W's process"], PATIENCE);
     let lost: u64 = line

@@ -96,8 +96,32 @@ pub fn config() -> SystemConfig {
 /// Counts small messages; when every producer's marker has arrived, tells the bench root
 /// the time (a side channel, so the root needs no event loop between rounds).
 pub struct Consumer {
+    rounds: Rounds,
+}
+
+/// Counts the producers' end-of-round markers and reports the end of a round.
+struct Rounds {
     args: ConsumerArgs,
     markers: u32,
+}
+
+impl Rounds {
+    fn new(args: ConsumerArgs) -> Self {
+        Rounds { args, markers: 0 }
+    }
+
+    /// One producer's marker arrived: once every producer's has, report the time.
+    fn marker(&mut self) -> Result<(), ActorError> {
+        self.markers += 1;
+        if self.markers == self.args.producers {
+            self.markers = 0;
+            self.args
+                .done
+                .send(now_ns())
+                .map_err(|e| ActorError::new(format!("reporting a round: {e}")))?;
+        }
+        Ok(())
+    }
 }
 
 /// The consumer's arguments.
@@ -115,20 +139,15 @@ impl Actor for Consumer {
     type Event = ();
 
     fn init_args(args: ConsumerArgs) -> Result<Self, ActorError> {
-        Ok(Consumer { args, markers: 0 })
+        Ok(Consumer {
+            rounds: Rounds::new(args),
+        })
     }
 
     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         loops::queue(self, ctx, |this, _ctx, msg| {
             if msg.seq == Small::MARKER {
-                this.markers += 1;
-                if this.markers == this.args.producers {
-                    this.markers = 0;
-                    this.args
-                        .done
-                        .send(now_ns())
-                        .map_err(|e| ActorError::new(format!("reporting a round: {e}")))?;
-                }
+                this.rounds.marker()?;
             }
             Ok(())
         })
@@ -202,8 +221,7 @@ fn time_round_trips<A: Actor>(
 
 /// Counts byte messages; an empty one is a producer's marker.
 pub struct BytesConsumer {
-    args: ConsumerArgs,
-    markers: u32,
+    rounds: Rounds,
     bytes: u64,
 }
 
@@ -214,8 +232,7 @@ impl Actor for BytesConsumer {
 
     fn init_args(args: ConsumerArgs) -> Result<Self, ActorError> {
         Ok(BytesConsumer {
-            args,
-            markers: 0,
+            rounds: Rounds::new(args),
             bytes: 0,
         })
     }
@@ -224,14 +241,7 @@ impl Actor for BytesConsumer {
         loops::queue(self, ctx, |this, _ctx, msg| {
             this.bytes += msg.len() as u64;
             if msg.is_empty() {
-                this.markers += 1;
-                if this.markers == this.args.producers {
-                    this.markers = 0;
-                    this.args
-                        .done
-                        .send(now_ns())
-                        .map_err(|e| ActorError::new(format!("reporting a round: {e}")))?;
-                }
+                this.rounds.marker()?;
             }
             Ok(())
         })

@@ -156,6 +156,22 @@ impl Root {
             .unwrap_or_default()
     }
 
+    /// Waits for the first line of the record file that starts with `prefix`.
+    pub fn wait_record(&self, prefix: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(line) = self.record().into_iter().find(|l| l.starts_with(prefix)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no record line starting {prefix:?} within {within:?}\n{}",
+                self.dump()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// Waits for the first stderr line containing every one of `parts`.
     pub fn wait_log(&self, parts: &[&str], within: Duration) -> String {
         self.wait_log_nth(parts, 1, within)
