@@ -440,8 +440,10 @@ fn addr_handles_keep_working_across_a_restart() {
 
 #[test]
 fn messages_in_a_killed_childs_inbox_are_counted_and_logged_as_lost() {
-    // F sends 1000 messages at once; W takes 1 ms for each, so when it is killed it holds a
-    // batch it received but did not handle yet.
+    // F sends 2000 messages at once; W takes 1 ms for each. Once the inbox socket is full
+    // (a few hundred small frames), F's writer ships frames of up to 512 messages, so when W
+    // is killed at its 400th message it holds most of such a frame, received but unhandled.
+    // (Not at its first: small messages to an idle actor go out one by one.)
     let mut root = Root::testbed_recording(
         "lost",
         "run",
@@ -449,13 +451,13 @@ fn messages_in_a_killed_childs_inbox_are_counted_and_logged_as_lost() {
             "--stop-timeout-ms",
             "10000",
             "--child",
-            "W:restart=permanent,handle_ms=1",
+            "W:restart=permanent,handle_ms=1,note_at=400",
             "--child",
-            "F:kind=flood,to=W,count=1000",
+            "F:kind=flood,to=W,count=2000",
         ],
     );
     let old = root.pid_of("W");
-    root.wait_record(&format!("W first_message pid={old} "), PATIENCE);
+    root.wait_record(&format!("W message_400 pid={old} "), PATIENCE);
     kill(old, libc::SIGKILL);
     let line = root.wait_log(&["messages were lost with W's process"], PATIENCE);
     let lost: u64 = line
@@ -465,11 +467,11 @@ fn messages_in_a_killed_childs_inbox_are_counted_and_logged_as_lost() {
         .unwrap_or_else(|| panic!("no count in {line:?}"));
     assert!(lost > 0);
     root.wait_log_nth(&[" W started"], 2, PATIENCE);
-    root.wait_out(&["sent F=1000"], PATIENCE);
+    root.wait_out(&["sent F=2000"], PATIENCE);
     root.signal(libc::SIGTERM);
     assert_eq!(root.wait_code(PATIENCE), 0, "{}", root.dump());
     let w = root.summary("W");
-    assert_eq!(w.accepted, 1000, "{w:?}");
+    assert_eq!(w.accepted, 2000, "{w:?}");
     assert_eq!(w.lost, lost, "{w:?}");
     assert!(w.dead_letters >= lost, "{w:?}");
     assert!(

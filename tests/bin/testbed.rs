@@ -36,7 +36,7 @@
 //!   capacity=N   start_timeout_ms=N
 //!   worker: startup=ok|fail|panic|hang|exit:N
 //!           fault=return|error|panic|exit:N|abort|segv|ignore-stop  after=MS  once
-//!           handle_ms=N  shutdown_ms=N  alive  tag=T
+//!           handle_ms=N  shutdown_ms=N  alive  tag=T  note_at=N (record `message_N`)
 //!   flood:  to=NAME (an earlier worker)  count=N (0: until stopped)  every_ms=N
 //!   ticker: every_ms=N
 //! ```
@@ -140,6 +140,8 @@ struct WorkerArgs {
     once: bool,
     /// Time spent on each message.
     handle_ms: u64,
+    /// Record `message_N` when the N-th message arrives (0: never).
+    note_at: u64,
     /// Time spent in `shutdown`.
     shutdown_ms: u64,
     /// Report `Event::Alive` when entering the main loop.
@@ -283,6 +285,9 @@ impl Actor for Worker {
                     self.seen += 1;
                     if self.seen == 1 {
                         self.note("first_message");
+                    }
+                    if self.seen == self.args.note_at {
+                        self.note(&format!("message_{}", self.seen));
                     }
                     if self.args.handle_ms > 0 {
                         std::thread::sleep(Duration::from_millis(self.args.handle_ms));
@@ -580,6 +585,7 @@ fn parse_child(spec: &str, opts: &Opts) -> Result<ChildSpec, String> {
             "after" => w.fault_after_ms = number(k, v)?,
             "once" => w.once = true,
             "handle_ms" => w.handle_ms = number(k, v)?,
+            "note_at" => w.note_at = number(k, v)?,
             "shutdown_ms" => w.shutdown_ms = number(k, v)?,
             "alive" => w.alive = true,
             "tag" => w.tag = v.to_string(),
