@@ -83,16 +83,59 @@ fn a_send_to_a_stopped_actor_returns_at_its_deadline() {
 }
 
 #[test]
+fn a_message_over_the_receivers_limit_is_refused_with_a_clear_error() {
+    // W takes messages of at most one byte, encoded. FLOOD sends the numbers 0..1000: 0..=127
+    // encode in one byte and go; 128..=999 take two and are refused in FLOOD's process.
+    let mut root = Root::testbed(
+        "too-large",
+        &[
+            "run",
+            "--stop-when-sent",
+            "--child",
+            "W:max_bytes=1",
+            "--child",
+            "FLOOD:kind=flood,to=W,count=1000",
+        ],
+    );
+    assert_eq!(root.wait_code(PATIENCE), 0, "{}", root.dump());
+    let w = root.summary("W");
+    assert_eq!(w.accepted, 1000, "{w:?}");
+    assert_eq!(w.handled, 128, "{w:?}");
+    assert_eq!(w.refused, 872, "{w:?}");
+    assert_eq!(
+        w.dead_letters, 872,
+        "refused messages are dead letters: {w:?}"
+    );
+    assert!(w.reconciles(), "{w:?}");
+    // The sending process says which actor, and why, without a line per message.
+    root.wait_log(
+        &[
+            "a message for W was refused and not sent",
+            "larger than the actor's limit of 1 bytes",
+        ],
+        PATIENCE,
+    );
+    let said = root.log_lines(&["a message for W was refused"]).len();
+    assert!((1..=12).contains(&said), "{said} lines\n{}", root.dump());
+    // And the root's summary points at it.
+    root.wait_log(&["W: 872 messages were refused by their senders"], PATIENCE);
+    root.assert_nothing_left();
+}
+
+#[test]
 fn a_frame_that_fails_to_decode_is_counted_not_fatal() {
     let mut root = Root::testbed("decode", &["decode"]);
     assert_eq!(root.wait_code(PATIENCE), 0, "{}", root.dump());
-    root.wait_log(&["TEXT", "failed to decode and was dropped"], PATIENCE);
+    root.wait_log(&["dropped", "for TEXT that failed to decode"], PATIENCE);
     let text = root.summary("TEXT");
     assert_eq!(text.exit, "0", "the actor carried on and stopped cleanly");
-    assert!(text.decode_failures >= 1, "{text:?}");
+    assert_eq!(
+        text.decode_failures, 3,
+        "each bad message counted: {text:?}"
+    );
     assert_eq!(
         text.handled, 5,
-        "the good messages after the bad frame: {text:?}"
+        "the good messages after the bad ones: {text:?}"
     );
     // The three mistyped messages were accepted by a sender and never handed to TEXT: they
     // are dead letters, so the counts still reconcile.

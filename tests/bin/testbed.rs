@@ -13,7 +13,7 @@
 //!                 exhausted restarts or a --stop-* condition
 //!   send-stopped  a worker W with a mailbox of 8 is SIGSTOPped; the root sends to it until a
 //!                 send_timeout (200 ms) fails, tries a try_send, then SIGCONTs it and stops
-//!   decode        TEXT (an inbox of String) gets u64 frames through a mistyped Addr, then
+//!   decode        TEXT (an inbox of String) gets three u64s through a mistyped Addr, then
 //!                 five good strings; then the system stops
 //!
 //! options
@@ -33,7 +33,7 @@
 //!
 //! child keys (kind=worker unless said otherwise)
 //!   kind=worker|flood|ticker|text    restart=permanent|transient|temporary
-//!   capacity=N   start_timeout_ms=N
+//!   capacity=N   start_timeout_ms=N   max_bytes=N (the largest message it takes, encoded)
 //!   worker: startup=ok|fail|panic|hang|exit:N
 //!           fault=return|error|panic|exit:N|abort|segv|ignore-stop  after=MS  once
 //!           handle_ms=N  shutdown_ms=N  alive  tag=T  note_at=N (record `message_N`)
@@ -43,7 +43,7 @@
 //!
 //! stdout, for the tests to read: `spawn failed: NAME after_ms=N: ERROR`, `sent NAME=N`,
 //! `sample at=R restarts=N fds=N zombies=Z`, one `summary NAME pid=P exit=E accepted=A handled=H
-//! dead_letters=D lost=L decode_failures=F restarts=R` per actor, then `reason TEXT` and
+//! dead_letters=D lost=L decode_failures=F refused=X restarts=R` per actor, then `reason TEXT` and
 //! `exit_code N stop_ms N`.
 
 use mpactor::{
@@ -551,6 +551,7 @@ fn parse_child(spec: &str, opts: &Opts) -> Result<ChildSpec, String> {
                 })
             }
             "capacity" => child.options = child.options.mailbox_capacity(number(k, v)?),
+            "max_bytes" => child.options = child.options.max_message_bytes(number(k, v)?),
             "start_timeout_ms" => {
                 child.options = child
                     .options
@@ -705,7 +706,7 @@ fn exit_word(exit: &ExitStatus) -> String {
 fn print_summary(summary: &Summary) {
     for a in &summary.actors {
         println!(
-            "summary {} pid={} exit={} accepted={} handled={} dead_letters={} lost={} decode_failures={} restarts={}",
+            "summary {} pid={} exit={} accepted={} handled={} dead_letters={} lost={} decode_failures={} refused={} restarts={}",
             a.name,
             a.pid,
             exit_word(&a.exit),
@@ -714,6 +715,7 @@ fn print_summary(summary: &Summary) {
             a.dead_letters,
             a.lost_in_crash,
             a.decode_failures,
+            a.refused,
             a.restarts
         );
     }

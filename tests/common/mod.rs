@@ -387,6 +387,7 @@ pub struct Summary {
     pub dead_letters: u64,
     pub lost: u64,
     pub decode_failures: u64,
+    pub refused: u64,
     pub restarts: u64,
 }
 
@@ -406,6 +407,7 @@ impl Summary {
             dead_letters: num("dead_letters"),
             lost: num("lost"),
             decode_failures: num("decode_failures"),
+            refused: num("refused"),
             restarts: num("restarts"),
         }
     }

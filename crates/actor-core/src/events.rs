@@ -92,8 +92,13 @@ pub struct ActorSummary {
     /// Of the dead letters, those lost inside a process that crashed (received from the
     /// socket but not yet handed to the actor).
     pub lost_in_crash: u64,
-    /// Frames that could not be decoded (each dropped, logged and counted).
+    /// Messages that could not be decoded (each dropped, logged and counted; a frame that
+    /// cannot be read at all counts as one). Of the dead letters.
     pub decode_failures: u64,
+    /// Of the dead letters, messages their senders refused to ship: larger than the actor's
+    /// [`max_message_bytes`](crate::ChildOptions::max_message_bytes), failing to encode, or
+    /// carrying more channels than one send can.
+    pub refused: u64,
     /// How many times it was restarted.
     pub restarts: u32,
 }

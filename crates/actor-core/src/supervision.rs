@@ -28,6 +28,12 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_millis(300);
 /// The capacity of a mailbox, per sending process.
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 4096;
+/// The largest message an actor takes by default, encoded: 64 MiB. See
+/// [`ChildOptions::max_message_bytes`].
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// The most [`ChildOptions::max_message_bytes`] can be: 4 GiB - 1 (the frame format gives a
+/// message's length in 32 bits).
+pub const MAX_MESSAGE_BYTES_CEILING: usize = u32::MAX as usize;
 /// How long a plain `send` waits for room in a full mailbox.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the root looks at its children's processes when no event arrives: bounds how
@@ -172,6 +178,8 @@ pub struct ChildOptions {
     pub start_timeout: Duration,
     /// Its mailbox capacity per sending process.
     pub mailbox_capacity: usize,
+    /// The largest message it takes, in encoded bytes.
+    pub max_message_bytes: usize,
 }
 
 impl Default for ChildOptions {
@@ -180,6 +188,7 @@ impl Default for ChildOptions {
             restart: Restart::default(),
             start_timeout: DEFAULT_START_TIMEOUT,
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -198,6 +207,26 @@ impl ChildOptions {
     /// Sets the mailbox capacity (at least 1).
     pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
         self.mailbox_capacity = capacity.max(1);
+        self
+    }
+    /// Sets the largest message the actor takes, in bytes of its encoding (postcard's, as
+    /// ipc-channel sends it), between 1 and [`MAX_MESSAGE_BYTES_CEILING`]; the default is
+    /// [`DEFAULT_MAX_MESSAGE_BYTES`].
+    ///
+    /// A larger message is refused by the sending process (it is never shipped, so the
+    /// receiver never has to allocate for it): the sender's stderr says so with the actor's
+    /// name and the limit, and it counts as a dead letter (`refused` in the summary). Only
+    /// actors running as processes encode messages; one running as a thread
+    /// ([`Isolation::Threads`]) takes messages of any size.
+    ///
+    /// ```
+    /// use actor_core::ChildOptions;
+    /// // An actor that takes camera frames of up to 8 MiB.
+    /// let opts = ChildOptions::default().max_message_bytes(8 << 20);
+    /// assert_eq!(opts.max_message_bytes, 8 << 20);
+    /// ```
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes.clamp(1, MAX_MESSAGE_BYTES_CEILING);
         self
     }
 }

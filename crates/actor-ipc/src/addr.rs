@@ -12,7 +12,10 @@
 //! a round trip at the transport's cost instead of adding a thread hop each way.
 
 use crate::counters::Counters;
-use actor_core::supervision::DEFAULT_SEND_TIMEOUT;
+use crate::frame::{encode_single, Frame, FrameBuf, OutBatch, FRAME_BYTES};
+use actor_core::supervision::{
+    DEFAULT_SEND_TIMEOUT, MAX_MESSAGE_BYTES_CEILING as MAX_MESSAGE_BYTES_LIMIT,
+};
 use actor_core::SendError;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use ipc_channel::ipc::IpcSender;
@@ -28,51 +31,31 @@ use std::time::{Duration, Instant};
 /// The most messages one frame carries (ANCHORS.md: 512 per send is near the socket's rate).
 pub const MAX_BATCH: usize = 512;
 
-/// What travels through an inbox's socket.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Frame<M> {
-    /// Messages, in the order they were accepted by one sending process.
-    Batch(Vec<M>),
-    /// The stop request: everything this sender accepted before it is ahead of it.
+/// A frame as the writer sends it: the batch's entries are encoded by the writer into a
+/// buffer shared with the frame, so that the buffer is reused for the next frame and, when
+/// ipc-channel panics on a frame (more than 64 channels or shared-memory regions in it), the
+/// writer still has it. Encodes exactly like [`Frame`].
+enum Out {
+    Batch(Rc<FrameBuf>),
     Stop,
 }
 
-/// The writer's view of a frame: the batch is shared, so that when ipc-channel panics on a
-/// frame (more than 64 channels or shared-memory regions in it), the messages are still here to
-/// be split and sent again. Encodes exactly like [`Frame`].
-enum Out<M> {
-    Batch(Rc<Vec<M>>),
-    Stop,
-}
-
-impl<M: Serialize> Serialize for Out<M> {
+impl Serialize for Out {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Out::Batch(msgs) => {
-                serializer.serialize_newtype_variant("Frame", 0, "Batch", &msgs[..])
-            }
-            Out::Stop => serializer.serialize_unit_variant("Frame", 1, "Stop"),
+            Out::Batch(buf) => OutBatch(buf.bytes()).serialize(serializer),
+            Out::Stop => crate::frame::stop_variant(serializer),
         }
     }
 }
 
 /// Only so that ipc-channel lets a sender of this type be made (`OpaqueIpcSender::to`):
 /// frames are always received as [`Frame`], never as `Out`.
-impl<'de, M> Deserialize<'de> for Out<M> {
+impl<'de> Deserialize<'de> for Out {
     fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
         Err(serde::de::Error::custom(
             "Out is the sending side's view of a Frame; receive a Frame",
         ))
-    }
-}
-
-/// One message as a [`Frame::Batch`] of one, for the direct path. Encodes exactly like
-/// [`Frame`].
-struct OneFrame<'a, M>(&'a M);
-
-impl<M: Serialize> Serialize for OneFrame<'_, M> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_newtype_variant("Frame", 0, "Batch", std::slice::from_ref(self.0))
     }
 }
 
@@ -119,6 +102,9 @@ struct Inner<M: Send + 'static> {
     route: Route<M>,
     counters: Counters,
     capacity: usize,
+    /// The largest encoded message the actor takes (the receiver's limit, carried by every
+    /// copy of the address).
+    max_bytes: usize,
     outbox: OnceLock<Result<Outbox<M>, String>>,
 }
 
@@ -182,6 +168,7 @@ where
         tx: IpcSender<Frame<M>>,
         counters: Counters,
         capacity: usize,
+        max_bytes: usize,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -189,6 +176,7 @@ where
                 route: Route::Ipc(SharedSender(tx)),
                 counters,
                 capacity: capacity.max(1),
+                max_bytes: max_bytes.min(MAX_MESSAGE_BYTES_LIMIT),
                 outbox: OnceLock::new(),
             }),
         }
@@ -203,6 +191,8 @@ where
                 route: Route::Local(queue),
                 counters,
                 capacity,
+                // Messages to a thread are moved, never encoded: there is nothing to limit.
+                max_bytes: usize::MAX,
                 outbox: OnceLock::new(),
             }),
         }
@@ -211,6 +201,32 @@ where
     /// The name of the actor this address points to.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The largest message, encoded, that this actor takes: its
+    /// [`ChildOptions::max_message_bytes`](actor_core::ChildOptions::max_message_bytes).
+    /// A larger one is refused by the sending process's writer: not shipped, logged on that
+    /// process's stderr with the actor's name and the limit, and counted as a dead letter
+    /// (`refused` in the summary). `usize::MAX` for an actor running as a thread, whose
+    /// messages are moved, not encoded.
+    ///
+    /// Sends cannot say it at once, because a message's size is only known once it is
+    /// encoded, which happens on the writer; a sender that can tell its payload's size
+    /// cheaply (a buffer's length) can check it here first.
+    ///
+    /// ```no_run
+    /// # fn demo(store: mpactor_doc::Addr<Vec<u8>>, image: Vec<u8>) {
+    /// // A Vec<u8> encodes as its bytes and a length of at most 10 bytes.
+    /// if image.len() + 10 > store.max_message_bytes() {
+    ///     eprintln!("image of {} bytes is too large for {}", image.len(), store.name());
+    /// } else {
+    ///     let _ = store.send(image);
+    /// }
+    /// # }
+    /// # mod mpactor_doc { pub use actor_ipc::Addr; }
+    /// ```
+    pub fn max_message_bytes(&self) -> usize {
+        self.inner.max_bytes
     }
 
     /// True once the actor is gone for good (stopped, or ended and not restarted).
@@ -322,9 +338,12 @@ where
             return Err(msg);
         }
         let mut buf = [0u8; DIRECT_MAX];
-        let sent = match postcard::to_slice(&OneFrame(&msg), &mut buf) {
-            Ok(bytes) => crate::fd::try_send_frame(fd, bytes),
-            Err(_) => false,
+        let sent = match encode_single(&msg, &mut buf) {
+            // Near the limit, the writer decides (and says why when it refuses).
+            Some(frame) if frame.len() <= self.inner.max_bytes => {
+                crate::fd::try_send_frame(fd, frame)
+            }
+            _ => false,
         };
         if !sent {
             return Err(msg);
@@ -362,6 +381,30 @@ where
         result
     }
 
+    /// Ships `msgs` on the caller's thread with a writer of its own, as the writer thread
+    /// would ship them had they all been queued at once. For tests of framing.
+    #[cfg(test)]
+    pub(crate) fn ship_now(&self, msgs: Vec<M>) -> u64 {
+        let Route::Ipc(tx) = &self.inner.route else {
+            return 0;
+        };
+        let mut writer = Writer {
+            tx: tx.0.clone().to_opaque().to(),
+            state: Arc::new(OutboxState {
+                name: self.inner.name.clone(),
+                counters: self.inner.counters.clone(),
+                pending: AtomicU64::new(0),
+                dead: AtomicBool::new(false),
+            }),
+            max_bytes: self.inner.max_bytes,
+            max_batch: MAX_BATCH,
+            frame: FrameBuf::default(),
+            in_frame: Vec::new(),
+            refused: 0,
+        };
+        writer.ship(msgs.into_iter())
+    }
+
     fn outbox(&self) -> Result<&Outbox<M>, ()> {
         let Route::Ipc(tx) = &self.inner.route else {
             return Err(());
@@ -374,6 +417,7 @@ where
                     &tx.0,
                     &self.inner.counters,
                     self.inner.capacity,
+                    self.inner.max_bytes,
                 )
             })
             .as_ref()
@@ -386,6 +430,7 @@ fn start_writer<M: Serialize + Send + 'static>(
     tx: &IpcSender<Frame<M>>,
     counters: &Counters,
     capacity: usize,
+    max_bytes: usize,
 ) -> Result<Outbox<M>, String> {
     let (queue, rx) = bounded(capacity);
     let state = Arc::new(OutboxState {
@@ -403,7 +448,18 @@ fn start_writer<M: Serialize + Send + 'static>(
         .name(format!("mpactor-to-{name}"))
         // The writer's sender is typed for `Out` (not `Send`: it holds an `Rc`), so it is made
         // inside the thread.
-        .spawn(move || write_loop(rx, tx.to_opaque().to(), writer_state))
+        .spawn(move || {
+            let mut writer = Writer {
+                tx: tx.to_opaque().to(),
+                state: writer_state,
+                max_bytes,
+                max_batch: MAX_BATCH,
+                frame: FrameBuf::default(),
+                in_frame: Vec::new(),
+                refused: 0,
+            };
+            writer.run(rx)
+        })
         .map_err(|e| format!("cannot start the writer thread: {e}"))?;
     let mut all = OUTBOXES.lock();
     all.retain(|w| w.strong_count() > 0);
@@ -418,90 +474,145 @@ fn start_writer<M: Serialize + Send + 'static>(
 /// How long an idle writer waits before looking again whether its address is still held.
 const WRITER_IDLE: Duration = Duration::from_secs(1);
 
-/// About how long encoding and sending one frame may take. The size of a message is unknown
-/// before it is encoded, but the time it takes is about proportional to it, so the writer
-/// caps each frame at this budget divided by its recent cost per message: hundreds of small
-/// messages still share a frame (512 of 64 bytes take ~60 µs), while 1 MiB payloads go one
-/// by one instead of as frames of tens of MiB, which were slower (fresh pages to fault in,
-/// ipc-channel's fragmenting) and held all that memory twice in both processes.
-const FRAME_BUDGET: Duration = Duration::from_micros(500);
-
-/// Learns the cost of sending one message, to size the next frame by [`FRAME_BUDGET`].
-struct FrameSizer {
-    /// Smoothed nanoseconds per message (0 until the first frame).
-    ns_per_msg: f64,
+/// One destination's writer, on its own thread: ships what the process's senders queued.
+struct Writer<M> {
+    tx: IpcSender<Out>,
+    state: Arc<OutboxState>,
+    /// The receiver's limit on one encoded message.
+    max_bytes: usize,
+    /// Shrinks when a frame turns out to carry too many channels (messages holding `Addr`s).
+    max_batch: usize,
+    /// The frame being built, reused.
+    frame: FrameBuf,
+    /// The messages encoded into `frame`, kept until it is sent: if ipc-channel refuses the
+    /// frame (too many channels) they are split and encoded again.
+    in_frame: Vec<M>,
+    /// Messages this writer refused.
+    refused: u64,
 }
 
-impl FrameSizer {
-    /// How many messages the next frame may take, at most `limit`.
-    fn cap(&self, limit: usize) -> usize {
-        if self.ns_per_msg <= 0.0 {
-            return limit;
-        }
-        let fits = FRAME_BUDGET.as_nanos() as f64 / self.ns_per_msg;
-        (fits as usize).clamp(1, limit)
-    }
-
-    /// Records that `n` messages took `took` to encode and send.
-    fn record(&mut self, n: usize, took: Duration) {
-        let sample = took.as_nanos() as f64 / n.max(1) as f64;
-        // Smoothed, so that one frame held up by the scheduler does not shrink the next ones
-        // much; the first frame sets it.
-        self.ns_per_msg = if self.ns_per_msg <= 0.0 {
-            sample
-        } else {
-            0.75 * self.ns_per_msg + 0.25 * sample
-        };
-    }
-}
-
-fn write_loop<M: Serialize>(rx: Receiver<Item<M>>, tx: IpcSender<Out<M>>, state: Arc<OutboxState>) {
-    // Shrinks when a frame turns out to carry too many channels (messages holding `Addr`s).
-    let mut max_batch = MAX_BATCH;
-    let mut sizer = FrameSizer { ns_per_msg: 0.0 };
-    let mut batch: Vec<M> = Vec::with_capacity(64);
-    loop {
-        let first = match rx.recv_timeout(WRITER_IDLE) {
-            Ok(item) => item,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        let mut stop_after = false;
-        match first {
-            Item::Msg(m) => batch.push(m),
-            Item::Stop => stop_after = true,
-        }
-        let cap = sizer.cap(max_batch);
-        while !stop_after && batch.len() < cap {
-            match rx.try_recv() {
-                Ok(Item::Msg(m)) => batch.push(m),
-                Ok(Item::Stop) => stop_after = true,
-                Err(_) => break,
+impl<M: Serialize> Writer<M> {
+    fn run(&mut self, rx: Receiver<Item<M>>) {
+        let mut batch: Vec<M> = Vec::with_capacity(64);
+        loop {
+            let first = match rx.recv_timeout(WRITER_IDLE) {
+                Ok(item) => item,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut stop_after = false;
+            match first {
+                Item::Msg(m) => batch.push(m),
+                Item::Stop => stop_after = true,
             }
-        }
-        if !batch.is_empty() {
-            let n = batch.len() as u64;
-            let msgs = std::mem::replace(&mut batch, Vec::with_capacity(64));
-            let t0 = Instant::now();
-            let shipped = ship_batch(&tx, msgs, &state, &mut max_batch);
-            sizer.record(n as usize, t0.elapsed());
-            Counters::add(&state.counters.get().shipped, shipped);
-            Counters::add(&state.counters.get().undelivered, n - shipped);
-            state.pending.fetch_sub(n, Ordering::SeqCst);
-        }
-        if stop_after && !state.dead.load(Ordering::SeqCst) {
-            let _ = send_frame(&tx, Out::Stop, &state);
-        }
-        if state.dead.load(Ordering::SeqCst) {
-            // Everything queued behind is undeliverable: count it and keep counting what
-            // callers that raced with the failure still put in.
-            while let Ok(item) = rx.recv_timeout(WRITER_IDLE) {
-                if let Item::Msg(_) = item {
-                    Counters::add(&state.counters.get().undelivered, 1);
-                    state.pending.fetch_sub(1, Ordering::SeqCst);
+            while !stop_after && batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Item::Msg(m)) => batch.push(m),
+                    Ok(Item::Stop) => stop_after = true,
+                    Err(_) => break,
                 }
             }
-            return;
+            if !batch.is_empty() {
+                let n = batch.len() as u64;
+                let shipped = self.ship(batch.drain(..));
+                let counters = self.state.counters.get();
+                Counters::add(&counters.shipped, shipped);
+                Counters::add(&counters.undelivered, n - shipped);
+                self.state.pending.fetch_sub(n, Ordering::SeqCst);
+            }
+            if stop_after && !self.state.dead.load(Ordering::SeqCst) {
+                let _ = self.send(Out::Stop);
+            }
+            if self.state.dead.load(Ordering::SeqCst) {
+                // Everything queued behind is undeliverable: count it and keep counting what
+                // callers that raced with the failure still put in.
+                while let Ok(item) = rx.recv_timeout(WRITER_IDLE) {
+                    if let Item::Msg(_) = item {
+                        Counters::add(&self.state.counters.get().undelivered, 1);
+                        self.state.pending.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                return;
+            }
+        }
+    }
+
+    /// Encodes `msgs` into as few frames as [`FRAME_BYTES`], [`MAX_BATCH`] and the
+    /// transport's channel limit allow, and sends them. Returns how many were shipped; the
+    /// others were refused (each logged and counted) or the receiver is gone.
+    fn ship(&mut self, msgs: impl Iterator<Item = M>) -> u64 {
+        let mut shipped = 0;
+        let mut refused_any = false;
+        for msg in msgs {
+            match self.frame.push(&msg, self.max_bytes) {
+                Ok(_) => self.in_frame.push(msg),
+                Err(why) => {
+                    refused_any = true;
+                    self.refuse(&why);
+                }
+            }
+            if self.frame.bytes().len() >= FRAME_BYTES || self.in_frame.len() >= self.max_batch {
+                shipped += self.send_frame();
+            }
+        }
+        // A refused message may have left channels on ipc-channel's list (encoding an `Addr`
+        // puts it there): an empty frame takes them away now rather than with the next one.
+        if !self.frame.is_empty() || (refused_any && std::mem::needs_drop::<M>()) {
+            shipped += self.send_frame();
+        }
+        shipped
+    }
+
+    /// Sends the frame built so far; returns how many of its messages were shipped.
+    fn send_frame(&mut self) -> u64 {
+        let n = self.in_frame.len();
+        let shared = Rc::new(std::mem::take(&mut self.frame));
+        let sent = self.send(Out::Batch(shared.clone()));
+        // The frame handed to `send` is dropped by now, even when it panicked: ours is the
+        // last handle, and its buffer is kept for the next frame.
+        self.frame = Rc::try_unwrap(shared).unwrap_or_default();
+        self.frame.clear();
+        let msgs = std::mem::take(&mut self.in_frame);
+        match sent {
+            Sent::Ok => n as u64,
+            Sent::Gone => 0,
+            Sent::TooManyChannels if n <= 1 => {
+                self.refuse(&"it carries more channels than one send can (64)");
+                0
+            }
+            Sent::TooManyChannels => {
+                // Split and encode again: the channels were taken off ipc-channel's list by
+                // the send that panicked, so the halves start from an empty list.
+                self.max_batch = (n / 2).max(1);
+                self.ship(msgs.into_iter())
+            }
+        }
+    }
+
+    fn send(&self, frame: Out) -> Sent {
+        match catch_unwind(AssertUnwindSafe(|| self.tx.send(frame))) {
+            Ok(Ok(())) => Sent::Ok,
+            Ok(Err(e)) => {
+                if !self.state.dead.swap(true, Ordering::SeqCst) {
+                    log_stderr(&format!("the inbox of {} is gone ({e})", self.state.name));
+                }
+                Sent::Gone
+            }
+            Err(_) => Sent::TooManyChannels,
+        }
+    }
+
+    /// A message that is not shipped, and why: said on stderr and counted (the caller counts
+    /// it undelivered too, so it is a dead letter). Said for the 1st, 2nd, 4th, 8th... of
+    /// this writer, so that a flood of them does not flood the log.
+    fn refuse(&mut self, why: &dyn std::fmt::Display) {
+        Counters::add(&self.state.counters.get().refused, 1);
+        self.refused += 1;
+        if self.refused.is_power_of_two() {
+            log_stderr(&format!(
+                "a message for {} was refused and not sent: {why} ({} refused by this process)",
+                self.state.name, self.refused
+            ));
         }
     }
 }
@@ -515,58 +626,11 @@ enum Sent {
     TooManyChannels,
 }
 
-fn send_frame<M: Serialize>(tx: &IpcSender<Out<M>>, frame: Out<M>, state: &OutboxState) -> Sent {
-    match catch_unwind(AssertUnwindSafe(|| tx.send(frame))) {
-        Ok(Ok(())) => Sent::Ok,
-        Ok(Err(e)) => {
-            if !state.dead.swap(true, Ordering::SeqCst) {
-                log_stderr(&format!("the inbox of {} is gone ({e})", state.name));
-            }
-            Sent::Gone
-        }
-        Err(_) => Sent::TooManyChannels,
-    }
-}
-
-/// Sends `msgs` as few frames as the transport allows; returns how many were shipped. A
-/// frame refused for carrying too many channels is split in halves and sent again; a single
-/// message that carries too many by itself is refused with a logged error (counted
-/// undelivered by the caller).
-fn ship_batch<M: Serialize>(
-    tx: &IpcSender<Out<M>>,
-    msgs: Vec<M>,
-    state: &OutboxState,
-    max_batch: &mut usize,
-) -> u64 {
-    let n = msgs.len();
-    let shared = Rc::new(msgs);
-    match send_frame(tx, Out::Batch(shared.clone()), state) {
-        Sent::Ok => n as u64,
-        Sent::Gone => 0,
-        Sent::TooManyChannels => {
-            // The frame given to `send` was dropped while unwinding: ours is the last handle.
-            let Ok(mut msgs) = Rc::try_unwrap(shared) else {
-                return 0;
-            };
-            if n == 1 {
-                log_stderr(&format!(
-                    "a message for {} carries more channels than one send can (64); it was not sent",
-                    state.name
-                ));
-                return 0;
-            }
-            *max_batch = (n / 2).max(1);
-            let second = msgs.split_off(n / 2);
-            ship_batch(tx, msgs, state, max_batch) + ship_batch(tx, second, state, max_batch)
-        }
-    }
-}
-
 fn log_stderr(text: &str) {
     // Writers run without a logger (an Addr can live in any thread of any process): the
     // process's stderr is the one place that always exists.
     if std::env::var_os("MPACTOR_QUIET_WRITERS").is_none() {
-        eprintln!("mpactor: {text}");
+        eprintln!("mpactor ({}): {text}", crate::process::process_label());
     }
 }
 
@@ -600,6 +664,7 @@ struct WireRef<'a, M> {
     tx: &'a IpcSender<Frame<M>>,
     counters: &'a Counters,
     capacity: u32,
+    max_bytes: u32,
 }
 
 #[derive(Deserialize)]
@@ -609,6 +674,7 @@ struct Wire<M> {
     tx: IpcSender<Frame<M>>,
     counters: Counters,
     capacity: u32,
+    max_bytes: u32,
     #[serde(skip)]
     _m: PhantomData<M>,
 }
@@ -626,6 +692,7 @@ impl<M: Serialize + Send + 'static> Serialize for Addr<M> {
             tx: &tx.0,
             counters: &self.inner.counters,
             capacity: self.inner.capacity.min(u32::MAX as usize) as u32,
+            max_bytes: self.inner.max_bytes.min(MAX_MESSAGE_BYTES_LIMIT) as u32,
         }
         .serialize(serializer)
     }
@@ -634,27 +701,12 @@ impl<M: Serialize + Send + 'static> Serialize for Addr<M> {
 impl<'de, M: Serialize + Send + 'static> Deserialize<'de> for Addr<M> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let w = Wire::<M>::deserialize(deserializer)?;
-        Ok(Addr::new(w.name, w.tx, w.counters, w.capacity as usize))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_of_cheap_messages_stay_full_and_costly_ones_go_alone() {
-        let mut sizer = FrameSizer { ns_per_msg: 0.0 };
-        assert_eq!(sizer.cap(MAX_BATCH), MAX_BATCH, "no cost known yet");
-        sizer.record(512, Duration::from_micros(60));
-        assert_eq!(sizer.cap(MAX_BATCH), MAX_BATCH);
-        let mut sizer = FrameSizer { ns_per_msg: 0.0 };
-        sizer.record(4, Duration::from_millis(2));
-        assert_eq!(sizer.cap(MAX_BATCH), 1, "1 MiB-sized messages");
-        // One frame held up by the scheduler does not collapse the frames after it.
-        let mut sizer = FrameSizer { ns_per_msg: 0.0 };
-        sizer.record(512, Duration::from_micros(60));
-        sizer.record(512, Duration::from_millis(4));
-        assert!(sizer.cap(MAX_BATCH) >= 100, "cap {}", sizer.cap(MAX_BATCH));
+        Ok(Addr::new(
+            w.name,
+            w.tx,
+            w.counters,
+            w.capacity as usize,
+            w.max_bytes as usize,
+        ))
     }
 }

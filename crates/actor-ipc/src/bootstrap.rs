@@ -14,8 +14,9 @@
 //! `SO_PEERCRED` before anything is read), so no other process can take the child's place or
 //! feed ipc-channel's frame parser, which trusts its peer, garbage.
 
-use crate::addr::{Addr, Frame};
+use crate::addr::Addr;
 use crate::counters::Counters;
+use crate::frame::Frame;
 use actor_core::{AppClock, Report};
 use ipc_channel::ipc::{IpcReceiver, OpaqueIpcSender};
 use serde::{Deserialize, Serialize};

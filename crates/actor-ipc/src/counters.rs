@@ -27,14 +27,17 @@ pub(crate) struct Block {
     /// Messages a sender accepted but could not deliver (the actor gone, or the sender's
     /// process stopping past its deadline).
     pub undelivered: AtomicU64,
-    _senders: CacheLinePad<5>,
+    /// Of the undelivered, messages a sender refused to ship: over the actor's size limit,
+    /// failing to encode, or carrying more channels than one send can.
+    pub refused: AtomicU64,
+    _senders: CacheLinePad<4>,
     /// Messages the actor's process took out of the socket.
     pub received: AtomicU64,
     /// Messages handed to the actor's code.
     pub handled: AtomicU64,
     /// Messages the actor's process received but drained without handling when it stopped.
     pub drained_child: AtomicU64,
-    /// Frames that failed to decode.
+    /// Messages that failed to decode (a frame that fails as a whole counts as one).
     pub decode_failed: AtomicU64,
     _receiver: CacheLinePad<4>,
     /// Messages the root drained from the socket after the actor's last process ended.

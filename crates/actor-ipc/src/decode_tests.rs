@@ -1,10 +1,12 @@
 //! Property tests of every decode path the runtime defines: arbitrary bytes pushed through a
 //! real socket into the receivers the runtime uses must give a counted error or a value,
-//! never a panic that escapes. And the channel limit of one frame, from the sending side.
+//! never a panic that escapes. And the limits of one frame and one message, from the sending
+//! side.
 
-use crate::addr::{Addr, Frame};
+use crate::addr::Addr;
 use crate::bootstrap::Boot;
 use crate::counters::Counters;
+use crate::frame::{Frame, FrameBuf, OutBatch, FRAME_BYTES};
 use crate::inbox::{recv_contained, IpcInbox};
 use actor_core::{InboxPort, Recv, Report};
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
@@ -98,10 +100,19 @@ proptest! {
         headed in any::<bool>(),
     ) {
         // Addresses carry channel indices, which ipc-channel reads without a bounds check.
-        // Half the cases start like a real frame (Batch, one message, name "A") so that the
-        // arbitrary bytes land exactly where a channel index is read.
-        let mut bytes = if headed { vec![0, 1, 1, b'A'] } else { Vec::new() };
-        bytes.extend(tail);
+        // Half the cases start like a real frame (Batch, the batch's length, one entry's
+        // length, name "A") so that the arbitrary bytes land exactly where a channel index
+        // is read.
+        let bytes = if headed {
+            let entry = 2 + tail.len();
+            let mut bytes = vec![0, (4 + entry) as u8];
+            bytes.extend_from_slice(&(entry as u32).to_le_bytes());
+            bytes.extend_from_slice(&[1, b'A']);
+            bytes.extend(tail);
+            bytes
+        } else {
+            tail
+        };
         inbox_survives::<Addr<u8>>(bytes)?;
     }
 
@@ -130,11 +141,11 @@ fn a_message_of_the_wrong_type_is_counted_not_fatal() {
     // the strings this inbox expects (a length far beyond the frame).
     let wrong: IpcSender<Frame<Vec<u64>>> = tx.to_opaque().to();
     wrong
-        .send(Frame::Batch(vec![vec![u64::MAX; 4]]))
+        .send(Frame::Batch(vec![vec![u64::MAX; 4]].into()))
         .expect("send");
     let right: IpcSender<Frame<String>> = wrong.to_opaque().to();
     right
-        .send(Frame::Batch(vec!["after".to_string()]))
+        .send(Frame::Batch(vec!["after".to_string()].into()))
         .expect("send");
     let deadline = Instant::now() + Duration::from_secs(5);
     let got = loop {
@@ -146,6 +157,32 @@ fn a_message_of_the_wrong_type_is_counted_not_fatal() {
     };
     assert_eq!(got, "after");
     assert_eq!(Counters::load(&counters.get().decode_failed), 1);
+}
+
+#[test]
+fn a_bad_message_costs_only_itself_not_its_frame() {
+    let (tx, rx) = raw_channel::<Frame<String>>();
+    let counters = Counters::new();
+    let mut inbox = IpcInbox::new(rx, counters.clone(), "MIXED", actor_core::log::discard());
+    // One frame: a string, an entry that is not one (invalid UTF-8), another string.
+    let mut buf = FrameBuf::default();
+    buf.push(&"first".to_string(), usize::MAX).expect("fits");
+    buf.push(&(3u8, [0xffu8; 3]), usize::MAX).expect("fits");
+    buf.push(&"third".to_string(), usize::MAX).expect("fits");
+    let bytes = postcard::to_stdvec(&OutBatch(buf.bytes())).expect("encode");
+    tx.send(Raw(bytes)).expect("send");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < 2 {
+        assert!(Instant::now() < deadline, "got only {got:?}");
+        if let Recv::Msg(m) = inbox.recv_timeout(Duration::from_millis(50)) {
+            got.push(m);
+        }
+    }
+    assert_eq!(got, ["first", "third"]);
+    let b = counters.get();
+    assert_eq!(Counters::load(&b.decode_failed), 1);
+    assert_eq!(Counters::load(&b.received), 2);
 }
 
 /// Waits until `cond` holds, under a deadline.
@@ -163,7 +200,7 @@ fn frames_split_when_messages_carry_many_channels_and_none_is_lost() {
     type Handles = Vec<IpcSender<u8>>;
     let (tx, rx) = ipc::channel::<Frame<Handles>>().expect("channel");
     let counters = Counters::new();
-    let addr = Addr::new("HANDLES".into(), tx, counters.clone(), 64);
+    let addr = Addr::new("HANDLES".into(), tx, counters.clone(), 64, usize::MAX);
     let (one, _keep) = ipc::channel::<u8>().expect("channel");
     for _ in 0..10 {
         addr.try_send(vec![one.clone(); 40])
@@ -171,8 +208,8 @@ fn frames_split_when_messages_carry_many_channels_and_none_is_lost() {
     }
     let mut received = 0;
     wait_for("10 messages", || {
-        while let Ok(Frame::Batch(msgs)) = rx.try_recv() {
-            received += msgs.len();
+        while let Ok(Frame::Batch(batch)) = rx.try_recv() {
+            received += batch.msgs.len();
         }
         received == 10
     });
@@ -185,8 +222,110 @@ fn frames_split_when_messages_carry_many_channels_and_none_is_lost() {
     addr.try_send(vec![one.clone(); 1]).expect("accepted");
     wait_for(
         "the small message after the refused one",
-        || matches!(rx.try_recv(), Ok(Frame::Batch(m)) if m.len() == 1),
+        || matches!(rx.try_recv(), Ok(Frame::Batch(m)) if m.msgs.len() == 1),
     );
     assert_eq!(Counters::load(&b.undelivered), 1);
+    assert_eq!(Counters::load(&b.refused), 1);
     assert_eq!(Counters::load(&b.accepted), 12);
+}
+
+/// Takes every message that arrives in `rx` until `n` have, under a deadline; returns them
+/// frame by frame.
+fn frames_of<M>(rx: &IpcReceiver<Frame<M>>, n: usize) -> Vec<Vec<M>>
+where
+    M: Serialize + for<'de> Deserialize<'de>,
+{
+    let mut frames = Vec::new();
+    let mut count = 0;
+    wait_for(&format!("{n} messages"), || {
+        while let Ok(Frame::Batch(batch)) = rx.try_recv() {
+            count += batch.msgs.len();
+            frames.push(batch.msgs);
+        }
+        count >= n
+    });
+    frames
+}
+
+#[test]
+fn a_message_over_the_limit_is_refused_counted_and_the_next_one_goes() {
+    let (tx, rx) = ipc::channel::<Frame<Vec<u8>>>().expect("channel");
+    let counters = Counters::new();
+    let addr = Addr::new("SMALL".into(), tx, counters.clone(), 64, 1000);
+    assert_eq!(addr.max_message_bytes(), 1000);
+    addr.try_send(vec![1; 2000])
+        .expect("accepted: the size is known only when encoded");
+    addr.try_send(vec![2; 998]).expect("accepted");
+    // 998 bytes and a 2-byte length: exactly the limit.
+    let frames = frames_of(&rx, 1);
+    assert_eq!(frames.concat(), vec![vec![2; 998]]);
+    let b = counters.get();
+    wait_for("the counts", || Counters::load(&b.shipped) == 1);
+    assert_eq!(Counters::load(&b.accepted), 2);
+    assert_eq!(Counters::load(&b.refused), 1);
+    assert_eq!(
+        Counters::load(&b.undelivered),
+        1,
+        "a refused message is a dead letter"
+    );
+    assert!(rx.try_recv().is_err(), "nothing of the refused one arrives");
+}
+
+#[test]
+fn the_direct_path_keeps_the_limit() {
+    // A Drop-free message type goes straight into the socket when the actor waits: its
+    // size must be checked there too.
+    let (tx, rx) = ipc::channel::<Frame<[u64; 8]>>().expect("channel");
+    let counters = Counters::new();
+    let addr = Addr::new("ARRAYS".into(), tx, counters.clone(), 64, 32);
+    // 80 bytes encoded (ten per u64::MAX).
+    addr.try_send([u64::MAX; 8]).expect("accepted");
+    let b = counters.get();
+    wait_for("the refusal", || Counters::load(&b.refused) == 1);
+    assert_eq!(Counters::load(&b.shipped), 0);
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn frames_close_at_their_byte_size() {
+    // 20 messages of 100 KiB handed to a writer at once: frames of at most three (the third
+    // crosses FRAME_BYTES and is the last in), never one frame of 2 MiB.
+    let (tx, rx) = ipc::channel::<Frame<Vec<u8>>>().expect("channel");
+    let counters = Counters::new();
+    let addr = Addr::new("BIG".into(), tx, counters.clone(), 64, usize::MAX);
+    let payload = 100 * 1024;
+    // Read while shipping: a frame of 300 KiB fills the socket's buffer.
+    let reader = std::thread::spawn(move || frames_of(&rx, 20));
+    let shipped = addr.ship_now((0..20u8).map(|i| vec![i; payload]).collect());
+    assert_eq!(shipped, 20);
+    let frames = reader.join().expect("the reader");
+    let per_frame = FRAME_BYTES / payload + 1;
+    assert!(
+        frames.iter().all(|f| f.len() <= per_frame),
+        "frame sizes {:?}",
+        frames.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert_eq!(frames.len(), 20usize.div_ceil(per_frame));
+    let order: Vec<u8> = frames.concat().iter().map(|m| m[0]).collect();
+    assert_eq!(order, (0..20).collect::<Vec<u8>>(), "in order");
+}
+
+#[test]
+fn an_address_with_a_channel_index_out_of_range_is_counted_not_fatal() {
+    // ipc-channel indexes the channels a frame carries by a number read from the frame,
+    // without a bounds check: here index 5 of a frame that carries none. The panic is
+    // contained to that message.
+    let (tx, rx) = raw_channel::<Frame<Addr<u8>>>();
+    let counters = Counters::new();
+    let mut inbox = IpcInbox::new(rx, counters.clone(), "ADDRS", actor_core::log::discard());
+    let entry = [1, b'A', 5];
+    let mut bytes = vec![0, (4 + entry.len()) as u8];
+    bytes.extend_from_slice(&(entry.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&entry);
+    tx.send(Raw(bytes)).expect("send");
+    wait_for("the failure to be counted", || {
+        let _ = inbox.recv_timeout(Duration::from_millis(20));
+        Counters::load(&counters.get().decode_failed) == 1
+    });
+    assert_eq!(Counters::load(&counters.get().received), 0);
 }

@@ -1,7 +1,7 @@
 //! The receiving side of an inbox in the actor's process.
 
-use crate::addr::Frame;
 use crate::counters::Counters;
+use crate::frame::{Batch, Frame};
 use actor_core::{InboxPort, Recv};
 use ipc_channel::ipc::IpcReceiver;
 use ipc_channel::{IpcError, TryRecvError};
@@ -96,11 +96,30 @@ where
         }
     }
 
+    /// Counts and logs the messages of a frame that did not decode. They are not counted
+    /// received: the senders' `shipped` minus what was received is what is unreadable.
+    fn count_failed(&self, batch: &Batch<M>) {
+        if batch.failed > 0 {
+            Counters::add(&self.counters.get().decode_failed, batch.failed);
+            let what = match batch.failed {
+                1 => "a message".to_string(),
+                n => format!("{n} messages"),
+            };
+            slog::error!(
+                self.log,
+                "dropped {what} for {} that failed to decode: {}",
+                self.name,
+                batch.first_error.as_deref().unwrap_or("?")
+            );
+        }
+    }
+
     fn on_frame(&mut self, received: Result<Frame<M>, TryRecvError>) -> Option<bool> {
         match received {
-            Ok(Frame::Batch(msgs)) => {
-                Counters::add(&self.counters.get().received, msgs.len() as u64);
-                self.local.extend(msgs);
+            Ok(Frame::Batch(batch)) => {
+                self.count_failed(&batch);
+                Counters::add(&self.counters.get().received, batch.msgs.len() as u64);
+                self.local.extend(batch.msgs);
                 Some(true)
             }
             Ok(Frame::Stop) => Some(false),
@@ -173,9 +192,10 @@ where
         self.local.clear();
         while Instant::now() < deadline {
             match recv_contained(&self.rx, Duration::ZERO) {
-                Ok(Ok(Frame::Batch(msgs))) => {
-                    Counters::add(&self.counters.get().received, msgs.len() as u64);
-                    drained += msgs.len() as u64;
+                Ok(Ok(Frame::Batch(batch))) => {
+                    Counters::add(&self.counters.get().decode_failed, batch.failed);
+                    Counters::add(&self.counters.get().received, batch.msgs.len() as u64);
+                    drained += batch.msgs.len() as u64;
                 }
                 Ok(Ok(Frame::Stop)) => {}
                 Ok(Err(TryRecvError::IpcError(IpcError::SerializationError(_)))) | Err(_) => {
@@ -206,7 +226,10 @@ where
     let mut drained = 0;
     while Instant::now() < deadline {
         match recv_contained(rx, Duration::ZERO) {
-            Ok(Ok(Frame::Batch(msgs))) => drained += msgs.len() as u64,
+            Ok(Ok(Frame::Batch(batch))) => {
+                Counters::add(&counters.get().decode_failed, batch.failed);
+                drained += batch.msgs.len() as u64;
+            }
             Ok(Ok(Frame::Stop)) => {}
             Ok(Err(TryRecvError::IpcError(IpcError::SerializationError(_)))) | Err(_) => {
                 Counters::add(&counters.get().decode_failed, 1);

@@ -22,6 +22,7 @@ mod counters;
 #[cfg(test)]
 mod decode_tests;
 mod fd;
+mod frame;
 mod inbox;
 mod process;
 mod slot;
@@ -31,5 +32,6 @@ mod threads;
 
 pub use addr::{flush_all, Addr, ENV_NO_DIRECT, MAX_BATCH};
 pub use child::{Registry, ORPHAN_GRACE};
+pub use frame::FRAME_BYTES;
 pub use slot::StartError;
 pub use system::{ActorStatus, RootCtx, System};

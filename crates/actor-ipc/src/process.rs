@@ -101,12 +101,22 @@ pub(crate) fn kill_all_now() {
 
 /// Sets this process's name as `ps` and `/proc/<pid>/comm` show it (15 bytes at most).
 pub(crate) fn set_process_name(name: &str) {
+    let _ = PROCESS_NAME.set(name.to_string());
     let mut bytes: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
     bytes.push(0);
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe {
         libc::prctl(libc::PR_SET_NAME, bytes.as_ptr() as libc::c_ulong, 0, 0, 0);
     }
+}
+
+/// The actor this process runs, once [`set_process_name`] said it.
+static PROCESS_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Who this process is, for lines written without a logger: `NAME pid N`, or `root pid N`.
+pub(crate) fn process_label() -> String {
+    let name = PROCESS_NAME.get().map_or("root", String::as_str);
+    format!("{name} pid {}", std::process::id())
 }
 
 /// The exit status as the runtime reports it.

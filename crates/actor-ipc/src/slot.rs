@@ -1,10 +1,11 @@
 //! One supervised child, typed: its inbox (kept by the root across restarts), its
 //! arguments, and how to start a process for it.
 
-use crate::addr::{Addr, Frame};
+use crate::addr::Addr;
 use crate::bootstrap::{new_secret, AcceptError, Boot, Listener, Setup};
 use crate::child::type_key;
 use crate::counters::Counters;
+use crate::frame::Frame;
 use crate::inbox::{recv_contained, Contained};
 use crate::process;
 use actor_core::supervision::WATCH_POLL;
@@ -223,6 +224,7 @@ impl<A: Actor> TypedSlot<A> {
             tx,
             counters.clone(),
             options.mailbox_capacity,
+            options.max_message_bytes,
         );
         Ok(Self {
             name: name.to_string(),

@@ -216,6 +216,7 @@ where
             tx,
             counters.clone(),
             actor_core::supervision::DEFAULT_MAILBOX_CAPACITY,
+            actor_core::supervision::DEFAULT_MAX_MESSAGE_BYTES,
         );
         let reports = IpcInbox::new(rx, counters, &config.name, log.clone());
         let env = StartEnv {
@@ -751,8 +752,16 @@ where
                 self.log,
                 "summary: {} pid={} {} handled={} dead_letters={} restarts={}",
                 a.name, a.pid, a.exit, a.handled, a.dead_letters, a.restarts;
-                "accepted" => a.accepted, "lost" => a.lost_in_crash, "decode_failures" => a.decode_failures
+                "accepted" => a.accepted, "lost" => a.lost_in_crash, "decode_failures" => a.decode_failures,
+                "refused" => a.refused
             );
+            if a.refused > 0 {
+                slog::warn!(
+                    self.log,
+                    "{}: {} messages were refused by their senders (too large, failing to encode, or too many channels): see the senders' stderr",
+                    a.name, a.refused
+                );
+            }
             let unaccounted = a.accepted as i128 - a.handled as i128 - a.dead_letters as i128;
             if unaccounted != 0 {
                 slog::warn!(
@@ -788,6 +797,7 @@ fn summarize(slot: &Slot) -> ActorSummary {
         dead_letters: c.dead_letters(),
         lost_in_crash: c.lost(),
         decode_failures: Counters::load(&b.decode_failed),
+        refused: Counters::load(&b.refused),
         restarts: slot.restarts,
     }
 }

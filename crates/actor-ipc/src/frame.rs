@@ -1,0 +1,441 @@
+//! What travels through an inbox's socket: frames of messages, each message encoded on its own.
+//!
+//! A frame is [`Frame::Batch`] or [`Frame::Stop`], encoded by postcard as ipc-channel does
+//! for any value. A batch's payload is a byte string of entries, `[u32 LE length][the
+//! postcard encoding of one message]`, one after another. Encoding each message by itself
+//! (one extra copy into the frame) buys three things:
+//!
+//! * its size is known exactly before anything is shipped: a message over the receiver's
+//!   limit is refused on its own, with an error that names it, and the rest go;
+//! * a message that fails to decode costs only itself: the receiver counts it and hands out
+//!   the others of its frame (a whole frame used to be lost);
+//! * frames close at a byte size ([`FRAME_BYTES`]), not at a guessed count.
+//!
+//! Channels and shared memory inside messages still travel the way ipc-channel carries them:
+//! encoding one pushes it on ipc-channel's per-thread list, and the `send` of the frame takes
+//! that list along. So messages are encoded on the writer's thread right before the frame's
+//! `send`, and every message whose channels are on the list is in that frame.
+
+use serde::de::{DeserializeOwned, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// A frame closes once its encoded messages reach this size (the message that crosses it
+/// is the last one in). A frame is thus at most this plus one message: small messages share
+/// frames of up to [`MAX_BATCH`](crate::MAX_BATCH), large ones go one by one instead of as
+/// frames of tens of MiB (which were slower: fresh pages to fault in, ipc-channel's
+/// fragmenting, and all of it held twice in both processes).
+pub const FRAME_BYTES: usize = 256 * 1024;
+
+/// The size of an entry's length prefix.
+const LEN_BYTES: usize = 4;
+
+/// What travels through an inbox's socket, as the receiving side reads it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(serialize = "M: Serialize", deserialize = "M: DeserializeOwned"))]
+pub(crate) enum Frame<M> {
+    /// Messages, in the order they were accepted by one sending process.
+    Batch(Batch<M>),
+    /// The stop request: everything this sender accepted before it is ahead of it.
+    Stop,
+}
+
+/// The messages of one received frame, and those of its entries that did not decode.
+#[derive(Debug)]
+pub(crate) struct Batch<M> {
+    /// The messages that decoded, in order.
+    pub msgs: Vec<M>,
+    /// Entries that did not decode (or a truncated tail, counted as one).
+    pub failed: u64,
+    /// Why the first of those failed.
+    pub first_error: Option<String>,
+}
+
+impl<M> From<Vec<M>> for Batch<M> {
+    fn from(msgs: Vec<M>) -> Self {
+        Self {
+            msgs,
+            failed: 0,
+            first_error: None,
+        }
+    }
+}
+
+/// Encodes the messages as a sender would (with no size limit). The runtime's writers build
+/// frames with [`FrameBuf`]; this is for tests and for ipc-channel's `Serialize` bound on a
+/// sender's type.
+impl<M: Serialize> Serialize for Batch<M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buf = FrameBuf::default();
+        for m in &self.msgs {
+            buf.push(m, usize::MAX).map_err(serde::ser::Error::custom)?;
+        }
+        serializer.serialize_bytes(buf.bytes())
+    }
+}
+
+impl<'de, M: DeserializeOwned> Deserialize<'de> for Batch<M> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_bytes(BatchVisitor(PhantomData))
+    }
+}
+
+struct BatchVisitor<M>(PhantomData<M>);
+
+impl<M: DeserializeOwned> Visitor<'_> for BatchVisitor<M> {
+    type Value = Batch<M>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the bytes of a batch of messages")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Batch<M>, E> {
+        Ok(decode_entries(bytes))
+    }
+}
+
+/// Decodes every entry of a batch. This runs inside ipc-channel's decoding of the frame, so
+/// the channels the frame carried are there for the messages that hold some. Each entry is
+/// decoded on its own, with its panics contained: ipc-channel reads a channel's index without
+/// a bounds check, so a malformed entry could panic.
+fn decode_entries<M: DeserializeOwned>(mut rest: &[u8]) -> Batch<M> {
+    let mut batch = Batch::from(Vec::new());
+    let fail = |batch: &mut Batch<M>, why: String| {
+        batch.failed += 1;
+        batch.first_error.get_or_insert(why);
+    };
+    while !rest.is_empty() {
+        let Some((len, tail)) = rest.split_first_chunk::<LEN_BYTES>() else {
+            fail(
+                &mut batch,
+                format!("a truncated entry ({} bytes)", rest.len()),
+            );
+            break;
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > tail.len() {
+            // Where the next entry starts is unknown: the rest of the frame is lost (the
+            // senders' counts say how many messages that was).
+            fail(
+                &mut batch,
+                format!("an entry claims {len} bytes, {} are left", tail.len()),
+            );
+            break;
+        }
+        let (entry, tail) = tail.split_at(len);
+        rest = tail;
+        match catch_unwind(AssertUnwindSafe(|| postcard::from_bytes::<M>(entry))) {
+            Ok(Ok(msg)) => batch.msgs.push(msg),
+            Ok(Err(e)) => fail(&mut batch, format!("{e}")),
+            Err(payload) => fail(&mut batch, actor_core::lifecycle::panic_message(&*payload)),
+        }
+    }
+    batch
+}
+
+/// Why a message was not put into a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Its encoding is larger than the limit (it was encoded no further than that).
+    TooLarge {
+        /// The receiver's limit, in bytes.
+        limit: usize,
+    },
+    /// Its `Serialize` failed.
+    Encode(String),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::TooLarge { limit } => write!(
+                f,
+                "its encoding is larger than the actor's limit of {limit} bytes \
+                 (ChildOptions::max_message_bytes)"
+            ),
+            Refused::Encode(e) => write!(f, "it failed to encode: {e}"),
+        }
+    }
+}
+
+/// The entries of a frame being built, in a buffer that is reused from frame to frame.
+#[derive(Default)]
+pub(crate) struct FrameBuf {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl FrameBuf {
+    /// Encodes `msg` as the next entry. A message whose encoding would exceed `limit` bytes
+    /// is refused as soon as its encoding passes the limit (a huge message is not encoded in
+    /// full only to be thrown away), and leaves the buffer as it was. Returns the entry's
+    /// size.
+    pub fn push<M: Serialize>(&mut self, msg: &M, limit: usize) -> Result<usize, Refused> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(&[0; LEN_BYTES]);
+        let body = start + LEN_BYTES;
+        // An entry's length must fit its prefix, whatever the limit.
+        let limit = limit.min(u32::MAX as usize);
+        let flavor = Capped {
+            out: &mut self.bytes,
+            end: body.saturating_add(limit),
+        };
+        match postcard::serialize_with_flavor::<M, _, ()>(msg, flavor) {
+            Ok(_) => {
+                let len = self.bytes.len() - body;
+                self.bytes[start..body].copy_from_slice(&(len as u32).to_le_bytes());
+                self.count += 1;
+                Ok(len)
+            }
+            Err(e) => {
+                self.bytes.truncate(start);
+                // Only the output can be full: it is full when the limit is reached.
+                Err(if e == postcard::Error::SerializeBufferFull {
+                    Refused::TooLarge { limit }
+                } else {
+                    Refused::Encode(e.to_string())
+                })
+            }
+        }
+    }
+
+    /// The encoded entries.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// True when it holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Empties it, keeping its memory for the next frame (up to a bound, so that one huge
+    /// message does not pin its size for the life of the writer).
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.count = 0;
+        if self.bytes.capacity() > 4 * FRAME_BYTES {
+            self.bytes.shrink_to(FRAME_BYTES);
+        }
+    }
+}
+
+/// A postcard output that appends to a `Vec` and fails once it would pass `end`.
+struct Capped<'a> {
+    out: &'a mut Vec<u8>,
+    end: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Capped<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.out.len() + data.len() > self.end {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.out.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.out.len() >= self.end {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.out.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// The bytes of a batch frame as a writer sends them: encodes exactly like
+/// `Frame::Batch` of those entries.
+pub(crate) struct OutBatch<'a>(pub &'a [u8]);
+
+impl Serialize for OutBatch<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_variant("Frame", 0, "Batch", &AsBytes(self.0))
+    }
+}
+
+/// The stop frame as a writer sends it: encodes exactly like `Frame::Stop`.
+pub(crate) fn stop_variant<S: Serializer>(serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_unit_variant("Frame", 1, "Stop")
+}
+
+struct AsBytes<'a>(&'a [u8]);
+
+impl Serialize for AsBytes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+/// Encodes a frame of one message into `buf` (the direct path's stack buffer); `None` if it
+/// does not fit. The same bytes as a [`FrameBuf`] of that message sent as a batch.
+pub(crate) fn encode_single<'b, M: Serialize>(msg: &M, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    // Room before the entry for the frame's header: the variant (1 byte), the byte string's
+    // length (a varint of up to 5 bytes) and the entry's length prefix.
+    const HEAD: usize = 1 + 5 + LEN_BYTES;
+    let len = postcard::to_slice(msg, buf.get_mut(HEAD..)?).ok()?.len();
+    let mut head = [0u8; HEAD];
+    let mut n = 0;
+    head[n] = 0; // Frame::Batch
+    n += 1;
+    let mut payload = (LEN_BYTES + len) as u32;
+    loop {
+        let byte = (payload & 0x7f) as u8;
+        payload >>= 7;
+        if payload == 0 {
+            head[n] = byte;
+            n += 1;
+            break;
+        }
+        head[n] = byte | 0x80;
+        n += 1;
+    }
+    head[n..n + LEN_BYTES].copy_from_slice(&(len as u32).to_le_bytes());
+    n += LEN_BYTES;
+    let from = HEAD - n;
+    buf[from..HEAD].copy_from_slice(&head[..n]);
+    Some(&buf[from..HEAD + len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Reading {
+        sensor: String,
+        value: f64,
+    }
+
+    fn reading(i: u32) -> Reading {
+        Reading {
+            sensor: format!("s{i}"),
+            value: f64::from(i) / 2.0,
+        }
+    }
+
+    #[test]
+    fn a_batch_decodes_to_the_messages_encoded() {
+        let msgs: Vec<Reading> = (0..100).map(reading).collect();
+        let bytes = postcard::to_stdvec(&Frame::Batch(Batch::from(msgs))).expect("encode");
+        let Frame::Batch(got) = postcard::from_bytes::<Frame<Reading>>(&bytes).expect("decode")
+        else {
+            panic!("not a batch")
+        };
+        assert_eq!(got.failed, 0);
+        assert_eq!(got.msgs, (0..100).map(reading).collect::<Vec<_>>());
+        let stop = postcard::to_stdvec(&Frame::<Reading>::Stop).expect("encode");
+        assert!(matches!(
+            postcard::from_bytes::<Frame<Reading>>(&stop),
+            Ok(Frame::Stop)
+        ));
+    }
+
+    #[test]
+    fn the_writers_encodings_are_the_frames_encodings() {
+        let mut buf = FrameBuf::default();
+        for i in 0..3 {
+            buf.push(&reading(i), usize::MAX).expect("fits");
+        }
+        let frame = Frame::Batch(Batch::from((0..3).map(reading).collect::<Vec<_>>()));
+        assert_eq!(
+            postcard::to_stdvec(&OutBatch(buf.bytes())).expect("encode"),
+            postcard::to_stdvec(&frame).expect("encode")
+        );
+        // The direct path's frame of one, for lengths around the varint's 1/2-byte boundary.
+        for n in [0usize, 100, 119, 120, 121, 200, 400] {
+            let msg = "x".repeat(n);
+            let mut stack = [0u8; 512];
+            let single = encode_single(&msg, &mut stack).expect("fits").to_vec();
+            let frame = Frame::Batch(Batch::from(vec![msg]));
+            assert_eq!(
+                single,
+                postcard::to_stdvec(&frame).expect("encode"),
+                "n={n}"
+            );
+        }
+        let mut stack = [0u8; 64];
+        assert!(encode_single(&"x".repeat(100), &mut stack).is_none());
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_refused_alone() {
+        let mut buf = FrameBuf::default();
+        buf.push(&vec![1u8; 10], 100).expect("fits");
+        let before = buf.bytes().to_vec();
+        assert_eq!(
+            buf.push(&vec![2u8; 1000], 100),
+            Err(Refused::TooLarge { limit: 100 })
+        );
+        assert_eq!(
+            buf.bytes(),
+            &before[..],
+            "nothing of it is left in the frame"
+        );
+        // Exactly the limit fits: 99 bytes and their 1-byte length make 100.
+        assert_eq!(buf.push(&vec![3u8; 99], 100), Ok(100));
+        let Frame::Batch(got) = postcard::from_bytes::<Frame<Vec<u8>>>(
+            &postcard::to_stdvec(&OutBatch(buf.bytes())).expect("encode"),
+        )
+        .expect("decode") else {
+            panic!("not a batch")
+        };
+        assert_eq!(got.msgs, vec![vec![1u8; 10], vec![3u8; 99]]);
+    }
+
+    #[test]
+    fn a_message_that_fails_to_encode_is_refused_with_why() {
+        struct Broken;
+        impl Serialize for Broken {
+            fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no"))
+            }
+        }
+        let mut buf = FrameBuf::default();
+        assert!(matches!(
+            buf.push(&Broken, usize::MAX),
+            Err(Refused::Encode(_))
+        ));
+        assert!(buf.is_empty() && buf.bytes().is_empty());
+    }
+
+    #[test]
+    fn a_bad_entry_costs_only_itself() {
+        let mut buf = FrameBuf::default();
+        buf.push(&reading(1), usize::MAX).expect("fits");
+        // An entry that is not a Reading: a string length far beyond the entry.
+        buf.push(&(u64::MAX, 0u8), usize::MAX).expect("fits");
+        buf.push(&reading(2), usize::MAX).expect("fits");
+        let bytes = postcard::to_stdvec(&OutBatch(buf.bytes())).expect("encode");
+        let Frame::Batch(got) = postcard::from_bytes::<Frame<Reading>>(&bytes).expect("decode")
+        else {
+            panic!("not a batch")
+        };
+        assert_eq!(got.msgs, vec![reading(1), reading(2)]);
+        assert_eq!(got.failed, 1);
+        assert!(got.first_error.is_some());
+    }
+
+    #[test]
+    fn a_truncated_or_lying_tail_is_one_failure_after_the_good_entries() {
+        let mut buf = FrameBuf::default();
+        buf.push(&reading(1), usize::MAX).expect("fits");
+        let mut bytes = buf.bytes().to_vec();
+        bytes.extend_from_slice(&[7, 0]);
+        let got: Batch<Reading> = decode_entries(&bytes);
+        assert_eq!((got.msgs.len(), got.failed), (1, 1));
+        let mut bytes = buf.bytes().to_vec();
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        bytes.extend_from_slice(b"short");
+        let got: Batch<Reading> = decode_entries(&bytes);
+        assert_eq!((got.msgs.len(), got.failed), (1, 1));
+        assert!(got.first_error.expect("why").contains("claims"));
+    }
+}
