@@ -572,17 +572,25 @@ impl<M: Serialize> Writer<M> {
         // last handle, and its buffer is kept for the next frame.
         self.frame = Rc::try_unwrap(shared).unwrap_or_default();
         self.frame.clear();
-        let msgs = std::mem::take(&mut self.in_frame);
         match sent {
-            Sent::Ok => n as u64,
-            Sent::Gone => 0,
+            // Cleared, not replaced: the vector's room is kept for the next frame.
+            Sent::Ok => {
+                self.in_frame.clear();
+                n as u64
+            }
+            Sent::Gone => {
+                self.in_frame.clear();
+                0
+            }
             Sent::TooManyChannels if n <= 1 => {
+                self.in_frame.clear();
                 self.refuse(&"it carries more channels than one send can (64)");
                 0
             }
             Sent::TooManyChannels => {
                 // Split and encode again: the channels were taken off ipc-channel's list by
                 // the send that panicked, so the halves start from an empty list.
+                let msgs = std::mem::take(&mut self.in_frame);
                 self.max_batch = (n / 2).max(1);
                 self.ship(msgs.into_iter())
             }

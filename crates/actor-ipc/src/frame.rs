@@ -24,9 +24,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// A frame closes once its encoded messages reach this size (the message that crosses it
 /// is the last one in). A frame is thus at most this plus one message: small messages share
 /// frames of up to [`MAX_BATCH`](crate::MAX_BATCH), large ones go one by one instead of as
-/// frames of tens of MiB (which were slower: fresh pages to fault in, ipc-channel's
-/// fragmenting, and all of it held twice in both processes).
-pub const FRAME_BYTES: usize = 256 * 1024;
+/// frames of tens of MiB (which were slower: fresh pages to fault in, and all of it held
+/// twice in both processes). 128 KiB plus a message of up to ~80 KiB still fits one packet
+/// of the socket (ipc-channel splits a send over ~208 KiB into fragments over a channel it
+/// makes for that send).
+pub const FRAME_BYTES: usize = 128 * 1024;
+
+/// The most memory a writer keeps for its next frame: after a larger message, its buffer
+/// shrinks back to this.
+const KEEP_BYTES: usize = 4 << 20;
 
 /// The size of an entry's length prefix.
 const LEN_BYTES: usize = 4;
@@ -124,6 +130,10 @@ fn decode_entries<M: DeserializeOwned>(mut rest: &[u8]) -> Batch<M> {
             break;
         }
         let (entry, tail) = tail.split_at(len);
+        if batch.msgs.capacity() == 0 {
+            // Room for as many more entries of this size as the frame holds.
+            batch.msgs.reserve(1 + tail.len() / (LEN_BYTES + len));
+        }
         rest = tail;
         match catch_unwind(AssertUnwindSafe(|| postcard::from_bytes::<M>(entry))) {
             Ok(Ok(msg)) => batch.msgs.push(msg),
@@ -210,13 +220,14 @@ impl FrameBuf {
         self.count == 0
     }
 
-    /// Empties it, keeping its memory for the next frame (up to a bound, so that one huge
-    /// message does not pin its size for the life of the writer).
+    /// Empties it, keeping its memory for the next frame (up to [`KEEP_BYTES`], so that one
+    /// huge message does not pin its size for the life of the writer, while a stream of 1 MiB
+    /// messages does not fault in fresh pages for each).
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.count = 0;
-        if self.bytes.capacity() > 4 * FRAME_BYTES {
-            self.bytes.shrink_to(FRAME_BYTES);
+        if self.bytes.capacity() > KEEP_BYTES {
+            self.bytes.shrink_to(KEEP_BYTES);
         }
     }
 }
@@ -227,9 +238,12 @@ struct Capped<'a> {
     end: usize,
 }
 
+// Inlined: postcard calls `try_push` for every byte of a number or an array, and a call per
+// byte cost a third of the small-message throughput.
 impl postcard::ser_flavors::Flavor for Capped<'_> {
     type Output = ();
 
+    #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
         if self.out.len() + data.len() > self.end {
             return Err(postcard::Error::SerializeBufferFull);
@@ -238,6 +252,7 @@ impl postcard::ser_flavors::Flavor for Capped<'_> {
         Ok(())
     }
 
+    #[inline]
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
         if self.out.len() >= self.end {
             return Err(postcard::Error::SerializeBufferFull);
