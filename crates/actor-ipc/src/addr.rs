@@ -542,22 +542,25 @@ impl<M: Serialize> Writer<M> {
     /// others were refused (each logged and counted) or the receiver is gone.
     fn ship(&mut self, msgs: impl Iterator<Item = M>) -> u64 {
         let mut shipped = 0;
-        let mut refused_any = false;
         for msg in msgs {
             match self.frame.push(&msg, self.max_bytes) {
                 Ok(_) => self.in_frame.push(msg),
                 Err(why) => {
-                    refused_any = true;
                     self.refuse(&why);
+                    if std::mem::needs_drop::<M>() {
+                        // It may have left channels on ipc-channel's list (encoding an `Addr`
+                        // puts one there): they go now, behind those of the frame so far
+                        // (whose indices they do not move), not in front of the next
+                        // message's, where they would count against its frame's 64.
+                        shipped += self.send_frame();
+                    }
                 }
             }
             if self.frame.bytes().len() >= FRAME_BYTES || self.in_frame.len() >= self.max_batch {
                 shipped += self.send_frame();
             }
         }
-        // A refused message may have left channels on ipc-channel's list (encoding an `Addr`
-        // puts it there): an empty frame takes them away now rather than with the next one.
-        if !self.frame.is_empty() || (refused_any && std::mem::needs_drop::<M>()) {
+        if !self.frame.is_empty() {
             shipped += self.send_frame();
         }
         shipped
@@ -582,7 +585,10 @@ impl<M: Serialize> Writer<M> {
                 self.in_frame.clear();
                 0
             }
-            Sent::TooManyChannels if n <= 1 => {
+            // An empty frame that only took away channels a refused message left behind:
+            // they are gone with it, and no message was in it.
+            Sent::TooManyChannels if n == 0 => 0,
+            Sent::TooManyChannels if n == 1 => {
                 self.in_frame.clear();
                 self.refuse(&"it carries more channels than one send can (64)");
                 0

@@ -361,3 +361,22 @@ fn an_address_with_a_channel_index_out_of_range_is_counted_not_fatal() {
     });
     assert_eq!(Counters::load(&counters.get().received), 0);
 }
+
+#[test]
+fn a_refused_message_that_left_many_channels_behind_is_counted_once() {
+    // Refused at the limit after ~70 of its channels were encoded: ipc-channel's list holds
+    // them, the empty frame that takes them away is itself too many for one send.
+    type Handles = Vec<IpcSender<u8>>;
+    let (tx, rx) = ipc::channel::<Frame<Handles>>().expect("channel");
+    let counters = Counters::new();
+    let addr = Addr::new("HANDLES".into(), tx, counters.clone(), 64, 70);
+    let (one, _keep) = ipc::channel::<u8>().expect("channel");
+    addr.try_send(vec![one.clone(); 100]).expect("accepted");
+    addr.try_send(vec![one.clone(); 2]).expect("accepted");
+    let frames = frames_of(&rx, 1);
+    assert_eq!(frames.concat().len(), 1);
+    let b = counters.get();
+    wait_for("the counts", || Counters::load(&b.shipped) == 1);
+    assert_eq!(Counters::load(&b.refused), 1);
+    assert_eq!(Counters::load(&b.undelivered), 1);
+}
