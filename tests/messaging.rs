@@ -107,9 +107,11 @@ fn a_message_over_the_receivers_limit_is_refused_with_a_clear_error() {
         "refused messages are dead letters: {w:?}"
     );
     assert!(w.reconciles(), "{w:?}");
-    // The sending process says which actor, and why, without a line per message.
+    // The sending process logs which actor, and why, without a line per message.
     root.wait_log(
         &[
+            "ERROR",
+            "FLOOD",
             "a message for W was refused and not sent",
             "larger than the actor's limit of 1 bytes",
         ],

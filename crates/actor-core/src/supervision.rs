@@ -214,8 +214,8 @@ impl ChildOptions {
     /// [`DEFAULT_MAX_MESSAGE_BYTES`].
     ///
     /// A larger message is refused by the sending process (it is never shipped, so the
-    /// receiver never has to allocate for it): the sender's stderr says so with the actor's
-    /// name and the limit, and it counts as a dead letter (`refused` in the summary). Only
+    /// receiver never has to allocate for it): the sending process logs an error with the
+    /// actor's name and the limit, and it counts as a dead letter (`refused` in the summary). Only
     /// actors running as processes encode messages; one running as a thread
     /// ([`Isolation::Threads`]) takes messages of any size.
     ///

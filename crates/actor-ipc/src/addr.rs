@@ -205,8 +205,8 @@ where
 
     /// The largest message, encoded, that this actor takes: its
     /// [`ChildOptions::max_message_bytes`](actor_core::ChildOptions::max_message_bytes).
-    /// A larger one is refused by the sending process's writer: not shipped, logged on that
-    /// process's stderr with the actor's name and the limit, and counted as a dead letter
+    /// A larger one is refused by the sending process's writer: not shipped, logged by that
+    /// process (an error naming the actor and the limit), and counted as a dead letter
     /// (`refused` in the summary). `usize::MAX` for an actor running as a thread, whose
     /// messages are moved, not encoded.
     ///
@@ -607,26 +607,35 @@ impl<M: Serialize> Writer<M> {
         match catch_unwind(AssertUnwindSafe(|| self.tx.send(frame))) {
             Ok(Ok(())) => Sent::Ok,
             Ok(Err(e)) => {
-                if !self.state.dead.swap(true, Ordering::SeqCst) {
-                    log_stderr(&format!("the inbox of {} is gone ({e})", self.state.name));
+                // Said before it is marked: `flush_all` returns once it is, and the process's
+                // logger is flushed right after that.
+                if !self.state.dead.load(Ordering::SeqCst) {
+                    writer_says(
+                        false,
+                        &format!("the inbox of {} is gone ({e})", self.state.name),
+                    );
                 }
+                self.state.dead.store(true, Ordering::SeqCst);
                 Sent::Gone
             }
             Err(_) => Sent::TooManyChannels,
         }
     }
 
-    /// A message that is not shipped, and why: said on stderr and counted (the caller counts
+    /// A message that is not shipped, and why: logged and counted (the caller counts
     /// it undelivered too, so it is a dead letter). Said for the 1st, 2nd, 4th, 8th... of
     /// this writer, so that a flood of them does not flood the log.
     fn refuse(&mut self, why: &dyn std::fmt::Display) {
         Counters::add(&self.state.counters.get().refused, 1);
         self.refused += 1;
         if self.refused.is_power_of_two() {
-            log_stderr(&format!(
-                "a message for {} was refused and not sent: {why} ({} refused by this process)",
-                self.state.name, self.refused
-            ));
+            writer_says(
+                true,
+                &format!(
+                    "a message for {} was refused and not sent: {why} ({} refused by this process)",
+                    self.state.name, self.refused
+                ),
+            );
         }
     }
 }
@@ -640,11 +649,23 @@ enum Sent {
     TooManyChannels,
 }
 
-fn log_stderr(text: &str) {
-    // Writers run without a logger (an Addr can live in any thread of any process): the
-    // process's stderr is the one place that always exists.
-    if std::env::var_os("MPACTOR_QUIET_WRITERS").is_none() {
-        eprintln!("mpactor ({}): {text}", crate::process::process_label());
+/// The logger of this process (the actor's, or the root's) for what writers have to say.
+static WRITER_LOG: OnceLock<slog::Logger> = OnceLock::new();
+
+/// Gives this process's writers a logger: their lines then carry the clock, the level and the
+/// name of the process's actor like every other line. The first call wins.
+pub(crate) fn set_writer_log(log: &slog::Logger) {
+    let _ = WRITER_LOG.set(log.clone());
+}
+
+/// What a writer has to say: an error when it refused a message, a warning when the inbox is
+/// gone. Through the process's logger; without one (an `Addr` used outside a runtime), on
+/// stderr, the one place that always exists.
+fn writer_says(error: bool, text: &str) {
+    match WRITER_LOG.get() {
+        Some(log) if error => slog::error!(log, "{text}"),
+        Some(log) => slog::warn!(log, "{text}"),
+        None => eprintln!("mpactor ({}): {text}", crate::process::process_label()),
     }
 }
 

@@ -182,6 +182,7 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
     let level = log::parse_level(&setup.log_level).unwrap_or(log::DEFAULT_LEVEL);
     let mut logh = log::init(&setup.name, setup.clock, level);
     let logger = logh.logger.clone();
+    crate::addr::set_writer_log(&logger);
     let pid = std::process::id();
     let name = setup.name.clone();
     let stop = StopFlag::new();

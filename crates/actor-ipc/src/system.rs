@@ -177,6 +177,7 @@ where
         let clock = AppClock::start();
         let logh = log::init(&config.name, clock, config.log_level);
         let log = logh.logger.clone();
+        crate::addr::set_writer_log(&log);
         let private_dir = private_bootstrap_dir()?;
 
         let (sig_tx, sig_rx) = crossbeam_channel::unbounded();
@@ -758,7 +759,7 @@ where
             if a.refused > 0 {
                 slog::warn!(
                     self.log,
-                    "{}: {} messages were refused by their senders (too large, failing to encode, or too many channels): see the senders' stderr",
+                    "{}: {} messages were refused by their senders (too large, failing to encode, or too many channels): see the senders' logs",
                     a.name, a.refused
                 );
             }
