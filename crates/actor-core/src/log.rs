@@ -142,7 +142,10 @@ const LOG_QUEUE: usize = 1024;
 fn build_async<D>(
     fmt: LineFormat<D>,
     level: Level,
-) -> (slog::Fuse<slog_async::Async>, slog_async::AsyncGuard)
+) -> (
+    slog::IgnoreResult<slog_async::Async>,
+    slog_async::AsyncGuard,
+)
 where
     D: Decorator + Send + 'static,
 {
@@ -155,7 +158,10 @@ where
         // A full log queue blocks the logging thread rather than losing lines silently.
         .overflow_strategy(slog_async::OverflowStrategy::Block)
         .build_with_guard();
-    (async_drain.fuse(), guard)
+    // Errors ignored, not fused: once the guard has flushed and stopped the writer thread
+    // (the end of a process), a line logged by a thread still running is dropped; fused, that
+    // logging call panicked.
+    (async_drain.ignore_res(), guard)
 }
 
 /// A logger that discards everything: for code paths and tests that need a `Logger` only.
@@ -306,5 +312,15 @@ mod tests {
         assert_eq!(parse_level("warn"), Some(Level::Warning));
         assert_eq!(parse_level("trace"), Some(Level::Trace));
         assert_eq!(parse_level(""), None);
+    }
+
+    #[test]
+    fn logging_after_the_flush_is_dropped_without_a_panic() {
+        // Threads of a process (its writers, its signal thread) may log while it exits.
+        let mut h = init("T", AppClock::start(), Level::Info);
+        let log = h.logger.clone();
+        slog::info!(log, "before");
+        h.flush();
+        slog::error!(log, "after the flush");
     }
 }
