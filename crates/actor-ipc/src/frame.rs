@@ -191,14 +191,19 @@ impl FrameBuf {
             out: &mut self.bytes,
             end: body.saturating_add(limit),
         };
-        match postcard::serialize_with_flavor::<M, _, ()>(msg, flavor) {
-            Ok(_) => {
+        // A `Serialize` that panics is the message's fault, not the writer's: it is refused
+        // like one that fails, and the writer goes on with the next.
+        let encoded = catch_unwind(AssertUnwindSafe(|| {
+            postcard::serialize_with_flavor::<M, _, ()>(msg, flavor)
+        }));
+        match encoded {
+            Ok(Ok(())) => {
                 let len = self.bytes.len() - body;
                 self.bytes[start..body].copy_from_slice(&(len as u32).to_le_bytes());
                 self.count += 1;
                 Ok(len)
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 self.bytes.truncate(start);
                 // Only the output can be full: it is full when the limit is reached.
                 Err(if e == postcard::Error::SerializeBufferFull {
@@ -206,6 +211,13 @@ impl FrameBuf {
                 } else {
                     Refused::Encode(e.to_string())
                 })
+            }
+            Err(payload) => {
+                self.bytes.truncate(start);
+                Err(Refused::Encode(format!(
+                    "its Serialize panicked: {}",
+                    actor_core::lifecycle::panic_message(&*payload)
+                )))
             }
         }
     }
@@ -291,11 +303,17 @@ impl Serialize for AsBytes<'_> {
 
 /// Encodes a frame of one message into `buf` (the direct path's stack buffer); `None` if it
 /// does not fit. The same bytes as a [`FrameBuf`] of that message sent as a batch.
+/// A `Serialize` that panics gives `None` too: the writer then refuses the message and says why.
 pub(crate) fn encode_single<'b, M: Serialize>(msg: &M, buf: &'b mut [u8]) -> Option<&'b [u8]> {
     // Room before the entry for the frame's header: the variant (1 byte), the byte string's
     // length (a varint of up to 5 bytes) and the entry's length prefix.
     const HEAD: usize = 1 + 5 + LEN_BYTES;
-    let len = postcard::to_slice(msg, buf.get_mut(HEAD..)?).ok()?.len();
+    let body = buf.get_mut(HEAD..)?;
+    let len = catch_unwind(AssertUnwindSafe(|| {
+        postcard::to_slice(msg, body).map(|b| b.len())
+    }))
+    .ok()?
+    .ok()?;
     let mut head = [0u8; HEAD];
     let mut n = 0;
     head[n] = 0; // Frame::Batch
@@ -419,6 +437,28 @@ mod tests {
             Err(Refused::Encode(_))
         ));
         assert!(buf.is_empty() && buf.bytes().is_empty());
+    }
+
+    #[test]
+    fn a_message_whose_serialize_panics_is_refused_not_fatal() {
+        struct Bomb;
+        impl Serialize for Bomb {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_u8(1)?;
+                panic!("boom");
+            }
+        }
+        let mut buf = FrameBuf::default();
+        buf.push(&reading(1), usize::MAX).expect("fits");
+        let before = buf.bytes().to_vec();
+        let refused = buf.push(&Bomb, usize::MAX);
+        assert!(
+            matches!(&refused, Err(Refused::Encode(why)) if why.contains("boom")),
+            "{refused:?}"
+        );
+        assert_eq!(buf.bytes(), &before[..]);
+        let mut stack = [0u8; 64];
+        assert!(encode_single(&Bomb, &mut stack).is_none());
     }
 
     #[test]
