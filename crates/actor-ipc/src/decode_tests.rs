@@ -380,3 +380,37 @@ fn a_refused_message_that_left_many_channels_behind_is_counted_once() {
     assert_eq!(Counters::load(&b.refused), 1);
     assert_eq!(Counters::load(&b.undelivered), 1);
 }
+
+/// A message whose `Serialize` fails, panics, or works, by its number.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct Fragile(u8);
+
+impl Serialize for Fragile {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            0 => Err(serde::ser::Error::custom("refuses to encode")),
+            1 => panic!("panics while encoding"),
+            n => s.serialize_newtype_struct("Fragile", &n),
+        }
+    }
+}
+
+#[test]
+fn messages_whose_serialize_fails_or_panics_are_refused_alone() {
+    let (tx, rx) = ipc::channel::<Frame<Fragile>>().expect("channel");
+    let counters = Counters::new();
+    let addr = Addr::new("FRAGILE".into(), tx, counters.clone(), 64, usize::MAX);
+    for n in [0, 2, 1, 3] {
+        addr.try_send(Fragile(n)).expect("accepted");
+    }
+    // The writer goes on after both, and the inbox is not taken for gone.
+    let got = frames_of(&rx, 2).concat();
+    assert_eq!(got, vec![Fragile(2), Fragile(3)]);
+    let b = counters.get();
+    wait_for("the counts", || Counters::load(&b.shipped) == 2);
+    assert_eq!(Counters::load(&b.refused), 2);
+    assert_eq!(Counters::load(&b.undelivered), 2);
+    assert!(!addr.is_gone());
+    addr.try_send(Fragile(4)).expect("still open");
+    assert_eq!(frames_of(&rx, 1).concat(), vec![Fragile(4)]);
+}
