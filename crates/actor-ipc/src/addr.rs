@@ -3,8 +3,10 @@
 //! A send puts the message on a bounded queue in the sending process (that bound is what
 //! `try_send` and `send_timeout` mean). One writer thread per destination and process takes
 //! everything pending and ships it as one frame, so under load sends batch by themselves; a
-//! stuck receiver blocks only that writer, never the caller. Frames are capped by the
-//! writer's measured cost per message, so large messages are not piled into huge frames.
+//! stuck receiver blocks only that writer, never the caller. The writer encodes each message
+//! on its own into the frame (see [`crate::frame`]): one over the receiver's size limit, or
+//! that fails to encode, is refused alone, logged and counted; frames close at
+//! [`FRAME_BYTES`](crate::FRAME_BYTES), so large messages are not piled into huge frames.
 //!
 //! When the actor is waiting (it has read everything sent to it) and nothing of this process
 //! is on its way, a small message of a type without `Drop` skips the writer: the caller
