@@ -6,7 +6,7 @@
 //! stuck receiver blocks only that writer, never the caller. The writer encodes each message
 //! on its own into the frame (see [`crate::frame`]): one over the receiver's size limit, or
 //! that fails to encode, is refused alone, logged and counted; frames close at
-//! [`FRAME_BYTES`](crate::FRAME_BYTES), so large messages are not piled into huge frames.
+//! [`FRAME_BYTES`], so large messages are not piled into huge frames.
 //!
 //! When the actor is waiting (it has read everything sent to it) and nothing of this process
 //! is on its way, a small message of a type without `Drop` skips the writer: the caller
