@@ -12,6 +12,8 @@
 //! | STATUS | [`Restart::Permanent`] | health must be watched; the new incarnation reports the current status at once |
 //! | OBSERVATION | [`Restart::Permanent`] | readings are the device's purpose; the root re-sends the setpoint asked for when a reading shows another |
 //!
+//! * Messages: at most [`MESSAGE_BYTES`] (64 KiB) encoded, a bound far above any message
+//!   the device makes.
 //! * Strategy [`Strategy::OneForOne`]: the actors hold no state of each other's (addresses
 //!   survive restarts), so only the one that died is restarted.
 //! * Intensity: at most [`MAX_RESTARTS`] restarts within [`RESTART_PERIOD`], all actors
@@ -36,6 +38,12 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(3);
 /// The one deadline shared by all actors' stops.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The largest message any actor of the device takes, encoded. Its messages are a protocol
+/// line (at most [`MAX_MESSAGE`](crate::protocol::MAX_MESSAGE) bytes) and what the root adds
+/// to route it, or a reading: one far larger is a bug, refused by its sender (and logged)
+/// rather than carried.
+pub const MESSAGE_BYTES: usize = 64 * 1024;
+
 /// Mailbox capacities: SEND takes every routed line, the others only a few messages.
 fn mailbox_capacity(actor: &str) -> usize {
     match actor {
@@ -50,6 +58,7 @@ pub fn child_options(actor: &str) -> ChildOptions {
         .restart(Restart::Permanent)
         .start_timeout(START_TIMEOUT)
         .mailbox_capacity(mailbox_capacity(actor))
+        .max_message_bytes(MESSAGE_BYTES)
 }
 
 /// The root's configuration.
@@ -70,6 +79,7 @@ mod tests {
     fn every_actor_is_permanent_and_a_crash_loop_is_bounded() {
         for actor in crate::ACTORS {
             assert_eq!(child_options(actor).restart, Restart::Permanent);
+            assert_eq!(child_options(actor).max_message_bytes, MESSAGE_BYTES);
         }
         let config = system_config(slog::Level::Info, Duration::ZERO);
         assert_eq!(config.intensity.max_restarts, 3);
