@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{kill, proc_state, stopped_in_ms, Root, PATIENCE};
+use common::{kill, number_after, proc_state, stopped_in_ms, Root, PATIENCE};
 use std::time::{Duration, Instant};
 
 const STOP_TIMEOUT_MS: u64 = 1000;
@@ -132,12 +132,7 @@ fn a_child_that_hangs_in_startup_fails_the_start_at_the_deadline_and_is_killed()
         line.contains("W did not start within 500ms and was killed"),
         "{line}"
     );
-    let ms: u64 = line
-        .split("after_ms=")
-        .nth(1)
-        .and_then(|r| r.split(':').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no after_ms in {line:?}"));
+    let ms: u64 = number_after(&line, "after_ms=");
     // At the deadline, not before; the upper bound is a margin for a loaded machine.
     assert!((500..2000).contains(&ms), "{line}");
     // The hung process itself is gone (its pid is in its own "started" line).

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Root, PATIENCE};
+use common::{number_after, Root, PATIENCE};
 use std::time::Duration;
 
 /// The record lines of `name` with `step`, in file order.
@@ -129,12 +129,7 @@ fn start_fails_fast(test: &str, startup: &str, cause: &str) {
     // The default start deadline is 3 s; a dead or failed child is reported at once. The
     // bound is in the root's own measure of the spawn call: a few milliseconds on an idle
     // machine, 1 s leaves room for a loaded one and is still far from the 3 s deadline.
-    let ms: u64 = line
-        .split("after_ms=")
-        .nth(1)
-        .and_then(|r| r.split(':').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no after_ms in {line:?}"));
+    let ms: u64 = number_after(&line, "after_ms=");
     assert!(ms < 1000, "the failed start took {ms} ms: {line}");
     assert!(line.contains(": W "), "the error names the actor: {line}");
     assert!(

@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    example, quickstart_counts, quickstart_mid_flood, stopped_in_ms, test_dir, Root, PATIENCE,
+    example, number_after, quickstart_counts, quickstart_mid_flood, stopped_in_ms, test_dir, Root,
+    PATIENCE,
 };
 use std::time::{Duration, Instant};
 
@@ -66,12 +67,12 @@ fn a_send_to_a_stopped_actor_returns_at_its_deadline() {
     // send_timeout of 200 ms gives up at its deadline (the upper bound is a margin for a
     // loaded machine, far from "blocked forever").
     let line = root.wait_out(&["send_timeout error=Timeout"], PATIENCE);
-    let ms: u64 = field(&line, "after_ms=");
-    let accepted: u64 = field(&line, "accepted=");
+    let ms: u64 = number_after(&line, "after_ms=");
+    let accepted: u64 = number_after(&line, "accepted=");
     assert!((200..1000).contains(&ms), "{line}");
     let line = root.wait_out(&["try_send error=Some(Full(..))"], PATIENCE);
     assert!(
-        field::<u64>(&line, "after_us=") < 50_000,
+        number_after::<u64>(&line, "after_us=") < 50_000,
         "try_send is immediate: {line}"
     );
     // After SIGCONT, a clean stop handles every accepted message.
@@ -149,12 +150,4 @@ fn a_frame_that_fails_to_decode_is_counted_not_fatal() {
         root.dump()
     );
     root.assert_nothing_left();
-}
-
-fn field<T: std::str::FromStr>(line: &str, key: &str) -> T {
-    line.split(key)
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_no_bootstrap_dir, Root, PATIENCE};
+use common::{assert_no_bootstrap_dir, number_after, Root, PATIENCE};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -150,14 +150,7 @@ fn no_zombie_and_no_descriptor_growth_over_100_crash_restart_cycles() {
     );
     let sample = |r: u32| -> (u64, u64) {
         let line = root.wait_out(&[&format!("sample at={r} ")], PATIENCE);
-        let get = |key: &str| -> u64 {
-            line.split(key)
-                .nth(1)
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-        };
-        (get("fds="), get("zombies="))
+        (number_after(&line, "fds="), number_after(&line, "zombies="))
     };
     let (fds_5, zombies_5) = sample(5);
     let (fds_105, zombies_105) = sample(105);

@@ -4,17 +4,13 @@
 
 mod common;
 
-use common::{kill, stamp_ms, Root, PATIENCE};
+use common::{kill, number_after, stamp_ms, Root, PATIENCE};
 use std::time::{Duration, Instant};
 
 /// The `at_ms=` of W's fault in the record file (the application clock, as in the logs).
 fn fault_at_ms(root: &Root, name: &str) -> f64 {
     let line = root.wait_record(&format!("{name} fault "), PATIENCE);
-    line.split("at_ms=")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no at_ms in {line:?}"))
+    number_after(&line, "at_ms=")
 }
 
 /// W (temporary) dies by `fault`; the root must log "W (pid N) ended: <status>[: cause]"
@@ -252,6 +248,7 @@ fn incarnations(root: &Root, name: &str) -> usize {
 }
 
 /// The record lines from B's restart on, as "NAME step".
+/// The stops and starts after the kill, in order: `C shutdown`, `A init_args`...
 fn after_kill(root: &Root) -> Vec<String> {
     let record = root.record();
     let first_c_main = record
@@ -261,6 +258,7 @@ fn after_kill(root: &Root) -> Vec<String> {
     record[first_c_main + 1..]
         .iter()
         .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .filter(|s| s.ends_with(" shutdown") || s.ends_with(" init_args"))
         .collect()
 }
 
@@ -280,12 +278,7 @@ fn one_for_all_restarts_every_child_stopping_in_reverse_and_starting_in_order() 
         assert_eq!(incarnations(&root, name), 2, "{name}\n{}", root.dump());
         assert_eq!(root.summary(name).restarts, 1);
     }
-    let steps = after_kill(&root);
-    let order: Vec<&str> = steps
-        .iter()
-        .map(String::as_str)
-        .filter(|s| s.ends_with(" shutdown") || s.ends_with(" init_args"))
-        .collect();
+    let order = after_kill(&root);
     // B was killed (no shutdown); C then A are stopped, then A, B, C start in order.
     assert_eq!(
         &order[..5],
@@ -296,7 +289,7 @@ fn one_for_all_restarts_every_child_stopping_in_reverse_and_starting_in_order() 
             "B init_args",
             "C init_args"
         ],
-        "{steps:#?}"
+        "{order:#?}"
     );
 }
 
@@ -306,16 +299,11 @@ fn rest_for_one_restarts_the_child_and_those_started_after_it() {
     assert_eq!(incarnations(&root, "A"), 1);
     assert_eq!(incarnations(&root, "B"), 2);
     assert_eq!(incarnations(&root, "C"), 2);
-    let steps = after_kill(&root);
-    let order: Vec<&str> = steps
-        .iter()
-        .map(String::as_str)
-        .filter(|s| s.ends_with(" shutdown") || s.ends_with(" init_args"))
-        .collect();
+    let order = after_kill(&root);
     assert_eq!(
         &order[..3],
         ["C shutdown", "B init_args", "C init_args"],
-        "{steps:#?}"
+        "{order:#?}"
     );
 }
 

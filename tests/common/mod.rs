@@ -585,9 +585,19 @@ pub fn quickstart_mid_flood(name: &str, group: bool) -> Root {
 /// The root's "stopped in N ms" figure.
 pub fn stopped_in_ms(root: &Root) -> u64 {
     let line = root.wait_log(&["stopped in "], PATIENCE);
-    line.split("stopped in ")
+    number_after(&line, "stopped in ")
+}
+
+/// The number right after `key` in `line` (`after_ms=503:` gives 503, `at_ms=12.5 ` 12.5);
+/// panics, showing the line, when there is none.
+pub fn number_after<T: std::str::FromStr>(line: &str, key: &str) -> T {
+    line.split(key)
         .nth(1)
-        .and_then(|r| r.split(' ').next())
+        .and_then(|rest| {
+            rest.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .next()
+        })
+        .map(|n| n.trim_end_matches('.'))
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no figure in {line:?}"))
+        .unwrap_or_else(|| panic!("no number after {key:?} in {line:?}"))
 }
