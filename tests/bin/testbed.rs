@@ -43,7 +43,7 @@
 //!
 //! stdout, for the tests to read: `spawn failed: NAME after_ms=N: ERROR`, `sent NAME=N`,
 //! `sample at=R restarts=N fds=N zombies=Z`, one `summary NAME pid=P exit=E accepted=A handled=H
-//! dead_letters=D lost=L decode_failures=F refused=X restarts=R` per actor, then `reason TEXT` and
+//! dead_letters=D lost=L unsent=U decode_failures=F refused=X restarts=R` per actor, then `reason TEXT` and
 //! `exit_code N stop_ms N`.
 
 use mpactor::{
@@ -706,7 +706,7 @@ fn exit_word(exit: &ExitStatus) -> String {
 fn print_summary(summary: &Summary) {
     for a in &summary.actors {
         println!(
-            "summary {} pid={} exit={} accepted={} handled={} dead_letters={} lost={} decode_failures={} refused={} restarts={}",
+            "summary {} pid={} exit={} accepted={} handled={} dead_letters={} lost={} unsent={} decode_failures={} refused={} restarts={}",
             a.name,
             a.pid,
             exit_word(&a.exit),
@@ -714,6 +714,7 @@ fn print_summary(summary: &Summary) {
             a.handled,
             a.dead_letters,
             a.lost_in_crash,
+            a.unsent,
             a.decode_failures,
             a.refused,
             a.restarts

@@ -87,11 +87,15 @@ pub struct ActorSummary {
     /// Messages handed to the actor's code, over all its incarnations.
     pub handled: u64,
     /// Messages accepted but never handed to the actor: left in the inbox at the stop,
-    /// not delivered by a sender by its deadline, or lost in a crashed process.
+    /// not delivered by a sender by its deadline, or lost in a crashed process. Always
+    /// `accepted - handled`: every message accepted is counted once, in one of the two.
     pub dead_letters: u64,
     /// Of the dead letters, those lost inside a process that crashed (received from the
     /// socket but not yet handed to the actor).
     pub lost_in_crash: u64,
+    /// Of the dead letters, those a sending process accepted but had not shipped when it
+    /// ended (its stop deadline passed with the receiver not reading, or it was killed).
+    pub unsent: u64,
     /// Messages that could not be decoded (each dropped, logged and counted; a frame that
     /// cannot be read at all counts as one). Of the dead letters.
     pub decode_failures: u64,

@@ -39,14 +39,14 @@ pub const MAX_BATCH: usize = 512;
 /// writer still has it. Encodes exactly like [`Frame`].
 enum Out {
     Batch(Rc<FrameBuf>),
-    Stop,
+    Stop(u32),
 }
 
 impl Serialize for Out {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             Out::Batch(buf) => OutBatch(buf.bytes()).serialize(serializer),
-            Out::Stop => crate::frame::stop_variant(serializer),
+            Out::Stop(incarnation) => crate::frame::stop_variant(serializer, *incarnation),
         }
     }
 }
@@ -69,10 +69,10 @@ const DIRECT_MAX: usize = 512;
 /// thread. For comparisons (the benchmarks) and as an escape hatch.
 pub const ENV_NO_DIRECT: &str = "MPACTOR_NO_DIRECT_SEND";
 
-/// What sits in a sending queue: a message or the stop request.
+/// What sits in a sending queue: a message or the stop request for one incarnation.
 pub(crate) enum Item<M> {
     Msg(M),
-    Stop,
+    Stop(u32),
 }
 
 /// The address of an actor: sends messages of type `M` to its inbox.
@@ -282,9 +282,9 @@ where
         self.send_timeout(msg, DEFAULT_SEND_TIMEOUT)
     }
 
-    /// Queues the stop request behind everything this process accepted for the actor.
-    /// Returns false if it could not be queued by `deadline`.
-    pub(crate) fn send_stop(&self, deadline: Instant) -> bool {
+    /// Queues the stop request for `incarnation` behind everything this process accepted for
+    /// the actor. Returns false if it could not be queued by `deadline`.
+    pub(crate) fn send_stop(&self, deadline: Instant, incarnation: u32) -> bool {
         let queue = match &self.inner.route {
             Route::Local(queue) => queue,
             Route::Ipc(_) => match self.outbox() {
@@ -293,7 +293,7 @@ where
             },
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        queue.send_timeout(Item::Stop, left).is_ok()
+        queue.send_timeout(Item::Stop(incarnation), left).is_ok()
     }
 
     /// The queue a send goes into, and the writer's state for an ipc route.
@@ -343,15 +343,22 @@ where
         let sent = match encode_single(&msg, &mut buf) {
             // Near the limit, the writer decides (and says why when it refuses).
             Some(frame) if frame.len() <= self.inner.max_bytes => {
-                crate::fd::try_send_frame(fd, frame)
+                // Counted before the write, so that at no moment has the receiver taken out
+                // more than was counted in (see `Writer::send_frame`).
+                Counters::add(&b.accepted, 1);
+                Counters::add(&b.shipped, 1);
+                let sent = crate::fd::try_send_frame(fd, frame);
+                if !sent {
+                    Counters::sub(&b.accepted, 1);
+                    Counters::sub(&b.shipped, 1);
+                }
+                sent
             }
             _ => false,
         };
         if !sent {
             return Err(msg);
         }
-        Counters::add(&b.accepted, 1);
-        Counters::add(&b.shipped, 1);
         Ok(())
     }
 
@@ -502,28 +509,30 @@ impl<M: Serialize> Writer<M> {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            let mut stop_after = false;
+            let mut stop_after = None;
             match first {
                 Item::Msg(m) => batch.push(m),
-                Item::Stop => stop_after = true,
+                Item::Stop(incarnation) => stop_after = Some(incarnation),
             }
-            while !stop_after && batch.len() < MAX_BATCH {
+            while stop_after.is_none() && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(Item::Msg(m)) => batch.push(m),
-                    Ok(Item::Stop) => stop_after = true,
+                    Ok(Item::Stop(incarnation)) => stop_after = Some(incarnation),
                     Err(_) => break,
                 }
             }
             if !batch.is_empty() {
                 let n = batch.len() as u64;
+                // `ship` counts what it shipped as it goes; the rest was refused or the
+                // receiver is gone: undelivered.
                 let shipped = self.ship(batch.drain(..));
-                let counters = self.state.counters.get();
-                Counters::add(&counters.shipped, shipped);
-                Counters::add(&counters.undelivered, n - shipped);
+                Counters::add(&self.state.counters.get().undelivered, n - shipped);
                 self.state.pending.fetch_sub(n, Ordering::SeqCst);
             }
-            if stop_after && !self.state.dead.load(Ordering::SeqCst) {
-                let _ = self.send(Out::Stop);
+            if let Some(incarnation) = stop_after {
+                if !self.state.dead.load(Ordering::SeqCst) {
+                    let _ = self.send(Out::Stop(incarnation));
+                }
             }
             if self.state.dead.load(Ordering::SeqCst) {
                 // Everything queued behind is undeliverable: count it and keep counting what
@@ -569,10 +578,21 @@ impl<M: Serialize> Writer<M> {
     }
 
     /// Sends the frame built so far; returns how many of its messages were shipped.
+    ///
+    /// They are counted shipped *before* the send and taken back if it fails: this process
+    /// may end at any moment (its stop deadline passed, a SIGKILL), and a frame the socket
+    /// took must never be missing from `shipped` (the receiver would handle messages that
+    /// the accounting still holds as unsent: counted twice). A frame counted but never sent
+    /// shows as shipped and never received: a dead letter, counted once.
     fn send_frame(&mut self) -> u64 {
         let n = self.in_frame.len();
         let shared = Rc::new(std::mem::take(&mut self.frame));
+        let shipped = &self.state.counters.get().shipped;
+        Counters::add(shipped, n as u64);
         let sent = self.send(Out::Batch(shared.clone()));
+        if !matches!(sent, Sent::Ok) {
+            Counters::sub(shipped, n as u64);
+        }
         // The frame handed to `send` is dropped by now, even when it panicked: ours is the
         // last handle, and its buffer is kept for the next frame.
         self.frame = Rc::try_unwrap(shared).unwrap_or_default();
@@ -672,11 +692,15 @@ fn writer_says(error: bool, text: &str) {
 }
 
 /// Waits until every outbox of this process has shipped what it accepted, at most until
-/// `deadline`. What is still pending then is counted as undelivered (dead letters) on its
-/// destination's counters. Returns how many messages were undelivered that way.
+/// `deadline`, and returns how many messages were still on their way then.
+///
+/// Those are not counted here: the writer that holds them may still ship them (this process
+/// goes on), or not (it ends). Either way each is counted once: shipped by the writer, or, if
+/// this process ends first, as accepted and never shipped, which the root's summary counts as
+/// a dead letter (`unsent`).
 pub fn flush_all(deadline: Instant) -> u64 {
     let states: Vec<Arc<OutboxState>> = OUTBOXES.lock().iter().filter_map(Weak::upgrade).collect();
-    let mut abandoned = 0;
+    let mut left = 0;
     for state in states {
         loop {
             let pending = state.pending.load(Ordering::SeqCst);
@@ -684,15 +708,13 @@ pub fn flush_all(deadline: Instant) -> u64 {
                 break;
             }
             if Instant::now() >= deadline {
-                let left = state.pending.swap(0, Ordering::SeqCst);
-                Counters::add(&state.counters.get().undelivered, left);
-                abandoned += left;
+                left += pending;
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
     }
-    abandoned
+    left
 }
 
 #[derive(Serialize)]

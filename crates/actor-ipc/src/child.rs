@@ -172,8 +172,8 @@ fn handshake<A: Actor>(boot: &BootEnv) -> Result<(IpcSender<Boot>, SetupOf<A>), 
         setup: setup_tx.to_opaque(),
     })
     .map_err(|e| format!("hello: {e}"))?;
-    let setup = setup_rx
-        .try_recv_timeout(SETUP_TIMEOUT)
+    // A signal during the wait (a Ctrl-C while the system starts) only wakes it early.
+    let setup = crate::inbox::recv_until(&setup_rx, SETUP_TIMEOUT)
         .map_err(|e| format!("no setup from the root within {SETUP_TIMEOUT:?}: {e}"))?;
     Ok((conn, setup))
 }
@@ -220,10 +220,20 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
                 if unsafe { libc::getppid() } != parent {
                     root_gone.store(true, Ordering::SeqCst);
                 }
-                let asked = Counters::load(&counters.get().stop_requested) != 0;
-                if asked || root_gone.load(Ordering::SeqCst) || root.try_send(report).is_err() {
-                    // The root already asked us to stop and now signals (its stop deadline
-                    // passed), or nobody is there to stop us in order: stop now.
+                let asked = Counters::load(&counters.get().stop_requested);
+                if asked == crate::counters::STOP_NOW || root_gone.load(Ordering::SeqCst) {
+                    // The root's stop deadline passed (it signals us now), or nobody is there
+                    // to stop us in order: stop now.
+                    stop.set();
+                } else if asked == crate::counters::STOP_ASKED {
+                    // A clean stop is under way: every message accepted before the stop
+                    // request is still handled, within the root's deadline (at which the root
+                    // signals with STOP_NOW set). The root still hears of the signal: it may
+                    // have asked for this stop only to restart us, and a signal to any actor
+                    // stops the whole system.
+                    slog::info!(log, "already stopping: the messages queued before the stop request are handled first");
+                    let _ = root.try_send(report);
+                } else if root.try_send(report).is_err() {
                     stop.set();
                 }
             },

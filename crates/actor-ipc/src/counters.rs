@@ -44,8 +44,36 @@ pub(crate) struct Block {
     pub drained_root: AtomicU64,
     /// 1 once the actor is gone for good: sends fail at once.
     pub gone: AtomicU64,
-    /// 1 while the root asks the current incarnation to stop.
+    /// What the root asks of the current incarnation: 0 nothing, [`STOP_ASKED`] a clean stop
+    /// (the stop frame is on its way), [`STOP_NOW`] the stop deadline passed.
     pub stop_requested: AtomicU64,
+    /// The number of the current incarnation (1 for the first start), set by the root before
+    /// each start. Stop frames carry it: one meant for an incarnation that died before it read
+    /// it is dropped by the next one, not taken as its own.
+    pub incarnation: AtomicU64,
+}
+
+/// `stop_requested`: the root asked for a clean stop; every message accepted before the stop
+/// frame is still handled, even if the process gets SIGINT/SIGTERM meanwhile.
+pub(crate) const STOP_ASKED: u64 = 1;
+/// `stop_requested`: the stop deadline passed; a signal now ends the actor's loop at once.
+pub(crate) const STOP_NOW: u64 = 2;
+
+/// Before a start: the next incarnation's number, and no stop asked of it yet.
+pub(crate) fn next_incarnation(counters: &Counters) {
+    let b = counters.get();
+    Counters::set(&b.stop_requested, 0);
+    Counters::add(&b.incarnation, 1);
+}
+
+/// Marks the current incarnation asked to stop (unless the deadline already passed) and
+/// returns its number, for the stop frame.
+pub(crate) fn ask_stop(counters: &Counters) -> u32 {
+    let b = counters.get();
+    let _ = b
+        .stop_requested
+        .compare_exchange(0, STOP_ASKED, Ordering::SeqCst, Ordering::SeqCst);
+    Counters::load(&b.incarnation) as u32
 }
 
 /// `N` unused words that fill a 64-byte line after `8 - N` counters.
@@ -113,6 +141,10 @@ impl Counters {
         field.fetch_add(n, Ordering::SeqCst);
     }
 
+    pub fn sub(field: &AtomicU64, n: u64) {
+        field.fetch_sub(n, Ordering::SeqCst);
+    }
+
     pub fn set(field: &AtomicU64, value: u64) {
         field.store(value, Ordering::SeqCst);
     }
@@ -141,11 +173,26 @@ impl Counters {
             .saturating_sub(Self::load(&b.drained_root))
     }
 
+    /// Messages a sender accepted that were neither shipped nor counted undelivered: those
+    /// still on their way, and, once every sender has ended, those a sending process held
+    /// when it ended (its stop deadline passed with its writer blocked, or it was killed).
+    pub fn unsent(&self) -> u64 {
+        let b = self.get();
+        Self::load(&b.accepted)
+            .saturating_sub(Self::load(&b.shipped))
+            .saturating_sub(Self::load(&b.undelivered))
+    }
+
     /// Everything accepted but never handed to the actor. Read it once the inbox is drained
-    /// for good (the summary does).
+    /// for good and its senders have ended (the summary does).
+    ///
+    /// Each message accepted is in exactly one place: unsent, undelivered, or shipped; each
+    /// shipped one received or drained by the root or unreadable; each received one handled,
+    /// drained by the actor's process, or lost with it. So `accepted = handled + this`.
     pub fn dead_letters(&self) -> u64 {
         let b = self.get();
-        Self::load(&b.undelivered)
+        self.unsent()
+            + Self::load(&b.undelivered)
             + Self::load(&b.drained_child)
             + Self::load(&b.drained_root)
             + self.lost()

@@ -43,8 +43,9 @@ const LEN_BYTES: usize = 4;
 pub(crate) enum Frame<M> {
     /// Messages, in the order they were accepted by one sending process.
     Batch(Batch<M>),
-    /// The stop request: everything this sender accepted before it is ahead of it.
-    Stop,
+    /// The stop request for one incarnation (its number): everything this sender accepted
+    /// before it is ahead of it.
+    Stop(u32),
 }
 
 /// The messages of one received frame, and those of its entries that did not decode.
@@ -288,9 +289,12 @@ impl Serialize for OutBatch<'_> {
     }
 }
 
-/// The stop frame as a writer sends it: encodes exactly like `Frame::Stop`.
-pub(crate) fn stop_variant<S: Serializer>(serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_unit_variant("Frame", 1, "Stop")
+/// The stop frame as a writer sends it: encodes exactly like `Frame::Stop(incarnation)`.
+pub(crate) fn stop_variant<S: Serializer>(
+    serializer: S,
+    incarnation: u32,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_newtype_variant("Frame", 1, "Stop", &incarnation)
 }
 
 struct AsBytes<'a>(&'a [u8]);
@@ -364,10 +368,10 @@ mod tests {
         };
         assert_eq!(got.failed, 0);
         assert_eq!(got.msgs, (0..100).map(reading).collect::<Vec<_>>());
-        let stop = postcard::to_stdvec(&Frame::<Reading>::Stop).expect("encode");
+        let stop = postcard::to_stdvec(&Frame::<Reading>::Stop(7)).expect("encode");
         assert!(matches!(
             postcard::from_bytes::<Frame<Reading>>(&stop),
-            Ok(Frame::Stop)
+            Ok(Frame::Stop(7))
         ));
     }
 

@@ -22,6 +22,8 @@ pub(crate) struct IpcInbox<M> {
     name: String,
     /// The socket gives up a blocking receive after [`RECV_TIMEOUT`] (`SO_RCVTIMEO`).
     timed_recv: bool,
+    /// This incarnation's number: only a stop frame that carries it stops the actor.
+    incarnation: u32,
 }
 
 /// The receive timeout set on an inbox socket: [`Context::recv`](actor_core::Context::recv)
@@ -59,7 +61,11 @@ where
         name: &str,
         log: slog::Logger,
     ) -> Self {
+        if !make_blocking(&rx) {
+            slog::warn!(log, "cannot make {name}'s inbox socket blocking again");
+        }
         let timed_recv = set_recv_timeout(&rx);
+        let incarnation = Counters::load(&counters.get().incarnation) as u32;
         Self {
             rx,
             counters,
@@ -69,6 +75,7 @@ where
             log,
             name: name.to_string(),
             timed_recv,
+            incarnation,
         }
     }
 
@@ -122,7 +129,17 @@ where
                 self.local.extend(batch.msgs);
                 Some(true)
             }
-            Ok(Frame::Stop) => Some(false),
+            Ok(Frame::Stop(n)) if n == self.incarnation => Some(false),
+            Ok(Frame::Stop(n)) => {
+                // Queued for an incarnation that died before it read it: not ours.
+                slog::debug!(
+                    self.log,
+                    "dropped a stop request meant for incarnation {n} of {} (this is {})",
+                    self.name,
+                    self.incarnation
+                );
+                None
+            }
             Err(TryRecvError::Empty) => None,
             Err(TryRecvError::IpcError(IpcError::SerializationError(e))) => {
                 Counters::add(&self.counters.get().decode_failed, 1);
@@ -197,7 +214,7 @@ where
                     Counters::add(&self.counters.get().received, batch.msgs.len() as u64);
                     drained += batch.msgs.len() as u64;
                 }
-                Ok(Ok(Frame::Stop)) => {}
+                Ok(Ok(Frame::Stop(_))) => {}
                 Ok(Err(TryRecvError::IpcError(IpcError::SerializationError(_)))) | Err(_) => {
                     Counters::add(&self.counters.get().decode_failed, 1);
                 }
@@ -230,7 +247,7 @@ where
                 Counters::add(&counters.get().decode_failed, batch.failed);
                 drained += batch.msgs.len() as u64;
             }
-            Ok(Ok(Frame::Stop)) => {}
+            Ok(Ok(Frame::Stop(_))) => {}
             Ok(Err(TryRecvError::IpcError(IpcError::SerializationError(_)))) | Err(_) => {
                 Counters::add(&counters.get().decode_failed, 1);
             }
@@ -274,11 +291,57 @@ where
     T: Serialize + DeserializeOwned,
 {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        if timeout.is_zero() {
-            rx.try_recv()
-        } else {
-            rx.try_recv_timeout(timeout)
+        // Never ipc-channel's `try_recv`: it sets O_NONBLOCK on the socket's file
+        // description, which every incarnation of an inbox shares, and clears it after the
+        // receive; a process killed between the two leaves the next incarnation with a
+        // non-blocking socket. A timed receive with a zero timeout is a `poll` that returns
+        // at once, then a `recvmsg` only when something is there.
+        match rx.try_recv_timeout(timeout) {
+            // A signal woke the wait early: an ordinary "nothing yet", never a failure.
+            Err(TryRecvError::IpcError(IpcError::Io(e)))
+                if e.kind() == std::io::ErrorKind::Interrupted =>
+            {
+                Err(TryRecvError::Empty)
+            }
+            other => other,
         }
     }))
     .map_err(|payload| Contained::Panicked(actor_core::lifecycle::panic_message(&*payload)))
+}
+
+/// Receives one message within `timeout`, waiting again when a signal cut the wait short:
+/// EINTR is never a failure. `Empty` when nothing came in time.
+pub(crate) fn recv_until<T>(rx: &IpcReceiver<T>, timeout: Duration) -> Result<T, TryRecvError>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match recv_contained(rx, left) {
+            Ok(Err(TryRecvError::Empty)) if Instant::now() < deadline => continue,
+            Ok(result) => return result,
+            Err(Contained::Panicked(why)) => {
+                return Err(TryRecvError::IpcError(IpcError::Io(std::io::Error::other(
+                    format!("malformed message: {why}"),
+                ))))
+            }
+        }
+    }
+}
+
+/// Makes an inbox socket blocking again, whatever a previous incarnation of the actor left
+/// behind: the file description (and so its `O_NONBLOCK`) is shared by every process that
+/// holds the inbox. Returns false if it could not be read or set.
+pub(crate) fn make_blocking<T>(rx: &IpcReceiver<T>) -> bool {
+    let fd = crate::fd::raw_fd(rx);
+    // SAFETY: fcntl(F_GETFL/F_SETFL) on a descriptor this process owns.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return false;
+        }
+        flags & libc::O_NONBLOCK == 0
+            || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    }
 }

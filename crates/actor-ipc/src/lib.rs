@@ -21,6 +21,8 @@ mod child;
 mod counters;
 #[cfg(test)]
 mod decode_tests;
+#[cfg(test)]
+mod fault_tests;
 mod fd;
 mod frame;
 mod inbox;

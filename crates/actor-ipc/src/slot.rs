@@ -292,7 +292,6 @@ impl<A: Actor> TypedSlot<A> {
             crate::fd::duplicate(inbox).map_err(|e| self.err(format!("inbox: {e}")))?;
         let (lifeline_tx, lifeline_rx) =
             ipc::channel::<()>().map_err(|e| self.err(format!("lifeline: {e}")))?;
-        Counters::set(&self.counters.get().stop_requested, 0);
         setup_tx
             .send(Setup {
                 name: self.name.clone(),
@@ -407,6 +406,7 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
         let listener = Listener::bind(&self.env.dir)
             .map_err(|e| self.err(format!("bootstrap socket: {e}")))?;
         let secret = new_secret();
+        crate::counters::next_incarnation(&self.counters);
         let cmd = process::child_command(type_key::<A>(), &self.name, &listener.name(), &secret)
             .map_err(|e| self.err(format!("command: {e}")))?;
         let mut child = process::spawn(cmd).map_err(|e| self.err(format!("spawn: {e}")))?;
@@ -433,8 +433,8 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
     }
 
     fn request_stop(&self, deadline: Instant) {
-        Counters::set(&self.counters.get().stop_requested, 1);
-        self.addr.send_stop(deadline);
+        let incarnation = crate::counters::ask_stop(&self.counters);
+        self.addr.send_stop(deadline, incarnation);
     }
 
     fn counters(&self) -> &Counters {

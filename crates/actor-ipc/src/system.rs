@@ -658,6 +658,12 @@ where
                     slot.name,
                     r.pid
                 );
+                // The deadline passed: the child's signal handler now ends its loop at once
+                // (before it, a signal to a stopping child lets it finish its backlog).
+                Counters::set(
+                    &slot.ops.counters().get().stop_requested,
+                    crate::counters::STOP_NOW,
+                );
                 r.signal(libc::SIGCONT);
                 r.signal(libc::SIGTERM);
             }
@@ -744,6 +750,9 @@ where
             }
             slot.ops.close();
         }
+        // With the inboxes closed, a writer of the root still blocked on one of them fails
+        // at once and counts what it held: let them settle before the counts are read.
+        flush_all(Instant::now() + Duration::from_millis(100));
         self.pump_pending_reports();
 
         let actors: Vec<ActorSummary> = self.slots.iter().map(summarize).collect();
@@ -753,8 +762,8 @@ where
                 self.log,
                 "summary: {} pid={} {} handled={} dead_letters={} restarts={}",
                 a.name, a.pid, a.exit, a.handled, a.dead_letters, a.restarts;
-                "accepted" => a.accepted, "lost" => a.lost_in_crash, "decode_failures" => a.decode_failures,
-                "refused" => a.refused
+                "accepted" => a.accepted, "lost" => a.lost_in_crash, "unsent" => a.unsent,
+                "decode_failures" => a.decode_failures, "refused" => a.refused
             );
             if a.refused > 0 {
                 slog::warn!(
@@ -797,6 +806,7 @@ fn summarize(slot: &Slot) -> ActorSummary {
         handled: Counters::load(&b.handled),
         dead_letters: c.dead_letters(),
         lost_in_crash: c.lost(),
+        unsent: c.unsent(),
         decode_failures: Counters::load(&b.decode_failed),
         refused: Counters::load(&b.refused),
         restarts: slot.restarts,

@@ -181,8 +181,8 @@ impl<A: Actor> TestKit<A> {
     /// an actor that ignores its stop is a failing test.
     pub fn stop(mut self) -> Outcome {
         let deadline = Instant::now() + KIT_DEADLINE;
-        Counters::set(&self.counters.get().stop_requested, 1);
-        self.addr.send_stop(deadline);
+        let incarnation = crate::counters::ask_stop(&self.counters);
+        self.addr.send_stop(deadline, incarnation);
         let handle = self.handle.take().expect("stop is called once");
         while !handle.is_finished() {
             assert!(
@@ -226,7 +226,7 @@ impl<M> Probe<M> {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
                 Ok(Item::Msg(m)) => return Some(m),
-                Ok(Item::Stop) => continue,
+                Ok(Item::Stop(_)) => continue,
                 Err(_) => return None,
             }
         }
@@ -238,7 +238,7 @@ impl<M> Probe<M> {
             .try_iter()
             .filter_map(|item| match item {
                 Item::Msg(m) => Some(m),
-                Item::Stop => None,
+                Item::Stop(_) => None,
             })
             .collect()
     }

@@ -25,15 +25,19 @@ pub(crate) struct LocalInbox<M> {
     counters: Counters,
     stopped: bool,
     handled: u64,
+    /// This incarnation's number: a stop queued for an earlier one is dropped.
+    incarnation: u32,
 }
 
 impl<M> LocalInbox<M> {
     pub fn new(rx: Receiver<Item<M>>, counters: Counters) -> Self {
+        let incarnation = Counters::load(&counters.get().incarnation) as u32;
         Self {
             rx,
             counters,
             stopped: false,
             handled: 0,
+            incarnation,
         }
     }
 }
@@ -51,7 +55,8 @@ impl<M: Send> InboxPort<M> for LocalInbox<M> {
                 self.handled += 1;
                 Recv::Msg(m)
             }
-            Ok(Item::Stop) | Err(RecvTimeoutError::Disconnected) => {
+            Ok(Item::Stop(n)) if n != self.incarnation => Recv::Timeout,
+            Ok(Item::Stop(_)) | Err(RecvTimeoutError::Disconnected) => {
                 self.stopped = true;
                 Recv::Stop
             }
@@ -82,7 +87,7 @@ fn drain_queue<M>(rx: &Receiver<Item<M>>, deadline: Instant) -> u64 {
     while Instant::now() < deadline {
         match rx.try_recv() {
             Ok(Item::Msg(_)) => drained += 1,
-            Ok(Item::Stop) => {}
+            Ok(Item::Stop(_)) => {}
             Err(_) => break,
         }
     }
@@ -119,7 +124,7 @@ impl<A: Actor> ThreadSlot<A> {
 
 impl<A: Actor> SlotOps for ThreadSlot<A> {
     fn start(&mut self, interrupted: &dyn Fn() -> bool) -> Result<Running, StartError> {
-        Counters::set(&self.counters.get().stop_requested, 0);
+        crate::counters::next_incarnation(&self.counters);
         let stop = StopFlag::new();
         let (ready_tx, ready_rx) = bounded::<Result<u32, String>>(1);
         let body = ThreadBody::<A> {
@@ -189,8 +194,8 @@ impl<A: Actor> SlotOps for ThreadSlot<A> {
     }
 
     fn request_stop(&self, deadline: Instant) {
-        Counters::set(&self.counters.get().stop_requested, 1);
-        self.addr.send_stop(deadline);
+        let incarnation = crate::counters::ask_stop(&self.counters);
+        self.addr.send_stop(deadline, incarnation);
     }
 
     fn counters(&self) -> &Counters {
