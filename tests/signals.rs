@@ -101,7 +101,7 @@ fn third_signal_kills_everything(test: &str, signal: i32, name: &str) {
         "from the third signal to no process left: {took:?} (last gone after {gone:?})"
     );
     eprintln!("third {name}: every process gone {took:?} after it");
-    root.wait_log(&["third signal", "killing every child"], PATIENCE);
+    root.wait_log(&["third signal", "every child killed"], PATIENCE);
     root.assert_nothing_left();
 }
 

@@ -28,17 +28,19 @@
 //!   --sample-at R           (repeatable) when a worker with `alive` starts its main loop after
 //!                           R restarts or more, print the root's open fds and zombie children
 //!                           (once per R); the stop is requested at the largest R
+//!   --ignore-sigchld        set SIGCHLD to SIG_IGN once the children started (the kernel
+//!                           then reaps them: the root must still see every end)
 //!   --spawn-in-thread       build the system and start the children in a thread that then
 //!                           exits, and run it from the main thread
 //!
 //! child keys (kind=worker unless said otherwise)
-//!   kind=worker|flood|ticker|text    restart=permanent|transient|temporary
+//!   kind=worker|flood|ticker|text|chatter    restart=permanent|transient|temporary
 //!   capacity=N   start_timeout_ms=N   max_bytes=N (the largest message it takes, encoded)
-//!   worker: startup=ok|fail|panic|hang|exit:N
+//!   worker: startup=ok|fail|panic|hang|exit:N|sleep:MS
 //!           fault=return|error|panic|exit:N|abort|segv|ignore-stop  after=MS  once
 //!           handle_ms=N  shutdown_ms=N  alive  tag=T  note_at=N (record `message_N`)
 //!   flood:  to=NAME (an earlier worker)  count=N (0: until stopped)  every_ms=N
-//!   ticker: every_ms=N
+//!   ticker: every_ms=N          chatter: every_ms=N (an INFO line every tick)
 //! ```
 //!
 //! stdout, for the tests to read: `spawn failed: NAME after_ms=N: ERROR`, `sent NAME=N`,
@@ -102,6 +104,8 @@ enum Startup {
     Hang,
     /// Ends the process with this code.
     Exit(i32),
+    /// Takes this many milliseconds (a slow start, for signals during a spawn).
+    Sleep(u64),
 }
 
 /// What the worker does `after` milliseconds in its main loop.
@@ -257,6 +261,10 @@ impl Actor for Worker {
                 std::thread::sleep(Duration::from_millis(10));
             },
             Startup::Exit(code) => std::process::exit(code),
+            Startup::Sleep(ms) => {
+                std::thread::sleep(Duration::from_millis(ms));
+                Ok(())
+            }
         }
     }
 
@@ -394,6 +402,45 @@ impl Actor for Ticker {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CHATTER: a timer actor that logs a line at INFO every tick (a log-heavy actor).
+
+struct Chatter {
+    every: Duration,
+    lines: u64,
+}
+
+impl Actor for Chatter {
+    type Args = u64;
+    type Msg = ();
+    type Event = Event;
+
+    fn init_args(every_ms: u64) -> Result<Self, ActorError> {
+        Ok(Chatter {
+            every: Duration::from_millis(every_ms.max(1)),
+            lines: 0,
+        })
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::timer(
+            self,
+            ctx,
+            self.every,
+            |this, ctx| {
+                this.lines += 1;
+                slog::info!(
+                    ctx.log(),
+                    "chatter line {} with some words to make it as long as a real log line",
+                    this.lines
+                );
+                Ok(())
+            },
+            |_, _, ()| Ok(()),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // TEXT: a queue actor of strings (the target of the mistyped Addr in `decode`).
 
 struct Text;
@@ -424,6 +471,7 @@ enum Kind {
     Flood,
     Ticker,
     Text,
+    Chatter,
 }
 
 #[derive(Debug, Clone)]
@@ -451,6 +499,7 @@ struct Opts {
     stop_after_ticks: Option<u64>,
     sample_at: Vec<u32>,
     spawn_in_thread: bool,
+    ignore_sigchld: bool,
     children: Vec<ChildSpec>,
 }
 
@@ -499,6 +548,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Opts, String> {
             "--stop-after-ticks" => opts.stop_after_ticks = Some(number(&flag, &value()?)?),
             "--sample-at" => opts.sample_at.push(number(&flag, &value()?)?),
             "--spawn-in-thread" => opts.spawn_in_thread = true,
+            "--ignore-sigchld" => opts.ignore_sigchld = true,
             "--child" => specs.push(value()?),
             other => return Err(format!("unknown option {other:?}")),
         }
@@ -539,6 +589,7 @@ fn parse_child(spec: &str, opts: &Opts) -> Result<ChildSpec, String> {
                     "flood" => Kind::Flood,
                     "ticker" => Kind::Ticker,
                     "text" => Kind::Text,
+                    "chatter" => Kind::Chatter,
                     other => return Err(format!("unknown kind {other:?}")),
                 }
             }
@@ -560,6 +611,7 @@ fn parse_child(spec: &str, opts: &Opts) -> Result<ChildSpec, String> {
             "startup" => {
                 w.startup = match v.split_once(':') {
                     Some(("exit", code)) => Startup::Exit(number(k, code)?),
+                    Some(("sleep", ms)) => Startup::Sleep(number(k, ms)?),
                     _ => match v {
                         "ok" => Startup::Ok,
                         "fail" => Startup::Fail,
@@ -660,6 +712,9 @@ fn start_children(system: &mut System<Event>, opts: &Opts) -> Result<(), StartEr
             Kind::Text => system
                 .spawn_with::<Text>(name, (), child.options)
                 .map(|_| ()),
+            Kind::Chatter => system
+                .spawn_with::<Chatter>(name, child.every_ms, child.options)
+                .map(|_| ()),
         };
         if let Err(e) = started {
             spawn_failed(name, t0, &e);
@@ -700,6 +755,7 @@ fn exit_word(exit: &ExitStatus) -> String {
         ExitStatus::Signal(s) => mpactor::signals::signal_name(*s),
         ExitStatus::Running => "running".into(),
         ExitStatus::NotStarted => "not-started".into(),
+        ExitStatus::Unknown => "unknown".into(),
     }
 }
 
@@ -730,6 +786,13 @@ fn print_summary(summary: &Summary) {
 
 /// Runs the system, routing the actors' events by the options.
 fn run(mut system: System<Event>, opts: &Opts) -> i32 {
+    if opts.ignore_sigchld {
+        // What an application may do behind the runtime's back: the kernel then reaps every
+        // child itself, and waitpid cannot say how one ended.
+        // SAFETY: signal(2) with SIG_IGN, no handler involved.
+        unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+        println!("sigchld ignored");
+    }
     if opts.stop_when_started {
         system.request_stop("every child started");
     }
@@ -779,9 +842,12 @@ fn scenario_run(registry: Registry, opts: &Opts) -> i32 {
                 eprintln!("testbed: cannot start the root: {e}");
                 2
             })?;
-            // On a failed start the system is dropped here, which stops whatever did start.
-            start_children(&mut system, opts).map_err(|_| 2)?;
-            Ok(system)
+            // On a failed start the system is dropped here, which stops whatever did start; a
+            // start cut short by a signal is no failure: the system runs, and stops in order.
+            match start_children(&mut system, opts) {
+                Err(e) if !e.is_interrupted() => Err(2),
+                _ => Ok(system),
+            }
         }
     };
     let built = if opts.spawn_in_thread {
@@ -928,6 +994,7 @@ fn main() {
         .register::<Flood>()
         .register::<Ticker>()
         .register::<Text>()
+        .register::<Chatter>()
         .run_if_child();
 
     let opts = match parse_args(std::env::args().skip(1)) {

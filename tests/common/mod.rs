@@ -83,6 +83,8 @@ pub struct Root {
     exit: Option<ExitStatus>,
     exe: PathBuf,
     started: Instant,
+    /// The reading end of a stderr pipe that the test holds open and never reads.
+    pub unread: Option<std::io::PipeReader>,
 }
 
 impl Root {
@@ -120,10 +122,14 @@ impl Root {
         let mut child = cmd.spawn().expect("start the root");
         let stderr = Arc::new(Lines::default());
         let stdout = Arc::new(Lines::default());
-        let readers = vec![
-            collect(child.stderr.take().expect("stderr"), stderr.clone()),
-            collect(child.stdout.take().expect("stdout"), stdout.clone()),
-        ];
+        let mut readers = vec![collect(
+            child.stdout.take().expect("stdout"),
+            stdout.clone(),
+        )];
+        // `extra` may have sent stderr elsewhere (a pipe nobody reads).
+        if let Some(err) = child.stderr.take() {
+            readers.push(collect(err, stderr.clone()));
+        }
         Root {
             pid: child.id(),
             child,
@@ -134,7 +140,33 @@ impl Root {
             exit: None,
             exe,
             started: Instant::now(),
+            unread: None,
         }
+    }
+
+    /// Starts the testbed like [`Root::testbed_recording`], with its stderr (and so every
+    /// process's log) a pipe that the test holds open and never reads: a stuck log collector.
+    pub fn testbed_stderr_unread(name: &str, scenario: &str, args: &[&str]) -> Root {
+        let dir = test_dir(name);
+        let d = dir.to_string_lossy().into_owned();
+        let mut all = vec![scenario, "--dir", d.as_str()];
+        all.extend_from_slice(args);
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        let mut root = Root::start(testbed(), dir.clone(), &all, move |cmd| {
+            cmd.stderr(writer);
+        });
+        root.unread = Some(reader);
+        root
+    }
+
+    /// Bytes waiting unread in the [`Root::unread`] pipe.
+    pub fn unread_bytes(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        let Some(r) = &self.unread else { return 0 };
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int.
+        unsafe { libc::ioctl(r.as_raw_fd(), libc::FIONREAD, &mut n) };
+        n.max(0) as usize
     }
 
     /// Both outputs, for failure messages.

@@ -88,8 +88,10 @@ pub trait InboxPort<M>: Send {
     /// True once the supervisor has asked this actor to stop (the stop request may still be
     /// queued behind messages).
     fn stop_requested(&self) -> bool;
-    /// Takes every message still in the inbox without handling it, counts them as dead
-    /// letters and returns how many there were. Bounded by `deadline`.
+    /// Counts as dead letters the messages this incarnation received but did not hand to the
+    /// actor (taken out of the inbox in a batch), and returns how many. What is still queued
+    /// in the inbox stays there for the next incarnation (the inbox outlives the actor); the
+    /// supervisor drains and counts it when the actor is gone for good. Bounded by `deadline`.
     fn drain(&mut self, deadline: Instant) -> u64;
     /// How many messages this incarnation handed to the actor.
     fn handled(&self) -> u64;

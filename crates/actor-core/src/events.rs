@@ -53,6 +53,9 @@ pub enum ExitStatus {
     Signal(i32),
     /// Never started (the start failed before a process existed).
     NotStarted,
+    /// It ended, but how could not be learned: its status was reaped by someone else (the
+    /// application set SIGCHLD to `SIG_IGN`, so the kernel reaped it). Counted as a failure.
+    Unknown,
 }
 
 impl ExitStatus {
@@ -69,6 +72,7 @@ impl fmt::Display for ExitStatus {
             ExitStatus::Code(c) => write!(f, "exit {c}"),
             ExitStatus::Signal(s) => write!(f, "killed by {}", crate::signals::signal_name(*s)),
             ExitStatus::NotStarted => f.write_str("not started"),
+            ExitStatus::Unknown => f.write_str("ended, status unknown (SIGCHLD ignored?)"),
         }
     }
 }

@@ -6,14 +6,26 @@
 //! ```
 //!
 //! Level, elapsed time on the [`AppClock`], the process's actor name, the message, then the
-//! record's key-value pairs. Each line is written with a single `write` to stderr so lines of
-//! different processes sharing one terminal or pipe do not interleave.
+//! record's key-value pairs. Each line is written with a single `write` to stderr (colours
+//! included, on a terminal) so lines of different processes sharing one terminal or pipe do
+//! not interleave.
+//!
+//! The log never stalls the program. Records go through a bounded queue to a writer thread;
+//! when stderr does not take lines (a pipe nobody reads, a terminal paused with Ctrl-S) the
+//! queue fills and further records are dropped at once, counted, and a line says how many
+//! once lines flow again. The writer thread only writes what stderr can take without blocking
+//! (it waits for room in bounded slices), and the final flush of a process has a deadline
+//! ([`FLUSH_DEADLINE`]): an actor, the root, the signal path and exit never wait on the log.
 
 use crate::clock::AppClock;
+use parking_lot::Mutex;
 use slog::{Drain, Level, OwnedKVList, Record, KV};
 use slog_term::{Decorator, RecordDecorator};
 use std::io::{self, IsTerminal, Write};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The environment variable that sets the log level (`error`, `warn`, `info`, `debug`, `trace`).
 pub const LOG_ENV: &str = "MPACTOR_LOG";
@@ -51,6 +63,10 @@ pub fn level_from(flag: Option<&str>) -> Level {
     })
 }
 
+/// The longest a process's final [`LogHandle::flush`] waits for stderr to take the lines
+/// still queued; what it cannot write by then is dropped.
+pub const FLUSH_DEADLINE: Duration = Duration::from_millis(300);
+
 /// A running logger and the guard that flushes it.
 ///
 /// Drop (or [`LogHandle::flush`]) before the process exits, or the last lines are lost in the
@@ -59,12 +75,39 @@ pub struct LogHandle {
     /// The logger to clone into whatever logs.
     pub logger: slog::Logger,
     guard: Option<slog_async::AsyncGuard>,
+    out: Arc<Output>,
 }
 
 impl LogHandle {
-    /// Flushes every queued line and stops the writer thread. The logger then drops records.
+    /// Flushes every queued line and stops the writer thread, within [`FLUSH_DEADLINE`]: a
+    /// stderr that takes nothing (a pipe nobody reads) costs that long, never more. The logger
+    /// then drops records.
     pub fn flush(&mut self) {
-        self.guard.take();
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
+        let deadline = Instant::now() + FLUSH_DEADLINE;
+        *self.out.closing.lock() = Some(deadline);
+        // The guard's drop joins the writer thread, which may be inside a write that stderr
+        // does not take (a terminal paused with Ctrl-S blocks even a small write): dropped
+        // on a thread of its own and waited for under the deadline.
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let dropper = std::thread::Builder::new()
+            .name("mpactor-log-flush".into())
+            .spawn(move || {
+                drop(guard);
+                let _ = done_tx.send(());
+            });
+        if dropper.is_ok() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = done_rx.recv_timeout(left + Duration::from_millis(50));
+        }
+    }
+
+    /// Lines the writer thread dropped because stderr did not take them by the flush
+    /// deadline (the queue's own drops are reported in the log itself).
+    pub fn dropped_at_exit(&self) -> u64 {
+        self.out.dropped.load(Ordering::SeqCst)
     }
 }
 
@@ -77,23 +120,12 @@ impl Drop for LogHandle {
 /// Builds this process's logger: lines carry `actor` as the name column and the elapsed time on
 /// `clock`; records below `level` are dropped.
 pub fn init(actor: &str, clock: AppClock, level: Level) -> LogHandle {
-    let stderr = io::stderr();
-    let (drain, guard) = if stderr.is_terminal() {
-        let fmt = LineFormat::new(
-            actor,
-            clock,
-            slog_term::TermDecorator::new().stderr().build(),
-        );
-        build_async(fmt, level)
-    } else {
-        let fmt = LineFormat::new(
-            actor,
-            clock,
-            slog_term::PlainDecorator::new(LineSink::new()),
-        );
-        build_async(fmt, level)
-    };
+    let out = Arc::new(Output::default());
+    let colours = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let fmt = LineFormat::new(actor, clock, LineDecorator::new(out.clone(), colours));
+    let (drain, guard) = build_async(fmt, level);
     LogHandle {
+        out,
         // Filtered here too, before the async queue: a record below the level is dropped at
         // the call site instead of being serialised and sent to the writer thread.
         logger: slog::Logger::root(
@@ -155,8 +187,11 @@ where
         // 0.85 MiB resident in every process, a fifth of an idle actor. 1024 lines of backlog
         // still absorb any burst a terminal or pipe can take.
         .chan_size(LOG_QUEUE)
-        // A full log queue blocks the logging thread rather than losing lines silently.
-        .overflow_strategy(slog_async::OverflowStrategy::Block)
+        // A full queue (stderr not taking lines) drops the record at once rather than
+        // blocking the thread that logs: the log must never stall an actor, the root or the
+        // signal path. The drops are counted, and a line says how many once the queue has
+        // room again.
+        .overflow_strategy(slog_async::OverflowStrategy::DropAndReport)
         .build_with_guard();
     // Errors ignored, not fused: once the guard has flushed and stopped the writer thread
     // (the end of a process), a line logged by a thread still running is dropped; fused, that
@@ -272,33 +307,179 @@ impl slog::Serializer for Found {
     }
 }
 
-/// Collects one line and writes it to stderr in one `write` when the line is flushed.
-struct LineSink {
-    buf: Vec<u8>,
+/// Where lines go: stderr, with what the final flush decided.
+#[derive(Default)]
+struct Output {
+    /// Set by the final flush: lines stderr cannot take by then are dropped.
+    closing: Mutex<Option<Instant>>,
+    /// Lines dropped that way.
+    dropped: AtomicU64,
 }
 
-impl LineSink {
-    fn new() -> Self {
-        Self {
-            buf: Vec::with_capacity(256),
+/// How long one wait for room on stderr lasts before the writer looks whether the process is
+/// flushing for exit.
+const ROOM_SLICE: Duration = Duration::from_millis(100);
+
+/// The most bytes written at once: a pipe with any room takes that much without blocking.
+const CHUNK: usize = 4096;
+
+impl Output {
+    /// Writes `line` to stderr without ever blocking in `write`: it waits for room in
+    /// slices, and after the final flush's deadline drops what is left.
+    fn write_line(&self, line: &[u8]) {
+        let mut rest = line;
+        while !rest.is_empty() {
+            let closing = *self.closing.lock();
+            let wait = match closing {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => ROOM_SLICE,
+            };
+            match room_on_stderr(wait) {
+                Room::Ready => {
+                    match rustix::io::write(rustix::stdio::stderr(), &rest[..rest.len().min(CHUNK)])
+                    {
+                        Ok(n) => rest = &rest[n..],
+                        Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
+                        // A closed or broken stderr must not take the process down.
+                        Err(_) => return,
+                    }
+                }
+                Room::Gone => return,
+                Room::None if closing.is_some_and(|d| Instant::now() >= d) => {
+                    self.dropped.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+                Room::None => {}
+            }
         }
     }
 }
 
-impl Write for LineSink {
+enum Room {
+    Ready,
+    None,
+    /// stderr is closed or broken: nothing will ever be written.
+    Gone,
+}
+
+fn room_on_stderr(wait: Duration) -> Room {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let stderr = rustix::stdio::stderr();
+    let mut fds = [PollFd::new(&stderr, PollFlags::OUT)];
+    let timeout = Timespec::try_from(wait).unwrap_or(Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    });
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(0) | Err(rustix::io::Errno::INTR) => Room::None,
+        Ok(_) => {
+            let got = fds[0].revents();
+            if got.contains(PollFlags::OUT) {
+                Room::Ready
+            } else if got.intersects(PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL) {
+                Room::Gone
+            } else {
+                Room::None
+            }
+        }
+        Err(_) => Room::Gone,
+    }
+}
+
+/// Writes one line to stderr now if stderr can take it now, else drops it: for the few lines
+/// written outside a logger (the third signal's notice, a failed bootstrap), which must not
+/// block a process that is on its way out.
+pub fn stderr_line(text: &str) {
+    if let Room::Ready = room_on_stderr(Duration::ZERO) {
+        let mut line = text.as_bytes().to_vec();
+        line.push(b'\n');
+        let _ = rustix::io::write(rustix::stdio::stderr(), &line[..line.len().min(CHUNK)]);
+    }
+}
+
+/// The decorator of every line: builds the line (with ANSI colours on a terminal) in one
+/// buffer and hands it to [`Output`] whole, so each line is a single write.
+struct LineDecorator {
+    out: Arc<Output>,
+    colours: bool,
+}
+
+impl LineDecorator {
+    fn new(out: Arc<Output>, colours: bool) -> Self {
+        Self { out, colours }
+    }
+}
+
+impl Decorator for LineDecorator {
+    fn with_record<F>(&self, record: &Record<'_>, _: &OwnedKVList, f: F) -> io::Result<()>
+    where
+        F: FnOnce(&mut dyn RecordDecorator) -> io::Result<()>,
+    {
+        let mut line = LineBuf {
+            buf: Vec::with_capacity(160),
+            level: record.level(),
+            colours: self.colours,
+        };
+        f(&mut line)?;
+        self.out.write_line(&line.buf);
+        Ok(())
+    }
+}
+
+/// One line being built.
+struct LineBuf {
+    buf: Vec<u8>,
+    level: Level,
+    colours: bool,
+}
+
+impl LineBuf {
+    fn code(&mut self, code: &str) -> io::Result<()> {
+        if self.colours {
+            self.buf.extend_from_slice(code.as_bytes());
+        }
+        Ok(())
+    }
+}
+
+impl Write for LineBuf {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
         Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        // A closed stderr must not take the process down: the line is dropped.
-        let _ = io::stderr().lock().write_all(&self.buf);
-        self.buf.clear();
         Ok(())
+    }
+}
+
+impl RecordDecorator for LineBuf {
+    fn reset(&mut self) -> io::Result<()> {
+        self.code("\x1b[0m")
+    }
+
+    fn start_level(&mut self) -> io::Result<()> {
+        let colour = match self.level {
+            Level::Critical => "\x1b[1;35m",
+            Level::Error => "\x1b[1;31m",
+            Level::Warning => "\x1b[1;33m",
+            Level::Info => "\x1b[32m",
+            Level::Debug => "\x1b[36m",
+            Level::Trace => "\x1b[34m",
+        };
+        self.code(colour)
+    }
+
+    fn start_timestamp(&mut self) -> io::Result<()> {
+        self.code("\x1b[0m\x1b[2m")
+    }
+
+    fn start_msg(&mut self) -> io::Result<()> {
+        self.code("\x1b[1m")
+    }
+
+    fn start_whitespace(&mut self) -> io::Result<()> {
+        self.reset()
     }
 }
 

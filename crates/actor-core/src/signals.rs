@@ -1,7 +1,14 @@
 //! The signal policy: every process handles SIGINT, SIGTERM and SIGHUP with one counter.
 //! The first and second ask for a clean stop; the third ends the process at once.
+//!
+//! Every delivery counts. signal-hook's iterator reports a signal once however often it
+//! arrived since the last look, so three Ctrl-Cs in quick succession (a script, an impatient
+//! user) would count as one; here each delivery writes one byte into a socket of its own
+//! signal (signal-hook's async-signal-safe pipe registration), and the signal thread counts
+//! bytes.
 
-use std::io;
+use std::io::{self, Read};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -30,29 +37,57 @@ impl SignalState {
 }
 
 /// Installs the process's handler. `soft(signal, count)` runs (on a dedicated thread, so it
-/// may log and send) for the first and second signal; `hard(signal)` for the third and later,
-/// and the process then exits with `128 + signal` if `hard` returned.
+/// may log and send, but it must not block: the next signal waits for it) for the first and
+/// second signal; `hard(signal)` for the third and later, and the process then exits with
+/// `128 + signal` if `hard` returned.
 pub fn install<S, H>(mut soft: S, hard: H) -> io::Result<Arc<SignalState>>
 where
     S: FnMut(i32, u32) + Send + 'static,
     H: Fn(i32) + Send + 'static,
 {
     let state = Arc::new(SignalState::default());
-    let mut signals = signal_hook::iterator::Signals::new(HANDLED)?;
+    let mut readers = Vec::with_capacity(HANDLED.len());
+    for signal in HANDLED {
+        let (read, write) = UnixStream::pair()?;
+        // Read until empty, then wait in poll: the reading end never blocks.
+        read.set_nonblocking(true)?;
+        signal_hook::low_level::pipe::register(signal, write)?;
+        readers.push((signal, read));
+    }
     let seen = state.clone();
     std::thread::Builder::new()
         .name("mpactor-signals".into())
         .spawn(move || {
-            // `forever` blocks on the signal pipe; this thread exists only to wait for signals
-            // and ends with the process.
-            for signal in signals.forever() {
-                let count = seen.count.fetch_add(1, Ordering::SeqCst) + 1;
-                seen.last.store(signal, Ordering::SeqCst);
-                if count >= HARD_STOP_AT {
-                    hard(signal);
-                    std::process::exit(128 + signal);
+            // This thread exists only to wait for signals; it ends with the process.
+            let mut buf = [0u8; 64];
+            loop {
+                let mut fds: Vec<rustix::event::PollFd<'_>> = readers
+                    .iter()
+                    .map(|(_, r)| rustix::event::PollFd::new(r, rustix::event::PollFlags::IN))
+                    .collect();
+                // No timeout: a signal is the only thing this thread waits for. EINTR (a
+                // signal landing on this very thread) just looks again.
+                if rustix::event::poll(&mut fds, None).is_err() {
+                    continue;
                 }
-                soft(signal, count);
+                drop(fds);
+                for (signal, reader) in readers.iter_mut() {
+                    // One byte per delivery.
+                    while let Ok(n) = reader.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        for _ in 0..n {
+                            let count = seen.count.fetch_add(1, Ordering::SeqCst) + 1;
+                            seen.last.store(*signal, Ordering::SeqCst);
+                            if count >= HARD_STOP_AT {
+                                hard(*signal);
+                                std::process::exit(128 + *signal);
+                            }
+                            soft(*signal, count);
+                        }
+                    }
+                }
             }
         })?;
     Ok(state)

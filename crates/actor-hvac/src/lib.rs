@@ -97,6 +97,10 @@ pub fn run(registry: Registry, cli: &cli::Cli) -> i32 {
 
     let routes = match start(&mut system, cli) {
         Ok(routes) => routes,
+        // A signal while the actors start: the same orderly stop as at any other moment.
+        Err(e) if e.is_interrupted() => {
+            return system.run(|_root, _from, _event| {}).exit_code();
+        }
         Err(e) => {
             let hint = match &e {
                 StartError::StartupFailed { actor, .. } if actor == LISTEN => format!(

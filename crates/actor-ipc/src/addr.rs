@@ -687,7 +687,10 @@ fn writer_says(error: bool, text: &str) {
     match WRITER_LOG.get() {
         Some(log) if error => slog::error!(log, "{text}"),
         Some(log) => slog::warn!(log, "{text}"),
-        None => eprintln!("mpactor ({}): {text}", crate::process::process_label()),
+        None => actor_core::log::stderr_line(&format!(
+            "mpactor ({}): {text}",
+            crate::process::process_label()
+        )),
     }
 }
 

@@ -68,7 +68,9 @@ impl Registry {
         let code = match self.entries.get(key.as_str()) {
             Some(entry) => entry(),
             None => {
-                eprintln!("mpactor: this binary has no actor type {key:?} registered");
+                actor_core::log::stderr_line(&format!(
+                    "mpactor: this binary has no actor type {key:?} registered"
+                ));
                 2
             }
         };
@@ -136,7 +138,7 @@ fn child_main<A: Actor>() -> i32 {
     let boot = match boot_env() {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("mpactor child: bad environment: {e}");
+            actor_core::log::stderr_line(&format!("mpactor child: bad environment: {e}"));
             return 2;
         }
     };
@@ -152,12 +154,24 @@ fn child_main<A: Actor>() -> i32 {
     let setup = match handshake::<A>(&boot) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("mpactor child {}: bootstrap failed: {e}", boot.name);
+            actor_core::log::stderr_line(&format!(
+                "mpactor child {}: bootstrap failed: {e}",
+                boot.name
+            ));
             return 2;
         }
     };
     let (conn, setup) = setup;
-    run_actor::<A>(conn, setup)
+    // The root's private bootstrap folder (mpactor-<root pid>-<random>): if the root dies
+    // without its stop (SIGKILL), its orphans remove it, so that nothing is left in $TMPDIR.
+    let root_dir = std::path::Path::new(&boot.server)
+        .parent()
+        .filter(|d| {
+            d.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("mpactor-"))
+        })
+        .map(std::path::Path::to_path_buf);
+    run_actor::<A>(conn, setup, root_dir)
 }
 
 type SetupOf<A> = Setup<<A as Actor>::Args, <A as Actor>::Msg, <A as Actor>::Event>;
@@ -178,7 +192,11 @@ fn handshake<A: Actor>(boot: &BootEnv) -> Result<(IpcSender<Boot>, SetupOf<A>), 
     Ok((conn, setup))
 }
 
-fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
+fn run_actor<A: Actor>(
+    conn: IpcSender<Boot>,
+    setup: SetupOf<A>,
+    root_dir: Option<std::path::PathBuf>,
+) -> i32 {
     let level = log::parse_level(&setup.log_level).unwrap_or(log::DEFAULT_LEVEL);
     let mut logh = log::init(&setup.name, setup.clock, level);
     let logger = logh.logger.clone();
@@ -214,7 +232,8 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
                     signal,
                     count,
                 };
-                // The parent-death signal (SIGTERM) arrives the moment the root dies: then the
+                // A signal that comes after the root died (its SIGTERM at the deadline raced its
+                // death, a user's Ctrl-C): then the
                 // parent has changed, and there is nobody to report to.
                 // SAFETY: getppid has no preconditions.
                 if unsafe { libc::getppid() } != parent {
@@ -246,9 +265,12 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
     watch_lifeline(
         setup.lifeline,
         parent,
-        stop.clone(),
-        root_gone.clone(),
-        finished.clone(),
+        Orphaning {
+            stop: stop.clone(),
+            root_gone: root_gone.clone(),
+            finished: finished.clone(),
+            root_dir,
+        },
         logger.clone(),
     );
 
@@ -277,11 +299,19 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
     }
 
     let deadline = Instant::now() + stop_timeout;
-    let drained = ctx.drain_inbox(deadline);
+    // Messages this process took out of the inbox but did not hand to the actor: after a
+    // clean end, dead letters drained here; after a failure, lost with the failed
+    // incarnation (the root says how many). What is still queued in the inbox stays there
+    // for the next incarnation, or for the root's drain at the stop.
+    let drained = if matches!(outcome, Outcome::Failed(_)) {
+        0
+    } else {
+        ctx.drain_inbox(deadline)
+    };
     if drained > 0 {
         slog::warn!(
             logger,
-            "{drained} messages left in the inbox, counted as dead letters"
+            "{drained} messages received but not handled, counted as dead letters"
         );
     }
     let undelivered = flush_all(deadline);
@@ -327,14 +357,27 @@ fn run_actor<A: Actor>(conn: IpcSender<Boot>, setup: SetupOf<A>) -> i32 {
 /// within [`ORPHAN_GRACE`], the process exits hard. A root killed with SIGKILL thus leaves no
 /// actor behind. Once `finished` is set (the actor's life is over, the process is on its way
 /// out), a closing link is expected and says nothing.
-fn watch_lifeline(
-    lifeline: IpcReceiver<()>,
-    parent: libc::pid_t,
+/// What a child does when its root is gone.
+struct Orphaning {
     stop: StopFlag,
     root_gone: Arc<AtomicBool>,
     finished: Arc<AtomicBool>,
+    /// The dead root's private folder, removed (a root that was killed could not).
+    root_dir: Option<std::path::PathBuf>,
+}
+
+fn watch_lifeline(
+    lifeline: IpcReceiver<()>,
+    parent: libc::pid_t,
+    orphaning: Orphaning,
     log: slog::Logger,
 ) {
+    let Orphaning {
+        stop,
+        root_gone,
+        finished,
+        root_dir,
+    } = orphaning;
     let spawned = std::thread::Builder::new()
         .name("mpactor-lifeline".into())
         .spawn(move || {
@@ -366,6 +409,10 @@ fn watch_lifeline(
             root_gone.store(true, Ordering::SeqCst);
             slog::warn!(log, "the root is gone: stopping");
             stop.set();
+            if let Some(dir) = &root_dir {
+                // Every orphan tries; the first wins, the others find it gone.
+                let _ = std::fs::remove_dir_all(dir);
+            }
             std::thread::sleep(ORPHAN_GRACE);
             slog::error!(
                 log,
@@ -375,6 +422,6 @@ fn watch_lifeline(
             unsafe { libc::_exit(1) };
         });
     if let Err(e) = spawned {
-        eprintln!("mpactor: cannot watch the root: {e}");
+        actor_core::log::stderr_line(&format!("mpactor: cannot watch the root: {e}"));
     }
 }

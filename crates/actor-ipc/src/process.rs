@@ -63,10 +63,15 @@ pub(crate) fn child_command(
         .env(crate::bootstrap::ENV_NAME, name)
         .stdin(Stdio::null());
     let parent = std::process::id() as libc::pid_t;
+    // The parent-death signal is SIGCONT, not SIGTERM: the root's death is seen at once
+    // by the child's lifeline (its socket closes), which stops the actor cleanly. What the
+    // lifeline cannot do is run in a process that is stopped (SIGSTOP, Ctrl-Z): SIGCONT, the
+    // one signal that resumes a stopped process whatever its handlers, makes sure it runs,
+    // sees the root gone and ends, instead of staying stopped forever.
     // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGCONT as libc::c_ulong) != 0 {
                 return Err(io::Error::last_os_error());
             }
             // The parent may have died between fork and prctl: then nobody would signal us.
@@ -84,18 +89,168 @@ pub(crate) fn forget(pid: u32) {
     LIVE.lock().retain(|p| *p != pid);
 }
 
-/// Sends `signal` to `pid` (ignoring a pid that is already gone).
-pub(crate) fn kill(pid: u32, signal: i32) {
-    // SAFETY: kill(2) with a pid we spawned and have not reaped yet.
-    unsafe {
-        libc::kill(pid as libc::pid_t, signal);
+/// Sends `signal` to `pid` (ignoring a pid that is already gone). Only for the third signal's
+/// hard stop, which must not take locks a child's handle may hold; everything else signals
+/// through [`ChildProc::signal`].
+fn kill(pid: u32, signal: i32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        if let Some(signal) = signal_of(signal) {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
     }
+}
+
+/// The signals the runtime sends, as rustix names them.
+fn signal_of(signal: i32) -> Option<rustix::process::Signal> {
+    use rustix::process::Signal;
+    Some(match signal {
+        libc::SIGTERM => Signal::TERM,
+        libc::SIGKILL => Signal::KILL,
+        libc::SIGCONT => Signal::CONT,
+        libc::SIGINT => Signal::INT,
+        libc::SIGHUP => Signal::HUP,
+        libc::SIGSTOP => Signal::STOP,
+        _ => return None,
+    })
 }
 
 /// SIGKILLs every live child: the third signal's hard stop.
 pub(crate) fn kill_all_now() {
     for pid in LIVE.lock().iter() {
         kill(*pid, libc::SIGKILL);
+    }
+}
+
+/// A child process of this one, with a pidfd where the kernel has them (Linux 5.3 and
+/// later): signals go through the pidfd, so a pid that the system recycled after the child
+/// was reaped is never hit, and the child's end is seen on the pidfd even when `waitpid`
+/// cannot report it (the application set SIGCHLD to `SIG_IGN`, so the kernel reaped it).
+pub(crate) struct ChildProc {
+    child: Child,
+    pidfd: Option<std::os::fd::OwnedFd>,
+    /// How it ended, once known.
+    ended: Option<std::process::ExitStatus>,
+    /// It ended, but nobody could tell how (reaped by the kernel).
+    ended_unknown: bool,
+}
+
+/// How a child's end was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Reaped, with its status.
+    Status(std::process::ExitStatus),
+    /// Gone, but its status was reaped by someone else (SIGCHLD ignored).
+    Unknown,
+}
+
+impl ChildProc {
+    /// Wraps a child just spawned (not reaped yet, so its pid is still its own).
+    pub fn new(child: Child) -> Self {
+        let pidfd = rustix::process::Pid::from_raw(child.id() as i32).and_then(|pid| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+        });
+        Self {
+            child,
+            pidfd,
+            ended: None,
+            ended_unknown: false,
+        }
+    }
+
+    /// The child's pid.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` to the child if it has not been reaped. False if it could not be sent
+    /// (the child is gone, or the signal is not one the runtime sends).
+    pub fn signal(&self, signal: i32) -> bool {
+        if self.ended.is_some() || self.ended_unknown {
+            return false;
+        }
+        let Some(sig) = signal_of(signal) else {
+            return false;
+        };
+        match &self.pidfd {
+            Some(fd) => rustix::process::pidfd_send_signal(fd, sig).is_ok(),
+            // No pidfds (an old kernel): the pid is still ours, since only this handle
+            // reaps it and it has not.
+            None => match rustix::process::Pid::from_raw(self.child.id() as i32) {
+                Some(pid) => rustix::process::kill_process(pid, sig).is_ok(),
+                None => false,
+            },
+        }
+    }
+
+    /// How it ended, without waiting: `None` while it runs.
+    pub fn try_wait(&mut self) -> Option<Ended> {
+        if let Some(status) = self.ended {
+            return Some(Ended::Status(status));
+        }
+        if self.ended_unknown {
+            return Some(Ended::Unknown);
+        }
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                self.ended = Some(status);
+                forget(self.child.id());
+                Some(Ended::Status(status))
+            }
+            Ok(None) => None,
+            // waitpid failed (ECHILD: SIGCHLD is ignored and the kernel reaped it, or
+            // someone else waited for it): the pidfd still says whether it is gone.
+            Err(_) => {
+                if self.pidfd_says_gone() {
+                    self.ended_unknown = true;
+                    forget(self.child.id());
+                    Some(Ended::Unknown)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// True when the pidfd is readable: the process has ended.
+    fn pidfd_says_gone(&self) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let Some(fd) = &self.pidfd else {
+            // Without a pidfd, a process that cannot be waited for and does not take a
+            // null signal is gone.
+            return rustix::process::Pid::from_raw(self.child.id() as i32)
+                .is_none_or(|pid| rustix::process::test_kill_process(pid).is_err());
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+    }
+
+    /// Waits `grace` for it to end; then SIGKILLs it and waits (bounded: SIGKILL cannot be
+    /// ignored). `None` only if it is still there 2 s after SIGKILL.
+    pub fn reap(&mut self, grace: Duration) -> Option<Ended> {
+        let until = std::time::Instant::now() + grace;
+        loop {
+            if let Some(ended) = self.try_wait() {
+                return Some(ended);
+            }
+            if std::time::Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.signal(libc::SIGCONT);
+        self.signal(libc::SIGKILL);
+        let until = std::time::Instant::now() + Duration::from_secs(2);
+        while std::time::Instant::now() < until {
+            if let Some(ended) = self.try_wait() {
+                return Some(ended);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        None
     }
 }
 
@@ -120,11 +275,34 @@ pub(crate) fn process_label() -> String {
 }
 
 /// The exit status as the runtime reports it.
-pub(crate) fn exit_status(status: std::process::ExitStatus) -> actor_core::ExitStatus {
+pub(crate) fn exit_status(ended: Ended) -> actor_core::ExitStatus {
     use std::os::unix::process::ExitStatusExt;
+    let Ended::Status(status) = ended else {
+        return actor_core::ExitStatus::Unknown;
+    };
     match (status.code(), status.signal()) {
         (Some(code), _) => actor_core::ExitStatus::Code(code),
         (None, Some(sig)) => actor_core::ExitStatus::Signal(sig),
-        _ => actor_core::ExitStatus::Code(-1),
+        _ => actor_core::ExitStatus::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn a_reaped_child_is_never_signalled_again() {
+        let child = Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let mut proc = ChildProc::new(child);
+        assert!(proc.signal(libc::SIGKILL), "a live child takes the signal");
+        let ended = proc.reap(Duration::from_secs(5)).expect("reaped");
+        assert!(matches!(ended, Ended::Status(_)));
+        // Its pid may belong to another process by now: nothing is sent.
+        assert!(!proc.signal(libc::SIGTERM));
     }
 }

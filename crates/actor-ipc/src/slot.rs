@@ -8,10 +8,10 @@ use crate::counters::Counters;
 use crate::frame::Frame;
 use crate::inbox::{recv_contained, Contained};
 use crate::process;
+use crate::process::ChildProc;
 use actor_core::supervision::WATCH_POLL;
 use actor_core::{Actor, AppClock, ChildOptions, ExitStatus, Report};
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Why a child could not be started. Every variant names the actor.
@@ -68,12 +68,39 @@ pub enum StartError {
         /// What went wrong.
         why: String,
     },
-    /// A signal asked the system to stop while the child was starting.
-    #[error("the start of {actor} was interrupted by a stop request")]
+    /// A signal (SIGINT, SIGTERM, SIGHUP to the root) asked the system to stop while the
+    /// child was starting: the child was stopped. Not a failure: call [`System::run`]
+    /// (crate::System::run) next, which stops the children that did start, in order, and
+    /// returns the summary of a clean stop (exit code 0).
+    ///
+    /// ```no_run
+    /// # use actor_ipc::{StartError, System};
+    /// # fn demo(mut system: System<()>, start: impl FnOnce(&mut System<()>) -> Result<(), StartError>) -> i32 {
+    /// match start(&mut system) {
+    ///     Ok(()) => {}
+    ///     // Ctrl-C while starting: the same orderly stop as at any other moment.
+    ///     Err(e) if e.is_interrupted() => {}
+    ///     Err(e) => {
+    ///         eprintln!("cannot start: {e}");
+    ///         return 2;
+    ///     }
+    /// }
+    /// system.run(|_root, _from, ()| {}).exit_code()
+    /// # }
+    /// ```
+    #[error("the start of {actor} was interrupted by a signal asking the system to stop")]
     Interrupted {
         /// The actor's name.
         actor: String,
     },
+}
+
+impl StartError {
+    /// True when a signal cut the start short ([`StartError::Interrupted`]): not a failure,
+    /// the system is asked to stop.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, StartError::Interrupted { .. })
+    }
 }
 
 /// A running incarnation: a process, or a thread of the root.
@@ -86,7 +113,7 @@ pub(crate) struct Running {
 
 pub(crate) enum Incarnation {
     Process {
-        child: Child,
+        child: ChildProc,
         /// The child's link to the root: dropping it (or the root dying) closes it.
         _lifeline: IpcSender<()>,
     },
@@ -100,9 +127,7 @@ impl Running {
     /// How it ended, if it has.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         match &mut self.kind {
-            Incarnation::Process { child, .. } => {
-                child.try_wait().ok().flatten().map(process::exit_status)
-            }
+            Incarnation::Process { child, .. } => child.try_wait().map(process::exit_status),
             Incarnation::Thread { handle, .. } => {
                 if !handle.as_ref().is_some_and(|h| h.is_finished()) {
                     return None;
@@ -117,7 +142,9 @@ impl Running {
     /// flag instead, which a cooperative actor notices.
     pub fn signal(&self, signal: i32) {
         match &self.kind {
-            Incarnation::Process { .. } => process::kill(self.pid, signal),
+            Incarnation::Process { child, .. } => {
+                child.signal(signal);
+            }
             Incarnation::Thread { stop, .. } => {
                 if signal != libc::SIGCONT {
                     stop.set();
@@ -130,7 +157,7 @@ impl Running {
     /// cannot be killed: `None` if it is still running.
     pub fn reap(&mut self, grace: Duration) -> Option<ExitStatus> {
         if let Incarnation::Process { child, .. } = &mut self.kind {
-            return reap(child, grace).map(process::exit_status);
+            return child.reap(grace).map(process::exit_status);
         }
         let until = Instant::now() + grace;
         loop {
@@ -248,7 +275,7 @@ impl<A: Actor> TypedSlot<A> {
         &self,
         listener: crate::bootstrap::Listener,
         secret: &str,
-        child: &mut Child,
+        child: &mut ChildProc,
         deadline: Instant,
         interrupted: &dyn Fn() -> bool,
     ) -> Result<IpcSender<()>, StartError> {
@@ -331,10 +358,10 @@ impl<A: Actor> TypedSlot<A> {
 
     /// The bootstrap connection closed: the child is gone or going. Its exit status if it
     /// comes within a second, else `why`.
-    fn closed_or(&self, child: &mut Child, why: String) -> StartError {
+    fn closed_or(&self, child: &mut ChildProc, why: String) -> StartError {
         let until = Instant::now() + Duration::from_secs(1);
         while Instant::now() < until {
-            if let Ok(Some(st)) = child.try_wait() {
+            if let Some(st) = child.try_wait() {
                 return StartError::Exited {
                     actor: self.name.clone(),
                     status: process::exit_status(st),
@@ -347,11 +374,11 @@ impl<A: Actor> TypedSlot<A> {
 
     fn check_alive(
         &self,
-        child: &mut Child,
+        child: &mut ChildProc,
         deadline: Instant,
         interrupted: &dyn Fn() -> bool,
     ) -> Result<(), StartError> {
-        if let Ok(Some(st)) = child.try_wait() {
+        if let Some(st) = child.try_wait() {
             return Err(StartError::Exited {
                 actor: self.name.clone(),
                 status: process::exit_status(st),
@@ -373,34 +400,6 @@ impl<A: Actor> TypedSlot<A> {
     }
 }
 
-/// Reaps `child`, killing it if it has not exited after `grace`. Bounded: SIGKILL cannot be
-/// ignored, so the final wait is short.
-pub(crate) fn reap(child: &mut Child, grace: Duration) -> Option<std::process::ExitStatus> {
-    let pid = child.id();
-    let until = Instant::now() + grace;
-    loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            process::forget(pid);
-            return Some(st);
-        }
-        if Instant::now() >= until {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    process::kill(pid, libc::SIGCONT);
-    process::kill(pid, libc::SIGKILL);
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
-        if let Ok(Some(st)) = child.try_wait() {
-            process::forget(pid);
-            return Some(st);
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    None
-}
-
 impl<A: Actor> SlotOps for TypedSlot<A> {
     fn start(&mut self, interrupted: &dyn Fn() -> bool) -> Result<Running, StartError> {
         let listener = Listener::bind(&self.env.dir)
@@ -409,7 +408,8 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
         crate::counters::next_incarnation(&self.counters);
         let cmd = process::child_command(type_key::<A>(), &self.name, &listener.name(), &secret)
             .map_err(|e| self.err(format!("command: {e}")))?;
-        let mut child = process::spawn(cmd).map_err(|e| self.err(format!("spawn: {e}")))?;
+        let mut child =
+            ChildProc::new(process::spawn(cmd).map_err(|e| self.err(format!("spawn: {e}")))?);
         let deadline = Instant::now() + self.options.start_timeout;
         match self.handshake(listener, &secret, &mut child, deadline, interrupted) {
             Ok(lifeline) => Ok(Running {
@@ -426,7 +426,7 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
                     StartError::StartupFailed { .. } => Duration::from_secs(1),
                     _ => Duration::ZERO,
                 };
-                reap(&mut child, grace);
+                child.reap(grace);
                 Err(e)
             }
         }

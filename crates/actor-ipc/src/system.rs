@@ -199,13 +199,14 @@ where
             {
                 let dir = private_dir.clone();
                 move |signal| {
-                    eprintln!(
-                        "mpactor: third signal ({}): killing every child and exiting",
-                        signal_name(signal)
-                    );
+                    // Children first: nothing here may wait (stderr may be a pipe nobody reads).
                     process::kill_all_now();
                     // Even a hard stop cleans up after itself: nothing is left in $TMPDIR.
                     let _ = std::fs::remove_dir_all(&dir);
+                    actor_core::log::stderr_line(&format!(
+                        "mpactor: third signal ({}): every child killed; exiting",
+                        signal_name(signal)
+                    ));
                 }
             },
         )?;
@@ -325,7 +326,11 @@ where
                 Ok(addr)
             }
             Err(e) => {
-                slog::error!(self.log, "{e}");
+                if e.is_interrupted() {
+                    slog::info!(self.log, "{e}");
+                } else {
+                    slog::error!(self.log, "{e}");
+                }
                 ops.close();
                 Err(e)
             }
@@ -596,6 +601,15 @@ where
                     slot.last_pid = running.pid;
                     slot.last_exit = ExitStatus::Running;
                     slot.running = Some(running);
+                }
+                Err(e) if e.is_interrupted() => {
+                    // A signal came during the restart: the same orderly stop as at any
+                    // other moment (the signal is still queued for the root's loop).
+                    slog::info!(self.log, "{e}");
+                    let signal = self.signals.try_recv().unwrap_or(libc::SIGTERM);
+                    slog::info!(self.log, "got {}: stopping", signal_name(signal));
+                    self.stop = Some(StopReason::Signal(signal));
+                    return;
                 }
                 Err(e) => {
                     slog::error!(self.log, "restart failed: {e}");
