@@ -52,6 +52,11 @@ pub struct Cli {
           value_parser = parse_max_connections)]
     pub max_connections: usize,
 
+    /// Seconds between LISTEN's INFO lines counting the connections (only while there is
+    /// traffic); each connection also gets one DEBUG line.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
+    pub stats_interval: Duration,
+
     /// When set, REQUEST END and REQUEST SET must carry it: REQUEST TOKEN <token> END.
     /// Prefer the environment variable: a command line is visible in `ps`.
     #[arg(long, value_name = "TOKEN", env = crate::token::TOKEN_ENV, hide_env_values = true,

@@ -142,6 +142,7 @@ fn start(system: &mut System<HvacEvent>, cli: &cli::Cli) -> Result<root::Routes,
             client_timeout: cli.client_timeout,
             max_connections: cli.max_connections,
             control_token: cli.control_token.clone(),
+            stats_interval: cli.stats_interval,
             ..listen::ListenArgs::new(cli.listen)
         },
         child_options(LISTEN),
