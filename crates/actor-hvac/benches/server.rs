@@ -268,7 +268,8 @@ fn main() {
     let mut answered = 0;
     for s in &held {
         s.set_nonblocking(true).expect("non-blocking");
-        if matches!((&*s).read(&mut probe), Ok(_)) {
+        // Ok: a reply or the server's close; WouldBlock: still held, unanswered.
+        if s.peek(&mut probe).is_ok() {
             answered += 1;
         }
     }
