@@ -64,6 +64,11 @@ pub const LINGER: Duration = Duration::from_millis(200);
 /// The cap on open connections, by default: above the 1,000 idle clients the device is
 /// meant to hold while it still answers at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// The most requests LISTEN has with the root at once; a request beyond it gets
+/// `ERROR busy`. Below the root's event inbox capacity (4096 per sender), so handing a request
+/// over never waits for room, and equal to LISTEN's own mailbox capacity (policy), so the
+/// root never waits to hand an answer back.
+pub const MAX_IN_FLIGHT: usize = 1024;
 /// How often, at most, LISTEN logs its counts at INFO (only for intervals with traffic).
 pub const STATS_INTERVAL: Duration = Duration::from_secs(5);
 /// The listening socket's backlog (capped by the kernel at `net.core.somaxconn`).
@@ -489,6 +494,13 @@ impl Server {
 
     /// Hands a request to the root; the answer comes back through the inbox.
     fn ask_root(&mut self, ctx: &mut Context<ListenActor>, token: Token, command: Command) {
+        if self.awaiting.len() >= MAX_IN_FLIGHT {
+            let line = error_line(format!(
+                "busy: {MAX_IN_FLIGHT} requests are with the device; try again later"
+            ));
+            self.reply(ctx, token, line, End::Busy);
+            return;
+        }
         let id = self.next_id;
         self.next_id += 1;
         if let Some(conn) = self.conns.get_mut(&token) {
@@ -620,7 +632,7 @@ impl Server {
                         protocol::parse_request(&conn.input, self.args.control_token.as_ref());
                     match parsed {
                         Ok(command) => self.ask_root(ctx, token, command),
-                        Err(e) => self.reply(ctx, token, error_line(e), End::Silent),
+                        Err(e) => self.reply(ctx, token, error_line(e), End::Refused),
                     }
                 }
                 Stage::AwaitingRoot(id) => {

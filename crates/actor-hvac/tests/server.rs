@@ -144,6 +144,34 @@ fn concurrent_clients_are_all_answered_each_with_its_own_reply() {
 }
 
 #[test]
+fn a_burst_of_requests_all_at_once_is_answered_in_full() {
+    let mut h = Hvac::start(&["--log-level", "info"]);
+    // 500 connections, then each sends its request, then each reads: hundreds of requests
+    // with the root at the same moment, each answer matched to its own connection.
+    const N: usize = 500;
+    let mut conns: Vec<TcpStream> = (0..N).map(|_| h.connect()).collect();
+    for (i, s) in conns.iter_mut().enumerate() {
+        s.write_all(format!("REQUEST burst {i}").as_bytes())
+            .expect("send");
+    }
+    for (i, s) in conns.iter_mut().enumerate() {
+        let reply = read_all(s);
+        assert!(
+            reply.starts_with("REPLY ") && reply.ends_with(&format!(" burst {i}\n")),
+            "{i}: {reply:?}"
+        );
+    }
+    assert!(
+        !h.log_text().contains("cannot pass the reply"),
+        "{}",
+        h.log_text()
+    );
+    h.signal_group(libc::SIGINT);
+    assert_eq!(h.exit_code(STOP_DEADLINE), 0);
+    h.assert_nothing_left();
+}
+
+#[test]
 fn with_a_control_token_end_and_set_need_it() {
     let mut h = Hvac::start_with(&[], |cmd| {
         cmd.env("HVAC_CONTROL_TOKEN", "s3cret-42");
