@@ -16,6 +16,10 @@
 //! | `REQUEST END` | `REPLY <id> END` | the whole system stops cleanly (exit 0) |
 //! | anything else | `ERROR <reason>` | none |
 //!
+//! With a control token ([`crate::token`]), `END` and `SET` must come as
+//! `REQUEST TOKEN <token> END` ([`parse_request`]). When the bytes read from a client are a
+//! whole message is [`judge`]'s to say.
+//!
 //! ```
 //! use actor_hvac::protocol::{parse_message, Command};
 //! assert_eq!(parse_message(b"REQUEST END"), Ok(Command::End));
