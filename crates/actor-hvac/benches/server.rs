@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench -p actor-hvac --bench server            # the three scenarios, a few seconds
 //! HVAC_BENCH_SCALE=4 cargo bench -p actor-hvac --bench server   # 4× the requests
+//! HVAC_BENCH_LEVEL=debug cargo bench -p actor-hvac --bench server  # hvac's default level
 //! ```
 //!
 //! Scenarios (rows of BENCHMARKS.md, "HVAC server"):
@@ -37,14 +38,14 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `hvac` on a free port, at INFO (one line per connection is DEBUG), and waits
+    /// Starts `hvac` on a free port, at `level` (one line per connection is DEBUG), and waits
     /// (30 s at most) until it is listening and all four actors have started.
-    fn start() -> Server {
+    fn start(level: &str) -> Server {
         let dir = std::env::temp_dir().join(format!("hvac-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a folder for the run");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hvac"))
-            .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
+            .args(["--listen", "127.0.0.1:0", "--log-level", level])
             // The silent connections of scenario 3 must stay open while it measures.
             .args(["--client-timeout", "60"])
             .arg("--send-file")
@@ -229,9 +230,10 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
         .max(1);
-    let server = Server::start();
+    let level = std::env::var("HVAC_BENCH_LEVEL").unwrap_or_else(|_| "info".into());
+    let server = Server::start(&level);
     let addr = server.addr;
-    println!("hvac on {addr} (release build, --log-level info), scale {scale}");
+    println!("hvac on {addr} (release build, --log-level {level}), scale {scale}");
 
     let (rate, lat) = sequential(addr, 2000 * scale);
     let p50 = percentile(&lat, 0.5);

@@ -346,6 +346,9 @@ impl Server {
                     if self.out_of_descriptors {
                         self.out_of_descriptors = false;
                         slog::info!(ctx.log(), "accepting connections again");
+                        if self.spare.is_none() {
+                            self.spare = fds::spare();
+                        }
                     }
                     self.open(ctx, stream, peer);
                 }
