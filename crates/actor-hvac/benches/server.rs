@@ -72,6 +72,12 @@ impl Server {
                 }
             }
         });
+        // The guard first: whatever fails from here on, Drop kills the run's process group.
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut addr = None;
         let mut started = false;
@@ -88,11 +94,8 @@ impl Server {
             }
             started |= root_says_started(&line);
         }
-        Server {
-            child,
-            addr: addr.expect("an address"),
-            dir,
-        }
+        server.addr = addr.expect("an address");
+        server
     }
 
     /// Ctrl-C to the whole group; the exit code (within 10 s).
