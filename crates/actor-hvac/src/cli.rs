@@ -57,7 +57,7 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
     pub stats_interval: Duration,
 
-    /// When set, REQUEST END and REQUEST SET must carry it: REQUEST TOKEN <token> END.
+    /// When set, REQUEST END and REQUEST SET must carry it (the form is below).
     /// Prefer the environment variable: a command line is visible in `ps`.
     #[arg(long, value_name = "TOKEN", env = crate::token::TOKEN_ENV, hide_env_values = true,
           value_parser = parse_token)]
