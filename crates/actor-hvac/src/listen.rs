@@ -208,9 +208,9 @@ impl Actor for ListenActor {
     }
 }
 
-/// Why the loop ended.
+/// What taking the answers from the inbox found: the inbox is open, or its stop request came.
 enum Inbox {
-    /// Go on.
+    /// Go on: more answers may come.
     Open,
     /// The stop request was received (everything queued before it was handled).
     Stopped,
