@@ -1,5 +1,6 @@
 //! The `hvac` command line. Every option is optional.
 
+use crate::token::ControlToken;
 use clap::Parser;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -13,8 +14,10 @@ use std::time::Duration;
     version,
     after_help = "Talk to it:  printf 'REQUEST STATUS' | nc -q1 127.0.0.1 9999\n\
                   Requests:    REQUEST <text> (echoed), REQUEST STATUS, REQUEST SET <C>, REQUEST END\n\
+                  With a token: REQUEST TOKEN <token> END, REQUEST TOKEN <token> SET <C>\n\
                   Watch it:    tail -f send_file.txt\n\
-                  Stop it:     Ctrl-C, REQUEST END, or --run-for"
+                  Stop it:     Ctrl-C, REQUEST END, or --run-for\n\
+                  Exit codes:  0 clean stop, 2 failed (start, fatal event), 3 crash loop, 64 bad command line"
 )]
 pub struct Cli {
     /// Address LISTEN serves on (a host name is resolved once, at start).
@@ -37,6 +40,28 @@ pub struct Cli {
     /// Stop cleanly after this many seconds (fractions allowed); 0 runs until stopped.
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_run_for)]
     pub run_for: Duration,
+
+    /// Seconds a client has to send its request (fractions allowed); a silent client then
+    /// gets `ERROR no request within ...` and is closed.
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_interval)]
+    pub client_timeout: Duration,
+
+    /// The most client connections open at once; a client beyond it gets `ERROR busy` and
+    /// is closed at once.
+    #[arg(long, value_name = "N", default_value_t = crate::listen::DEFAULT_MAX_CONNECTIONS,
+          value_parser = parse_max_connections)]
+    pub max_connections: usize,
+
+    /// Seconds between LISTEN's INFO lines counting the connections (only while there is
+    /// traffic); each connection also gets one DEBUG line.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
+    pub stats_interval: Duration,
+
+    /// When set, REQUEST END and REQUEST SET must carry it (the form is below).
+    /// Prefer the environment variable: a command line is visible in `ps`.
+    #[arg(long, value_name = "TOKEN", env = crate::token::TOKEN_ENV, hide_env_values = true,
+          value_parser = parse_token)]
+    pub control_token: Option<ControlToken>,
 
     /// Log level: error, warn, info, debug or trace. Default: MPACTOR_LOG, else debug (the
     /// start and the stop then read like the talk's sample).
@@ -91,6 +116,23 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
 pub fn parse_run_for(text: &str) -> Result<Duration, String> {
     let secs = seconds(text)?;
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// A cap on connections: 1 to 1,000,000.
+pub fn parse_max_connections(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of connections"))?;
+    if !(1..=1_000_000).contains(&n) {
+        return Err(format!("{n} is out of range: 1..1000000"));
+    }
+    Ok(n)
+}
+
+/// A control token: one word, printable, at most 256 bytes.
+pub fn parse_token(text: &str) -> Result<ControlToken, String> {
+    ControlToken::new(text)
 }
 
 /// A log level name, checked (the value is kept as text for the runtime).

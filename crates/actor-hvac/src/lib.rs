@@ -31,6 +31,7 @@ pub mod root;
 pub mod send;
 pub mod status;
 pub mod thermal;
+pub mod token;
 
 use actor_ipc::{Registry, StartError, System};
 use messages::HvacEvent;
@@ -54,8 +55,13 @@ pub const ACTORS: [&str; 4] = [SEND, LISTEN, STATUS, OBSERVATION];
 pub const DEFAULT_SETPOINT: f64 = 21.0;
 
 /// Exit code when the system could not start (a port in use, a send file that cannot be
-/// opened), or stopped on a fatal event.
+/// opened), or stopped on a fatal event (mptools' convention for a failed process).
 pub const EXIT_FAILED: i32 = 2;
+
+/// Exit code for a command line that cannot be used (an unknown option, a bad value):
+/// `EX_USAGE` of sysexits(3), apart from [`EXIT_FAILED`], so that a service manager or a
+/// script can tell "started wrong" from "failed while running".
+pub const EXIT_USAGE: i32 = 64;
 
 /// The actor types of the `hvac` binary; `main` calls `run_if_child` on it first.
 pub fn registry() -> Registry {
@@ -137,9 +143,11 @@ fn start(system: &mut System<HvacEvent>, cli: &cli::Cli) -> Result<root::Routes,
     let listen = system.spawn_with::<listen::ListenActor>(
         LISTEN,
         listen::ListenArgs {
-            addr: cli.listen,
-            client_timeout: listen::DEFAULT_CLIENT_TIMEOUT,
-            reply_timeout: listen::DEFAULT_REPLY_TIMEOUT,
+            client_timeout: cli.client_timeout,
+            max_connections: cli.max_connections,
+            control_token: cli.control_token.clone(),
+            stats_interval: cli.stats_interval,
+            ..listen::ListenArgs::new(cli.listen)
         },
         child_options(LISTEN),
     )?;

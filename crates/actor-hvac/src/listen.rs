@@ -1,319 +1,128 @@
 //! LISTEN: a custom-loop actor, the device's TCP server.
 //!
 //! * It binds in `startup`, so a port in use fails the start (and the root's spawn says so).
-//! * Its loop accepts without blocking and waits at most [`ACCEPT_POLL`] for a connection
-//!   before it looks at its stop flag again: a stop is seen within that poll.
-//! * It serves clients one after another, each under deadlines: the request must arrive
-//!   within the client timeout (read in slices of [`READ_SLICE`], the stop flag looked at
-//!   between them), the root's reply within the reply timeout, the write within
-//!   [`WRITE_TIMEOUT`]. A client can cost it a few seconds at most, never stall it.
+//!   There too it raises its soft descriptor limit to the hard limit and lengthens the
+//!   listening socket's backlog to [`BACKLOG`].
+//! * One thread serves every client at once: a poll loop ([mio]) over non-blocking sockets.
+//!   Each connection carries its own deadline for the stage it is in: the request within
+//!   the client timeout, the root's answer within the reply timeout, the write within
+//!   [`WRITE_TIMEOUT`], then a short [`LINGER`]. A silent or slow client costs a descriptor
+//!   and a few hundred bytes until its deadline, never anyone else's time.
+//! * A request is complete as soon as the bytes read form one ([`protocol::judge`]): at a
+//!   newline, at the client's end of stream, or when what came is a whole request (the
+//!   mptools client sends one and waits). No quiet gap is waited out.
+//! * At most `max_connections` are open at once; a client beyond that gets `ERROR busy` and
+//!   is closed at once (so does one that arrives when the process is out of descriptors: a
+//!   spare descriptor is kept for that, and accepting pauses for [`ACCEPT_BACKOFF`]).
 //! * Requests go to the root as [`HvacEvent::Request`]; the root's answer comes back into
-//!   LISTEN's inbox as [`ListenMsg::Reply`], matched by incarnation and request id, so a
-//!   late answer to an earlier request is never sent to the wrong client.
-//! * Bad input gets an `ERROR <reason>` where a reply is possible, and costs nothing else.
+//!   LISTEN's inbox as [`ListenMsg::Reply`], matched to its connection by incarnation and
+//!   request id, so a late answer to an earlier request is never sent to the wrong client.
+//! * Waits are bounded: the poll waits at most [`IDLE_POLL`] when nothing is pending (the
+//!   stop flag is looked at between waits); while requests are with the root, LISTEN waits
+//!   on its inbox for at most [`REPLY_WAIT`] at a time and polls the sockets in between, so
+//!   an answer goes out as soon as it arrives.
+//! * With a control token ([`crate::token`]), `END` and `SET` without it get `ERROR` here
+//!   and never reach the root.
+//! * Logs stay quiet under load: one DEBUG line per connection, and at INFO one line per
+//!   interval that saw traffic, with the counts of how connections ended ([`stats`]).
+
+mod conn;
+mod fds;
+pub mod stats;
 
 use crate::messages::{HvacEvent, ListenMsg};
-use crate::protocol::{self, answer_line, error_line, Command, ProtocolError, MAX_MESSAGE};
+use crate::protocol::{self, answer_line, error_line, Command, Framing, ProtocolError};
+use crate::token::ControlToken;
 use actor_core::{Actor, ActorError, Context, Recv};
+use conn::{Conn, Drained, Stage};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
 use serde::{Deserialize, Serialize};
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use stats::{End, Stats};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-/// The longest wait for a connection before the stop flag is looked at again.
-pub const ACCEPT_POLL: Duration = Duration::from_millis(25);
-/// The longest single wait for a client's bytes before the stop flag is looked at again.
-pub const READ_SLICE: Duration = Duration::from_millis(25);
-/// Once some bytes of a message arrived without a newline, this much silence ends the
-/// message: the mptools client sends one message and waits for the reply.
-pub const QUIET_GAP: Duration = Duration::from_millis(30);
+/// The longest the poll waits when no request is with the root: how late a stop set by a
+/// signal is seen at most (the root's own stop request is seen the same way).
+pub const IDLE_POLL: Duration = Duration::from_millis(25);
+/// While requests are with the root: the longest single wait on the inbox for an answer
+/// before the sockets are polled again (an answer ends the wait as soon as it arrives).
+pub const REPLY_WAIT: Duration = Duration::from_millis(1);
 /// How long a client has to send its request, by default.
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long LISTEN waits for the root's reply, by default.
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long writing a reply may take.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
-/// After the reply, how long unread input is drained before closing, so that the close does
+/// After the reply, how long unread input is taken before closing, so that the close does
 /// not turn into a reset that could destroy the reply before the client read it.
 pub const LINGER: Duration = Duration::from_millis(200);
-/// How long to back off when accept fails for want of resources (file descriptors, memory).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The cap on open connections, by default: above the 1,000 idle clients the device is
+/// meant to hold while it still answers at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// The most requests LISTEN has with the root at once; a request beyond it gets
+/// `ERROR busy`. Below the root's event inbox capacity (4096 per sender), so handing a request
+/// over never waits for room, and equal to LISTEN's own mailbox capacity (policy), so the
+/// root never waits to hand an answer back.
+pub const MAX_IN_FLIGHT: usize = 1024;
+/// How often, at most, LISTEN logs its counts at INFO (only for intervals with traffic).
+pub const STATS_INTERVAL: Duration = Duration::from_secs(5);
+/// The listening socket's backlog (capped by the kernel at `net.core.somaxconn`).
+pub const BACKLOG: i32 = 4096;
+/// How long accepting pauses when the process is out of descriptors or memory.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Descriptors the process needs besides its connections (inbox, logging, the spare...):
+/// a cap above the limit minus these is warned about at start.
+const RESERVED_DESCRIPTORS: u64 = 32;
+/// Connections accepted in one go before the other sockets get their turn.
+const ACCEPT_BATCH: usize = 128;
+/// On a stop, how long LISTEN still waits for the answers to requests with the root (the
+/// answer to `REQUEST END` is queued just before the stop).
+const STOP_FLUSH: Duration = Duration::from_millis(100);
+/// The poll token of the listening socket; connections count up from 1, never reused.
+const LISTENER: Token = Token(0);
 
 /// LISTEN's arguments.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListenArgs {
-    /// The address to bind.
+    /// The address to bind (port 0: any free port, logged as "listening on ...").
     pub addr: SocketAddr,
     /// How long a client has to send its request.
     pub client_timeout: Duration,
     /// How long to wait for the root's reply.
     pub reply_timeout: Duration,
+    /// The most connections open at once; beyond it, `ERROR busy`.
+    pub max_connections: usize,
+    /// When set, `END` and `SET` must carry it.
+    pub control_token: Option<ControlToken>,
+    /// How often, at most, the counts are logged at INFO.
+    pub stats_interval: Duration,
+}
+
+impl ListenArgs {
+    /// The defaults on `addr`: 2 s to send a request, 2 s for the root's reply,
+    /// [`DEFAULT_MAX_CONNECTIONS`], no control token, counts every [`STATS_INTERVAL`].
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            client_timeout: DEFAULT_CLIENT_TIMEOUT,
+            reply_timeout: DEFAULT_REPLY_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            control_token: None,
+            stats_interval: STATS_INTERVAL,
+        }
+    }
 }
 
 /// The LISTEN actor.
 pub struct ListenActor {
     args: ListenArgs,
-    listener: Option<TcpListener>,
-    incarnation: u32,
-    next_id: u64,
-    clients: u64,
-}
-
-/// What reading a client's message gave.
-#[derive(Debug)]
-pub enum Incoming {
-    /// A message: the bytes before the first newline, or all that came.
-    Message(Vec<u8>),
-    /// More than [`MAX_MESSAGE`] bytes before any newline.
-    TooLong,
-    /// The client closed the connection without sending anything.
-    Closed,
-    /// Nothing arrived by the deadline.
-    Silent,
-    /// The actor is asked to stop.
-    Stopping,
-    /// The connection failed (reset).
-    Failed(io::Error),
-}
-
-/// Reads one message from `stream`: up to the first newline, the end of the stream, a quiet
-/// gap of [`QUIET_GAP`] after some bytes, or `deadline`, whichever comes first. Each wait
-/// lasts at most [`READ_SLICE`], and `should_stop` is asked between them.
-pub fn read_message(
-    stream: &mut TcpStream,
-    deadline: Instant,
-    should_stop: impl Fn() -> bool,
-) -> Incoming {
-    let mut buf: Vec<u8> = Vec::with_capacity(256);
-    let mut chunk = [0u8; 2048];
-    loop {
-        if should_stop() {
-            return Incoming::Stopping;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            // A client that trickles bytes gets judged on what it sent by the deadline.
-            return if buf.is_empty() {
-                Incoming::Silent
-            } else {
-                Incoming::Message(buf)
-            };
-        }
-        let wait = if buf.is_empty() {
-            READ_SLICE
-        } else {
-            QUIET_GAP
-        };
-        let wait = wait.min(deadline - now).max(Duration::from_millis(1));
-        if let Err(e) = stream.set_read_timeout(Some(wait)) {
-            return Incoming::Failed(e);
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) if buf.is_empty() => return Incoming::Closed,
-            Ok(0) => return Incoming::Message(buf),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(end) = buf.iter().position(|b| *b == b'\n') {
-                    if end > MAX_MESSAGE {
-                        return Incoming::TooLong;
-                    }
-                    buf.truncate(end + 1);
-                    return Incoming::Message(buf);
-                }
-                if buf.len() > MAX_MESSAGE {
-                    return Incoming::TooLong;
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                if !buf.is_empty() {
-                    return Incoming::Message(buf);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Incoming::Failed(e),
-        }
-    }
-}
-
-/// Reads and discards what the client still sends, for at most `limit`, until it closes or
-/// goes quiet: closing a socket with unread input makes the kernel send a reset, which can
-/// destroy the reply before the client has read it.
-fn linger(stream: &mut TcpStream, limit: Duration) {
-    let until = Instant::now() + limit;
-    let mut sink = [0u8; 4096];
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left.min(QUIET_GAP))).is_err() {
-            return;
-        }
-        match stream.read(&mut sink) {
-            Ok(0) => return,
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return,
-        }
-    }
-}
-
-/// Accept errors that say something about one connection or a passing shortage, not about
-/// the listening socket (accept(2): treat the network errors like EAGAIN).
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(
-            libc::ECONNABORTED
-                | libc::EMFILE
-                | libc::ENFILE
-                | libc::ENOBUFS
-                | libc::ENOMEM
-                | libc::EPROTO
-                | libc::EPERM
-                | libc::ENETDOWN
-                | libc::ENOPROTOOPT
-                | libc::EHOSTDOWN
-                | libc::ENONET
-                | libc::EHOSTUNREACH
-                | libc::EOPNOTSUPP
-                | libc::ENETUNREACH
-                | libc::ETIMEDOUT
-        )
-    )
-}
-
-/// Waits until `listener` has a connection to accept, at most `timeout`.
-fn wait_for_connection(listener: &TcpListener, timeout: Duration) {
-    let mut pfd = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: one valid pollfd that lives across the call. An error (EINTR) is an early
-    // wake-up, which the caller's loop handles like a timeout.
-    unsafe {
-        libc::poll(&mut pfd, 1, ms);
-    }
-}
-
-impl ListenActor {
-    fn serve(&mut self, ctx: &mut Context<Self>, mut stream: TcpStream, peer: SocketAddr) {
-        self.clients += 1;
-        let prepared = stream
-            .set_nonblocking(false)
-            .and_then(|()| stream.set_nodelay(true))
-            .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)));
-        if let Err(e) = prepared {
-            slog::info!(ctx.log(), "cannot serve {peer}: {e}");
-            return;
-        }
-        slog::debug!(ctx.log(), "accepted a connection from {peer}");
-        let deadline = Instant::now() + self.args.client_timeout;
-        let reply = match read_message(&mut stream, deadline, || ctx.should_stop()) {
-            Incoming::Message(bytes) => match protocol::parse_message(&bytes) {
-                Ok(command) => Some(self.ask_root(ctx, command, peer)),
-                Err(e) => {
-                    slog::warn!(ctx.log(), "bad request from {peer}: {e}");
-                    Some(error_line(e))
-                }
-            },
-            Incoming::TooLong => {
-                slog::warn!(
-                    ctx.log(),
-                    "bad request from {peer}: {}",
-                    ProtocolError::TooLong
-                );
-                Some(error_line(ProtocolError::TooLong))
-            }
-            Incoming::Closed => {
-                slog::info!(ctx.log(), "{peer} closed the connection without a request");
-                None
-            }
-            Incoming::Silent => {
-                slog::warn!(
-                    ctx.log(),
-                    "{peer} sent nothing within {:?}: dropped",
-                    self.args.client_timeout
-                );
-                Some(error_line(format!(
-                    "no request within {:?}",
-                    self.args.client_timeout
-                )))
-            }
-            Incoming::Stopping => Some(error_line("shutting down")),
-            Incoming::Failed(e) => {
-                slog::info!(ctx.log(), "reading from {peer} failed: {e}");
-                None
-            }
-        };
-        if let Some(line) = reply {
-            if let Err(e) = stream.write_all(line.as_bytes()) {
-                slog::info!(ctx.log(), "cannot reply to {peer}: {e}");
-            }
-        }
-        let _ = stream.shutdown(Shutdown::Write);
-        linger(&mut stream, LINGER);
-    }
-
-    /// Hands a request to the root and waits for its answer under the reply deadline.
-    fn ask_root(&mut self, ctx: &mut Context<Self>, command: Command, peer: SocketAddr) -> String {
-        let id = self.next_id;
-        self.next_id += 1;
-        slog::info!(ctx.log(), "request {id} from {peer}: {command}");
-        let request = HvacEvent::Request {
-            incarnation: self.incarnation,
-            id,
-            command,
-        };
-        if let Err(e) = ctx.emit(request) {
-            slog::warn!(ctx.log(), "cannot hand request {id} to the root: {e}");
-            return error_line("the device cannot take requests now");
-        }
-        let deadline = Instant::now() + self.args.reply_timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                let why = format!(
-                    "no reply from the root to request {id} within {:?}",
-                    self.args.reply_timeout
-                );
-                slog::warn!(ctx.log(), "{why}");
-                let _ = ctx.emit(HvacEvent::Error(format!("LISTEN: {why}")));
-                return error_line(format!(
-                    "timeout: no reply within {:?}",
-                    self.args.reply_timeout
-                ));
-            }
-            match ctx.recv(left) {
-                Recv::Msg(ListenMsg::Reply {
-                    incarnation,
-                    id: rid,
-                    answer,
-                }) => {
-                    if incarnation == self.incarnation && rid == id {
-                        let line = answer_line(id, &answer);
-                        slog::debug!(ctx.log(), "reply {}", line.trim_end());
-                        return line;
-                    }
-                    slog::debug!(ctx.log(), "dropping a late reply to request {rid}");
-                }
-                Recv::Timeout => {}
-                Recv::Stop => return error_line("shutting down"),
-            }
-        }
-    }
-
-    /// Takes replies that came too late for their request, so they do not sit in the inbox.
-    fn drop_late_replies(ctx: &mut Context<Self>) {
-        while let Recv::Msg(ListenMsg::Reply { id, .. }) = ctx.recv(Duration::ZERO) {
-            slog::debug!(ctx.log(), "dropping a late reply to request {id}");
-        }
-    }
+    listener: Option<std::net::TcpListener>,
+    summary: Option<String>,
 }
 
 impl Actor for ListenActor {
@@ -325,20 +134,53 @@ impl Actor for ListenActor {
         Ok(Self {
             args,
             listener: None,
-            incarnation: std::process::id(),
-            next_id: 1,
-            clients: 0,
+            summary: None,
         })
     }
 
     fn startup(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        match fds::raise_limit() {
+            Ok(lim) => {
+                if lim.now > lim.before {
+                    slog::debug!(
+                        ctx.log(),
+                        "descriptor limit raised from {} to {}",
+                        lim.before,
+                        lim.now
+                    );
+                }
+                let cap = self.args.max_connections as u64;
+                if cap + RESERVED_DESCRIPTORS > lim.now {
+                    slog::warn!(
+                        ctx.log(),
+                        "the descriptor limit ({}) is below the cap of {cap} connections: \
+                         past about {} clients, new ones get ERROR busy",
+                        lim.now,
+                        lim.now.saturating_sub(RESERVED_DESCRIPTORS)
+                    );
+                }
+            }
+            Err(e) => slog::warn!(ctx.log(), "cannot raise the descriptor limit: {e}"),
+        }
         let addr = self.args.addr;
         let cannot =
             |e: io::Error| ActorError::new(format!("cannot listen on {addr}")).with_cause(e);
-        let listener = TcpListener::bind(addr).map_err(cannot)?;
+        let listener = std::net::TcpListener::bind(addr).map_err(cannot)?;
         listener.set_nonblocking(true).map_err(cannot)?;
+        if let Err(e) = fds::set_backlog(&listener, BACKLOG) {
+            slog::warn!(ctx.log(), "cannot lengthen the backlog to {BACKLOG}: {e}");
+        }
         let local = listener.local_addr().map_err(cannot)?;
-        slog::info!(ctx.log(), "listening on {local}");
+        slog::info!(
+            ctx.log(),
+            "listening on {local}: at most {} connections, control {}",
+            self.args.max_connections,
+            if self.args.control_token.is_some() {
+                "needs the token"
+            } else {
+                "open"
+            }
+        );
         self.listener = Some(listener);
         Ok(())
     }
@@ -347,129 +189,557 @@ impl Actor for ListenActor {
         let Some(listener) = self.listener.take() else {
             return Err(ActorError::new("the listening socket is not open"));
         };
-        let result = loop {
-            if ctx.should_stop() {
-                break Ok(());
-            }
-            match listener.accept() {
-                Ok((stream, peer)) => self.serve(ctx, stream, peer),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait_for_connection(&listener, ACCEPT_POLL);
-                    Self::drop_late_replies(ctx);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_transient(&e) => {
-                    slog::warn!(ctx.log(), "accept failed, backing off: {e}");
-                    if e.raw_os_error() != Some(libc::ECONNABORTED) {
-                        let _ = ctx.emit(HvacEvent::Error(format!("LISTEN: accept failed: {e}")));
-                        // A bounded back-off: the stop flag is looked at again right after.
-                        std::thread::sleep(ACCEPT_BACKOFF);
-                    }
-                }
-                Err(e) => {
-                    // The listening socket itself is broken: a restart binds a new one.
-                    break Err(
-                        ActorError::new(format!("accept failed on {}", self.args.addr))
-                            .with_cause(e),
-                    );
-                }
-            }
-        };
-        self.listener = Some(listener);
+        let mut server = Server::new(self.args.clone(), TcpListener::from_std(listener))
+            .map_err(|e| ActorError::new("cannot set up polling").with_cause(e))?;
+        let result = server.run(ctx);
+        self.summary = Some(format!(
+            "served {} connections: {}",
+            server.stats.total.connections(),
+            server.stats.total.breakdown()
+        ));
         result
     }
 
     fn shutdown(&mut self, ctx: &mut Context<Self>) {
         self.listener = None;
-        slog::info!(ctx.log(), "served {} connections", self.clients);
+        if let Some(summary) = &self.summary {
+            slog::info!(ctx.log(), "{summary}");
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::TcpListener;
+/// What taking the answers from the inbox found: the inbox is open, or its stop request came.
+enum Inbox {
+    /// Go on: more answers may come.
+    Open,
+    /// The stop request was received (everything queued before it was handled).
+    Stopped,
+}
 
-    /// A connected pair on loopback: (the server's end, the client's end).
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let addr = listener.local_addr().expect("local address");
-        let client = TcpStream::connect(addr).expect("connect");
-        let (server, _) = listener.accept().expect("accept");
-        (server, client)
+/// The poll loop's state: the sockets, each connection's stage, the timers, the requests
+/// with the root.
+struct Server {
+    args: ListenArgs,
+    poll: Poll,
+    events: Events,
+    ready: Vec<Token>,
+    listener: TcpListener,
+    conns: HashMap<Token, Conn>,
+    /// (deadline, connection, epoch): a min-heap; entries of an earlier epoch are stale.
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Request id → the connection waiting for its answer.
+    awaiting: HashMap<u64, Token>,
+    next_token: usize,
+    next_id: u64,
+    incarnation: u32,
+    /// The listening socket may have connections waiting (it is edge-triggered).
+    accept_ready: bool,
+    /// Out of descriptors: no accept before then.
+    accept_paused_until: Option<Instant>,
+    out_of_descriptors: bool,
+    spare: Option<File>,
+    last_inbox_check: Instant,
+    stats: Stats,
+}
+
+impl Server {
+    fn new(args: ListenArgs, mut listener: TcpListener) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let now = Instant::now();
+        Ok(Self {
+            stats: Stats::new(args.stats_interval, now),
+            args,
+            poll,
+            events: Events::with_capacity(1024),
+            ready: Vec::with_capacity(1024),
+            listener,
+            conns: HashMap::new(),
+            timers: BinaryHeap::new(),
+            awaiting: HashMap::new(),
+            next_token: 1,
+            next_id: 1,
+            incarnation: std::process::id(),
+            accept_ready: true,
+            accept_paused_until: None,
+            out_of_descriptors: false,
+            spare: fds::spare(),
+            last_inbox_check: now,
+        })
     }
 
-    fn soon(ms: u64) -> Instant {
-        Instant::now() + Duration::from_millis(ms)
-    }
-
-    #[test]
-    fn a_message_without_newline_ends_at_a_quiet_gap() {
-        let (mut server, mut client) = pair();
-        client.write_all(b"REQUEST hi").expect("write");
-        let t0 = Instant::now();
-        match read_message(&mut server, soon(2000), || false) {
-            Incoming::Message(m) => assert_eq!(m, b"REQUEST hi"),
-            other => panic!("got {other:?}"),
+    fn run(&mut self, ctx: &mut Context<ListenActor>) -> Result<(), ActorError> {
+        loop {
+            if ctx.should_stop() {
+                self.stop(ctx, Inbox::Open);
+                return Ok(());
+            }
+            let now = Instant::now();
+            if self.accept_paused_until.is_some_and(|t| t <= now) {
+                self.accept_paused_until = None;
+                self.accept_ready = true;
+            }
+            let timeout = self.poll_timeout(now);
+            match self.poll.poll(&mut self.events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ActorError::new("polling the sockets failed").with_cause(e)),
+            }
+            let mut ready = std::mem::take(&mut self.ready);
+            ready.clear();
+            for event in self.events.iter() {
+                if event.token() == LISTENER {
+                    self.accept_ready = true;
+                } else {
+                    ready.push(event.token());
+                }
+            }
+            for token in ready.drain(..) {
+                self.on_ready(ctx, token);
+            }
+            self.ready = ready;
+            if self.accept_ready && self.accept_paused_until.is_none() {
+                self.accept_all(ctx)?;
+            }
+            if let Inbox::Stopped = self.take_answers(ctx) {
+                self.stop(ctx, Inbox::Stopped);
+                return Ok(());
+            }
+            let now = Instant::now();
+            self.expire(ctx, now);
+            if let Some(line) = self.stats.tick(now, self.conns.len()) {
+                slog::info!(ctx.log(), "{line}");
+            }
         }
-        assert!(t0.elapsed() < Duration::from_millis(1000));
     }
 
-    #[test]
-    fn a_newline_ends_the_message_at_once() {
-        let (mut server, mut client) = pair();
-        client.write_all(b"REQUEST a\nREQUEST b\n").expect("write");
-        match read_message(&mut server, soon(2000), || false) {
-            Incoming::Message(m) => assert_eq!(m, b"REQUEST a\n"),
-            other => panic!("got {other:?}"),
+    /// No wait while there is work (connections to accept, answers to wait for on the
+    /// inbox instead); else until the next deadline, at most [`IDLE_POLL`].
+    fn poll_timeout(&self, now: Instant) -> Duration {
+        if !self.awaiting.is_empty() || (self.accept_ready && self.accept_paused_until.is_none()) {
+            return Duration::ZERO;
+        }
+        let mut wait = IDLE_POLL;
+        if let Some(Reverse((at, _, _))) = self.timers.peek() {
+            wait = wait.min(at.saturating_duration_since(now));
+        }
+        if let Some(until) = self.accept_paused_until {
+            wait = wait.min(until.saturating_duration_since(now));
+        }
+        wait
+    }
+
+    fn set_timer(&mut self, token: Token, stage: Stage, timeout: Duration) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let deadline = Instant::now() + timeout;
+        let epoch = conn.enter(stage, deadline);
+        self.timers.push(Reverse((deadline, token.0, epoch)));
+    }
+
+    fn accept_all(&mut self, ctx: &mut Context<ListenActor>) -> Result<(), ActorError> {
+        for _ in 0..ACCEPT_BATCH {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if self.out_of_descriptors {
+                        self.out_of_descriptors = false;
+                        slog::info!(ctx.log(), "accepting connections again");
+                        if self.spare.is_none() {
+                            self.spare = fds::spare();
+                        }
+                    }
+                    self.open(ctx, stream, peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_ready = false;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if fds::is_out_of_resources(&e) => {
+                    self.on_out_of_resources(ctx, e);
+                    return Ok(());
+                }
+                Err(e) if fds::is_transient(&e) => {
+                    slog::debug!(ctx.log(), "accept failed for one connection: {e}");
+                }
+                Err(e) => {
+                    // The listening socket itself is broken: a restart binds a new one.
+                    return Err(
+                        ActorError::new(format!("accept failed on {}", self.args.addr))
+                            .with_cause(e),
+                    );
+                }
+            }
+        }
+        // A full batch: more may be waiting; the other sockets get their turn first.
+        Ok(())
+    }
+
+    /// Out of descriptors (or memory): the waiting client that the spare descriptor makes
+    /// room for gets `ERROR busy`; accepting pauses for [`ACCEPT_BACKOFF`], and a warning
+    /// is logged once per episode (the INFO counts say how often it happened).
+    fn on_out_of_resources(&mut self, ctx: &mut Context<ListenActor>, e: io::Error) {
+        self.stats.count_out_of_descriptors();
+        if let Some(spare) = self.spare.take() {
+            drop(spare);
+            if let Ok((stream, peer)) = self.listener.accept() {
+                self.refuse_busy(ctx, stream, peer);
+            }
+            self.spare = fds::spare();
+        }
+        self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+        if !self.out_of_descriptors {
+            self.out_of_descriptors = true;
+            let why = format!(
+                "accept failed: {e}: new clients get ERROR busy while {} connections are open",
+                self.conns.len()
+            );
+            slog::warn!(ctx.log(), "{why}");
+            let _ = ctx.emit(HvacEvent::Error(format!("LISTEN: {why}")));
         }
     }
 
-    #[test]
-    fn a_silent_client_is_given_up_at_the_deadline() {
-        let (mut server, _client) = pair();
-        let t0 = Instant::now();
-        assert!(matches!(
-            read_message(&mut server, soon(150), || false),
-            Incoming::Silent
+    fn open(&mut self, ctx: &mut Context<ListenActor>, mut stream: TcpStream, peer: SocketAddr) {
+        if self.conns.len() >= self.args.max_connections {
+            self.refuse_busy(ctx, stream, peer);
+            return;
+        }
+        // Replies are one small write: send it at once.
+        let _ = stream.set_nodelay(true);
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            slog::debug!(ctx.log(), "cannot serve {peer}: {e}");
+            self.stats.count(End::Failed);
+            return;
+        }
+        let now = Instant::now();
+        self.conns.insert(token, Conn::new(stream, peer, now, now));
+        self.set_timer(token, Stage::Reading, self.args.client_timeout);
+        // The request may be there already.
+        self.read_request(ctx, token);
+    }
+
+    /// `ERROR busy`, without waiting: a write into an empty socket buffer, the write side
+    /// closed, what the client sent so far taken (so the close is no reset), and closed.
+    fn refuse_busy(&mut self, ctx: &mut Context<ListenActor>, stream: TcpStream, peer: SocketAddr) {
+        let line = error_line(format!(
+            "busy: {} connections open, the most this device serves; try again later",
+            self.conns.len()
         ));
-        let took = t0.elapsed();
-        assert!(
-            took >= Duration::from_millis(140) && took < Duration::from_secs(2),
-            "{took:?}"
+        let _ = (&stream).write(line.as_bytes());
+        let _ = stream.shutdown(Shutdown::Write);
+        let mut sink = [0u8; 2048];
+        let _ = io::Read::read(&mut &stream, &mut sink);
+        self.stats.count(End::Busy);
+        slog::debug!(ctx.log(), "{peer}: refused: {}", line.trim_end());
+    }
+
+    fn on_ready(&mut self, ctx: &mut Context<ListenActor>, token: Token) {
+        let Some(conn) = self.conns.get(&token) else {
+            return;
+        };
+        match conn.stage {
+            Stage::Reading => self.read_request(ctx, token),
+            // What it sends meanwhile is taken while lingering.
+            Stage::AwaitingRoot(_) => {}
+            Stage::Writing => self.write_reply(ctx, token),
+            Stage::Lingering => self.linger(ctx, token),
+        }
+    }
+
+    fn read_request(&mut self, ctx: &mut Context<ListenActor>, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if let Err(e) = conn.fill() {
+            conn.request = Some(format!("(reading failed: {e})"));
+            conn.end = Some(End::Failed);
+            self.close(ctx, token);
+            return;
+        }
+        if conn.input.is_empty() {
+            if conn.eof {
+                conn.end = Some(End::ClosedEarly);
+                self.close(ctx, token);
+            }
+            return;
+        }
+        match protocol::judge(&conn.input, conn.eof, self.args.control_token.as_ref()) {
+            Framing::Incomplete => {}
+            Framing::Complete(parsed) => self.on_message(ctx, token, parsed),
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        ctx: &mut Context<ListenActor>,
+        token: Token,
+        parsed: Result<Command, ProtocolError>,
+    ) {
+        match parsed {
+            Ok(command) => self.ask_root(ctx, token, command),
+            Err(e) => {
+                let end = match e {
+                    ProtocolError::TokenRequired(_) | ProtocolError::BadToken => End::Denied,
+                    _ => End::Refused,
+                };
+                self.reply(ctx, token, error_line(e), end);
+            }
+        }
+    }
+
+    /// Hands a request to the root; the answer comes back through the inbox.
+    fn ask_root(&mut self, ctx: &mut Context<ListenActor>, token: Token, command: Command) {
+        if self.awaiting.len() >= MAX_IN_FLIGHT {
+            let line = error_line(format!(
+                "busy: {MAX_IN_FLIGHT} requests are with the device; try again later"
+            ));
+            self.reply(ctx, token, line, End::Busy);
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        if let Some(conn) = self.conns.get_mut(&token) {
+            conn.request = Some(format!("request {id}: {command}"));
+        }
+        let request = HvacEvent::Request {
+            incarnation: self.incarnation,
+            id,
+            command,
+        };
+        if let Err(e) = ctx.emit(request) {
+            if self.stats.first_warning() {
+                slog::warn!(ctx.log(), "cannot hand request {id} to the root: {e}");
+            }
+            let line = error_line("the device cannot take requests now");
+            self.reply(ctx, token, line, End::NoAnswer);
+            return;
+        }
+        self.awaiting.insert(id, token);
+        self.set_timer(token, Stage::AwaitingRoot(id), self.args.reply_timeout);
+    }
+
+    /// Takes the root's answers from the inbox: waits up to [`REPLY_WAIT`] for the first
+    /// while requests are with the root, then takes what else is there without waiting.
+    /// With none pending, looks only every [`IDLE_POLL`] (for late answers, dropped).
+    fn take_answers(&mut self, ctx: &mut Context<ListenActor>) -> Inbox {
+        let now = Instant::now();
+        let mut wait = if self.awaiting.is_empty() {
+            if now.saturating_duration_since(self.last_inbox_check) < IDLE_POLL {
+                return Inbox::Open;
+            }
+            Duration::ZERO
+        } else {
+            REPLY_WAIT
+        };
+        self.last_inbox_check = now;
+        loop {
+            match ctx.recv(wait) {
+                Recv::Msg(ListenMsg::Reply {
+                    incarnation,
+                    id,
+                    answer,
+                }) => {
+                    wait = Duration::ZERO;
+                    let waiting = if incarnation == self.incarnation {
+                        self.awaiting.remove(&id)
+                    } else {
+                        None
+                    };
+                    match waiting {
+                        Some(token) => {
+                            self.reply(ctx, token, answer_line(id, &answer), End::Answered)
+                        }
+                        None => slog::debug!(ctx.log(), "dropping a late reply to request {id}"),
+                    }
+                }
+                Recv::Timeout => return Inbox::Open,
+                Recv::Stop => return Inbox::Stopped,
+            }
+        }
+    }
+
+    fn reply(&mut self, ctx: &mut Context<ListenActor>, token: Token, line: String, end: End) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        conn.output = line.into_bytes();
+        conn.written = 0;
+        conn.end = Some(end);
+        self.set_timer(token, Stage::Writing, WRITE_TIMEOUT);
+        self.write_reply(ctx, token);
+    }
+
+    fn write_reply(&mut self, ctx: &mut Context<ListenActor>, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        match conn.flush() {
+            Ok(true) => {
+                let _ = conn.stream.shutdown(Shutdown::Write);
+                self.set_timer(token, Stage::Lingering, LINGER);
+                self.linger(ctx, token);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                conn.request = Some(format!(
+                    "{} (writing the reply failed: {e})",
+                    conn.request.as_deref().unwrap_or("-")
+                ));
+                conn.end = Some(End::Failed);
+                self.close(ctx, token);
+            }
+        }
+    }
+
+    fn linger(&mut self, ctx: &mut Context<ListenActor>, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        match conn.discard_input() {
+            Ok(Drained::More) => {}
+            Ok(Drained::Eof) | Err(_) => self.close(ctx, token),
+        }
+    }
+
+    /// Acts on the deadlines that passed.
+    fn expire(&mut self, ctx: &mut Context<ListenActor>, now: Instant) {
+        while let Some(&Reverse((at, t, epoch))) = self.timers.peek() {
+            if at > now {
+                return;
+            }
+            self.timers.pop();
+            let token = Token(t);
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            if conn.epoch != epoch {
+                continue;
+            }
+            match conn.stage {
+                Stage::Reading if conn.input.is_empty() => {
+                    let line =
+                        error_line(format!("no request within {:?}", self.args.client_timeout));
+                    self.reply(ctx, token, line, End::Silent);
+                }
+                Stage::Reading => {
+                    // A trickling client is judged on what it sent by its deadline.
+                    let parsed =
+                        protocol::parse_request(&conn.input, self.args.control_token.as_ref());
+                    match parsed {
+                        Ok(command) => self.ask_root(ctx, token, command),
+                        Err(e) => self.reply(ctx, token, error_line(e), End::Refused),
+                    }
+                }
+                Stage::AwaitingRoot(id) => {
+                    self.awaiting.remove(&id);
+                    let why = format!(
+                        "no reply from the root to request {id} within {:?}",
+                        self.args.reply_timeout
+                    );
+                    if self.stats.first_warning() {
+                        slog::warn!(ctx.log(), "{why}");
+                        let _ = ctx.emit(HvacEvent::Error(format!("LISTEN: {why}")));
+                    }
+                    let line = error_line(format!(
+                        "timeout: no reply within {:?}",
+                        self.args.reply_timeout
+                    ));
+                    self.reply(ctx, token, line, End::NoAnswer);
+                }
+                Stage::Writing => {
+                    conn.end = Some(End::Failed);
+                    conn.request = Some(format!(
+                        "{} (the reply could not be written within {WRITE_TIMEOUT:?})",
+                        conn.request.as_deref().unwrap_or("-")
+                    ));
+                    self.close(ctx, token);
+                }
+                Stage::Lingering => self.close(ctx, token),
+            }
+        }
+    }
+
+    /// Closes a connection: counts how it ended and logs one DEBUG line for it.
+    fn close(&mut self, ctx: &mut Context<ListenActor>, token: Token) {
+        let Some(conn) = self.conns.remove(&token) else {
+            return;
+        };
+        if let Stage::AwaitingRoot(id) = conn.stage {
+            self.awaiting.remove(&id);
+        }
+        let end = conn.end.unwrap_or(End::ClosedEarly);
+        self.stats.count(end);
+        slog::debug!(
+            ctx.log(),
+            "{}: {} -> {} ({}, {:.2} ms)",
+            conn.peer,
+            conn.request.as_deref().unwrap_or("-"),
+            if conn.output.is_empty() {
+                "-".to_string()
+            } else {
+                conn.reply_text()
+            },
+            end.label(),
+            conn.opened.elapsed().as_secs_f64() * 1e3
         );
+        // Dropping the stream closes it, which also takes it out of the poll set.
     }
 
-    #[test]
-    fn a_closed_client_is_noticed() {
-        let (mut server, client) = pair();
-        drop(client);
-        assert!(matches!(
-            read_message(&mut server, soon(2000), || false),
-            Incoming::Closed
-        ));
-    }
-
-    #[test]
-    fn more_than_1500_bytes_is_too_long() {
-        let (mut server, mut client) = pair();
-        client.write_all(&[b'x'; 3000]).expect("write");
-        assert!(matches!(
-            read_message(&mut server, soon(2000), || false),
-            Incoming::TooLong
-        ));
-    }
-
-    #[test]
-    fn a_stop_interrupts_the_wait() {
-        let (mut server, _client) = pair();
-        let t0 = Instant::now();
-        assert!(matches!(
-            read_message(&mut server, soon(5000), || t0.elapsed()
-                > Duration::from_millis(50)),
-            Incoming::Stopping
-        ));
-        assert!(t0.elapsed() < Duration::from_secs(2));
+    /// The stop: answers still coming from the root are awaited briefly (unless the
+    /// inbox already said stop), every other client gets `ERROR shutting down` where a
+    /// write goes through at once, and every connection is closed.
+    fn stop(&mut self, ctx: &mut Context<ListenActor>, inbox: Inbox) {
+        if let Inbox::Open = inbox {
+            let until = Instant::now() + STOP_FLUSH;
+            while !self.awaiting.is_empty() {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match ctx.recv(left.min(Duration::from_millis(5))) {
+                    Recv::Msg(ListenMsg::Reply {
+                        incarnation,
+                        id,
+                        answer,
+                    }) if incarnation == self.incarnation => {
+                        if let Some(token) = self.awaiting.remove(&id) {
+                            self.reply(ctx, token, answer_line(id, &answer), End::Answered);
+                        }
+                    }
+                    Recv::Msg(_) | Recv::Timeout => {}
+                    Recv::Stop => break,
+                }
+            }
+        }
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        let open = tokens.len();
+        for token in tokens {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            if matches!(conn.stage, Stage::Reading | Stage::AwaitingRoot(_)) {
+                conn.output = error_line("shutting down").into_bytes();
+                conn.written = 0;
+                conn.end = Some(End::Stopped);
+            }
+            if conn.flush().is_err() {
+                conn.end = Some(End::Failed);
+            }
+            let _ = conn.stream.shutdown(Shutdown::Write);
+            let _ = conn.discard_input();
+            self.close(ctx, token);
+        }
+        if open > 0 {
+            slog::debug!(ctx.log(), "stopping: closed {open} open connections");
+        }
     }
 }
 
@@ -479,17 +749,19 @@ mod actor_tests {
     use crate::protocol::Answer;
     use actor_core::Outcome;
     use actor_ipc::testkit::TestKit;
+    use std::io::Read;
 
-    fn start() -> (TestKit<ListenActor>, SocketAddr) {
+    fn start(token: Option<&str>) -> (TestKit<ListenActor>, SocketAddr) {
         // A port free a moment ago; retried if another test took it meanwhile.
         for _ in 0..3 {
-            let addr = TcpListener::bind("127.0.0.1:0")
+            let addr = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .expect("a free port");
             let args = ListenArgs {
-                addr,
                 client_timeout: Duration::from_millis(300),
                 reply_timeout: Duration::from_millis(300),
+                control_token: token.map(|t| ControlToken::new(t).expect("valid")),
+                ..ListenArgs::new(addr)
             };
             if let Ok(kit) = TestKit::<ListenActor>::start(args) {
                 return (kit, addr);
@@ -501,7 +773,7 @@ mod actor_tests {
     fn ask(addr: SocketAddr, msg: &[u8]) -> std::thread::JoinHandle<String> {
         let msg = msg.to_vec();
         std::thread::spawn(move || {
-            let mut s = TcpStream::connect(addr).expect("connect");
+            let mut s = std::net::TcpStream::connect(addr).expect("connect");
             s.set_read_timeout(Some(Duration::from_secs(5)))
                 .expect("timeout");
             s.write_all(&msg).expect("send");
@@ -513,7 +785,7 @@ mod actor_tests {
 
     #[test]
     fn a_request_goes_to_the_root_and_its_reply_to_the_client() {
-        let (kit, addr) = start();
+        let (kit, addr) = start(None);
         let client = ask(addr, b"REQUEST STATUS");
         let Some(HvacEvent::Request {
             incarnation,
@@ -542,8 +814,35 @@ mod actor_tests {
     }
 
     #[test]
+    fn answers_go_to_their_own_connections_whatever_the_order() {
+        let (kit, addr) = start(None);
+        let first = ask(addr, b"REQUEST one");
+        let Some(HvacEvent::Request { incarnation, .. }) = kit.next_event(Duration::from_secs(5))
+        else {
+            panic!("no first request");
+        };
+        let second = ask(addr, b"REQUEST two\n");
+        assert!(matches!(
+            kit.next_event(Duration::from_secs(5)),
+            Some(HvacEvent::Request { id: 2, .. })
+        ));
+        // Answered in the reverse order.
+        for (id, text) in [(2, "for two"), (1, "for one")] {
+            kit.send(ListenMsg::Reply {
+                incarnation,
+                id,
+                answer: Answer::Reply(text.into()),
+            })
+            .expect("sent");
+        }
+        assert_eq!(second.join().expect("client"), "REPLY 2 for two\n");
+        assert_eq!(first.join().expect("client"), "REPLY 1 for one\n");
+        assert_eq!(kit.stop(), Outcome::Clean);
+    }
+
+    #[test]
     fn no_reply_from_the_root_is_a_timeout_error() {
-        let (kit, addr) = start();
+        let (kit, addr) = start(None);
         let reply = ask(addr, b"REQUEST anyone").join().expect("client");
         assert_eq!(reply, "ERROR timeout: no reply within 300ms\n");
         let events = {
@@ -566,8 +865,47 @@ mod actor_tests {
     }
 
     #[test]
-    fn a_stop_is_seen_within_the_accept_poll() {
-        let (kit, _addr) = start();
+    fn control_without_the_token_never_reaches_the_root() {
+        let (kit, addr) = start(Some("s3cret"));
+        let reply = ask(addr, b"REQUEST END").join().expect("client");
+        assert!(
+            reply.starts_with("ERROR END needs the control token"),
+            "{reply}"
+        );
+        let reply = ask(addr, b"REQUEST TOKEN nope SET 22")
+            .join()
+            .expect("client");
+        assert_eq!(reply, "ERROR wrong control token\n");
+        assert_eq!(kit.next_event(Duration::from_millis(200)), None);
+        let _client = ask(addr, b"REQUEST TOKEN s3cret END");
+        assert!(matches!(
+            kit.next_event(Duration::from_secs(5)),
+            Some(HvacEvent::Request {
+                command: Command::End,
+                ..
+            })
+        ));
+        assert_eq!(kit.stop(), Outcome::Clean);
+    }
+
+    #[test]
+    fn a_silent_client_gets_an_error_at_its_deadline_and_a_trickler_is_judged() {
+        let (kit, addr) = start(None);
+        let silent = ask(addr, b"");
+        let trickler = ask(addr, b"REQ");
+        assert_eq!(
+            silent.join().expect("client"),
+            "ERROR no request within 300ms\n"
+        );
+        let reply = trickler.join().expect("client");
+        assert!(reply.starts_with("ERROR not a request"), "{reply}");
+        assert_eq!(kit.next_event(Duration::from_millis(100)), None);
+        assert_eq!(kit.stop(), Outcome::Clean);
+    }
+
+    #[test]
+    fn a_stop_is_seen_within_the_idle_poll() {
+        let (kit, _addr) = start(None);
         let t0 = Instant::now();
         assert_eq!(kit.stop(), Outcome::Clean);
         assert!(

@@ -44,10 +44,13 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 /// rather than carried.
 pub const MESSAGE_BYTES: usize = 64 * 1024;
 
-/// Mailbox capacities: SEND takes every routed line, the others only a few messages.
+/// Mailbox capacities: SEND takes every routed line; LISTEN the answers to every request it
+/// has with the root at once (at most [`MAX_IN_FLIGHT`](crate::listen::MAX_IN_FLIGHT), so the
+/// root never waits for room there); the others only a few messages.
 fn mailbox_capacity(actor: &str) -> usize {
     match actor {
         crate::SEND => 4096,
+        crate::LISTEN => crate::listen::MAX_IN_FLIGHT,
         _ => 64,
     }
 }

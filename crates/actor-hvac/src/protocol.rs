@@ -16,6 +16,10 @@
 //! | `REQUEST END` | `REPLY <id> END` | the whole system stops cleanly (exit 0) |
 //! | anything else | `ERROR <reason>` | none |
 //!
+//! With a control token ([`crate::token`]), `END` and `SET` must come as
+//! `REQUEST TOKEN <token> END` ([`parse_request`]). When the bytes read from a client are a
+//! whole message is [`judge`]'s to say.
+//!
 //! ```
 //! use actor_hvac::protocol::{parse_message, Command};
 //! assert_eq!(parse_message(b"REQUEST END"), Ok(Command::End));
@@ -23,6 +27,7 @@
 //! assert!(parse_message(b"HELLO").is_err());
 //! ```
 
+use crate::token::{ControlToken, TOKEN_KEYWORD};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -77,6 +82,11 @@ pub enum ProtocolError {
     BadSetpoint(String),
     /// `REQUEST SET` with a temperature outside [`MIN_SETPOINT`]..=[`MAX_SETPOINT`].
     SetpointOutOfRange(f64),
+    /// A control request (`END`, `SET`) without the control token the device was started
+    /// with (the request's name).
+    TokenRequired(&'static str),
+    /// `REQUEST TOKEN <token> ...` with the wrong token.
+    BadToken,
 }
 
 impl fmt::Display for ProtocolError {
@@ -105,18 +115,66 @@ impl fmt::Display for ProtocolError {
                 f,
                 "setpoint {t}C out of range: {MIN_SETPOINT}..{MAX_SETPOINT}C"
             ),
+            ProtocolError::TokenRequired(what) => write!(
+                f,
+                "{what} needs the control token: REQUEST {TOKEN_KEYWORD} <token> {what} ..."
+            ),
+            ProtocolError::BadToken => f.write_str("wrong control token"),
         }
     }
 }
 
 impl std::error::Error for ProtocolError {}
 
-/// Parses one client message (the bytes before the first newline, or all of them).
+/// Parses one client message (the bytes before the first newline, or all of them), as the
+/// device does without a control token.
 ///
 /// A final `\r` is ignored, so `printf 'REQUEST x\r\n' | nc` works like the mptools client,
 /// which sends no newline at all. Keywords are case-insensitive; the echoed text is kept as
 /// written (surrounding blanks trimmed).
 pub fn parse_message(bytes: &[u8]) -> Result<Command, ProtocolError> {
+    parse_request(bytes, None)
+}
+
+/// Parses one client message as [`parse_message`] does, and with a control token enforces
+/// it: `END` and `SET` must come as `REQUEST TOKEN <token> END` (see [`crate::token`]).
+///
+/// ```
+/// use actor_hvac::protocol::{parse_request, Command, ProtocolError};
+/// use actor_hvac::token::ControlToken;
+/// let t = ControlToken::new("s3cret").expect("valid");
+/// assert_eq!(parse_request(b"REQUEST TOKEN s3cret END", Some(&t)), Ok(Command::End));
+/// assert_eq!(parse_request(b"REQUEST END", Some(&t)), Err(ProtocolError::TokenRequired("END")));
+/// assert_eq!(parse_request(b"REQUEST TOKEN guess END", Some(&t)), Err(ProtocolError::BadToken));
+/// assert_eq!(parse_request(b"REQUEST STATUS", Some(&t)), Ok(Command::Status));
+/// ```
+pub fn parse_request(bytes: &[u8], token: Option<&ControlToken>) -> Result<Command, ProtocolError> {
+    let rest = request_text(bytes)?;
+    let Some(token) = token else {
+        return parse_command(rest);
+    };
+    if let Some(after) = keyword(rest, TOKEN_KEYWORD) {
+        let (shown, request) = after
+            .split_once([' ', '\t'])
+            .map_or((after, ""), |(t, r)| (t, r.trim_start()));
+        if request.is_empty() {
+            return Err(ProtocolError::EmptyRequest);
+        }
+        if !token.matches(shown) {
+            return Err(ProtocolError::BadToken);
+        }
+        return parse_command(request);
+    }
+    match parse_command(rest)? {
+        Command::End => Err(ProtocolError::TokenRequired("END")),
+        Command::Set(_) => Err(ProtocolError::TokenRequired("SET")),
+        open => Ok(open),
+    }
+}
+
+/// The text after `REQUEST`, checked: one line, at most [`MAX_MESSAGE`] bytes, UTF-8, no
+/// control characters, not empty.
+fn request_text(bytes: &[u8]) -> Result<&str, ProtocolError> {
     let line = match bytes.iter().position(|b| *b == b'\n') {
         Some(end) => &bytes[..end],
         None => bytes,
@@ -138,7 +196,65 @@ pub fn parse_message(bytes: &[u8]) -> Result<Command, ProtocolError> {
     if rest.is_empty() {
         return Err(ProtocolError::EmptyRequest);
     }
-    parse_command(rest)
+    Ok(rest)
+}
+
+/// Whether the bytes read from a client so far are its whole message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Framing {
+    /// They are: here is what they say.
+    Complete(Result<Command, ProtocolError>),
+    /// More may come and would change the meaning: wait for it (under the client's deadline).
+    Incomplete,
+}
+
+/// Decides whether `buf`, all a client has sent so far, is its whole message, without
+/// waiting for a quiet gap: a message is complete at a newline, at the client's end of
+/// stream (`eof`), past [`MAX_MESSAGE`] bytes (too long), or as soon as the bytes form a
+/// whole request or a mistake no further byte can mend. Only a beginning of one (nothing
+/// yet, `REQ`, `REQUEST `, `REQUEST TOKEN x` with the request still to come, a character
+/// cut in the middle of its UTF-8 encoding) waits for more.
+///
+/// The mptools client sends one request and waits for the reply: what its first write
+/// delivers is the request, answered at once. A client that trickles bytes is judged on
+/// what has arrived when it forms a request, or at its deadline.
+///
+/// ```
+/// use actor_hvac::protocol::{judge, Command, Framing};
+/// assert_eq!(judge(b"REQUEST hi 3", false, None), Framing::Complete(Ok(Command::Echo("hi 3".into()))));
+/// assert_eq!(judge(b"REQU", false, None), Framing::Incomplete);
+/// assert!(matches!(judge(b"REQU", true, None), Framing::Complete(Err(_))));
+/// ```
+pub fn judge(buf: &[u8], eof: bool, token: Option<&ControlToken>) -> Framing {
+    let has_newline = buf.contains(&b'\n');
+    let parsed = parse_request(buf, token);
+    if eof || has_newline || buf.len() > MAX_MESSAGE {
+        return Framing::Complete(parsed);
+    }
+    let wait = match &parsed {
+        Err(ProtocolError::EmptyRequest) => true,
+        Err(ProtocolError::NotUtf8(at)) => {
+            // Cut inside a character (at most 3 bytes of a 4-byte one) rather than wrong.
+            std::str::from_utf8(&buf[*at..]).is_err_and(|e| e.error_len().is_none())
+        }
+        Err(ProtocolError::NotARequest) => is_start_of_request(buf),
+        _ => false,
+    };
+    if wait {
+        Framing::Incomplete
+    } else {
+        Framing::Complete(parsed)
+    }
+}
+
+/// True for blanks followed by a beginning of the word `REQUEST` (case-insensitive).
+fn is_start_of_request(buf: &[u8]) -> bool {
+    let start = buf
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(buf.len());
+    let word = &buf[start..];
+    word.len() < REQUEST.len() && REQUEST.as_bytes()[..word.len()].eq_ignore_ascii_case(word)
 }
 
 /// `Some(rest)` if `text` is `word` alone or `word` followed by blanks and `rest`
@@ -346,5 +462,135 @@ mod tests {
             "ERROR not a request: expected REQUEST <text>\n"
         );
         assert!(error_line(ProtocolError::TooLong).contains("1500"));
+    }
+
+    fn complete(r: Result<Command, ProtocolError>) -> Framing {
+        Framing::Complete(r)
+    }
+
+    #[test]
+    fn a_whole_request_is_complete_without_a_newline() {
+        assert_eq!(
+            judge(b"REQUEST hi 3", false, None),
+            complete(Ok(Command::Echo("hi 3".into())))
+        );
+        assert_eq!(
+            judge(b"REQUEST END", false, None),
+            complete(Ok(Command::End))
+        );
+        assert_eq!(
+            judge(b"REQUEST a\nREQUEST b", false, None),
+            complete(Ok(Command::Echo("a".into())))
+        );
+    }
+
+    #[test]
+    fn a_beginning_waits_for_more() {
+        for partial in [
+            &b""[..],
+            b"  ",
+            b"R",
+            b"req",
+            b"REQUEST",
+            b"REQUEST   ",
+            b"REQUEST \xc3",
+            b"REQUEST \xf0\x9f\x98",
+        ] {
+            assert_eq!(
+                judge(partial, false, None),
+                Framing::Incomplete,
+                "{partial:?}"
+            );
+        }
+        // ... until the client's end of stream, which judges what came.
+        assert_eq!(
+            judge(b"REQ", true, None),
+            complete(Err(ProtocolError::NotARequest))
+        );
+        assert_eq!(
+            judge(b"REQUEST", true, None),
+            complete(Err(ProtocolError::EmptyRequest))
+        );
+    }
+
+    #[test]
+    fn mistakes_no_byte_can_mend_are_complete_at_once() {
+        assert_eq!(
+            judge(b"HELLO", false, None),
+            complete(Err(ProtocolError::NotARequest))
+        );
+        assert_eq!(
+            judge(b"REQUESTS", false, None),
+            complete(Err(ProtocolError::NotARequest))
+        );
+        assert_eq!(
+            judge(b"REQUEST \xff", false, None),
+            complete(Err(ProtocolError::NotUtf8(8)))
+        );
+        assert_eq!(
+            judge(b"REQUEST a\x1b", false, None),
+            complete(Err(ProtocolError::ControlCharacter))
+        );
+        let big = vec![b'x'; MAX_MESSAGE + 1];
+        assert_eq!(
+            judge(&big, false, None),
+            complete(Err(ProtocolError::TooLong))
+        );
+    }
+
+    #[test]
+    fn without_a_token_the_protocol_is_mptools() {
+        assert_eq!(parse_request(b"REQUEST END", None), Ok(Command::End));
+        assert_eq!(
+            parse_request(b"REQUEST TOKEN x END", None),
+            Ok(Command::Echo("TOKEN x END".into()))
+        );
+    }
+
+    #[test]
+    fn with_a_token_control_requests_need_it() {
+        let t = ControlToken::new("s3cret").expect("valid");
+        let t = Some(&t);
+        assert_eq!(
+            parse_request(b"REQUEST END", t),
+            Err(ProtocolError::TokenRequired("END"))
+        );
+        assert_eq!(
+            parse_request(b"REQUEST set 22", t),
+            Err(ProtocolError::TokenRequired("SET"))
+        );
+        assert_eq!(
+            parse_request(b"REQUEST token s3cret SET 22\n", t),
+            Ok(Command::Set(22.0))
+        );
+        assert_eq!(
+            parse_request(b"REQUEST TOKEN s3cret  end", t),
+            Ok(Command::End)
+        );
+        assert_eq!(
+            parse_request(b"REQUEST TOKEN S3CRET END", t),
+            Err(ProtocolError::BadToken)
+        );
+        // Open requests stay open, with or without the token.
+        assert_eq!(parse_request(b"REQUEST STATUS", t), Ok(Command::Status));
+        assert_eq!(
+            parse_request(b"REQUEST TOKEN s3cret hello", t),
+            Ok(Command::Echo("hello".into()))
+        );
+        assert_eq!(
+            parse_request(b"REQUEST hello", t),
+            Ok(Command::Echo("hello".into()))
+        );
+        // The token and nothing after it: a beginning, waiting for the request.
+        assert_eq!(
+            parse_request(b"REQUEST TOKEN s3cret", t),
+            Err(ProtocolError::EmptyRequest)
+        );
+        assert_eq!(
+            judge(b"REQUEST TOKEN s3cret ", false, t),
+            Framing::Incomplete
+        );
+        let reason = ProtocolError::TokenRequired("END").to_string();
+        assert!(reason.contains("REQUEST TOKEN <token> END"), "{reason}");
     }
 }

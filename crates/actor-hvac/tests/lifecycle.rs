@@ -242,16 +242,51 @@ fn help_explains_every_option() {
         "--observation-interval <SECS>",
         "--run-for <SECS>",
         "--log-level <LEVEL>",
+        "--client-timeout <SECS>",
+        "--max-connections <N>",
+        "--control-token <TOKEN>",
+        "HVAC_CONTROL_TOKEN",
         "REQUEST END",
+        "REQUEST TOKEN <token> END",
+        "64",
     ] {
         assert!(help.contains(flag), "{flag} not in --help:\n{help}");
     }
+    // A bad command line exits with EX_USAGE (64), not with 2, the code of a failed device
+    // (a_fatal_event_stops_the_whole_system_with_exit_2 below), and starts nothing.
+    for (args, named) in [
+        (&["--status-interval", "0"][..], "--status-interval"),
+        (&["--no-such-option"][..], "--no-such-option"),
+        (&["--max-connections", "0"][..], "--max-connections"),
+        (&["--control-token", "two words"][..], "--control-token"),
+    ] {
+        // Were the command line taken, the run would end by itself (and the test fail).
+        let bad = Command::new(env!("CARGO_BIN_EXE_hvac"))
+            .args(["--listen", "127.0.0.1:0", "--run-for", "0.5"])
+            .args(args)
+            .env_remove("HVAC_CONTROL_TOKEN")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run hvac");
+        assert_eq!(bad.status.code(), Some(64), "{args:?}");
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+        assert!(!stderr.contains("started"), "{args:?}: {stderr}");
+    }
+    // So does a bad token in the environment.
     let bad = Command::new(env!("CARGO_BIN_EXE_hvac"))
-        .args(["--status-interval", "0"])
+        .args(["--listen", "127.0.0.1:0", "--run-for", "0.5"])
+        .env("HVAC_CONTROL_TOKEN", "two words")
+        .stdin(std::process::Stdio::null())
         .output()
         .expect("run hvac");
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--status-interval"));
+    assert_eq!(bad.status.code(), Some(64));
+    // --version succeeds.
+    let version = Command::new(env!("CARGO_BIN_EXE_hvac"))
+        .arg("--version")
+        .output()
+        .expect("run hvac --version");
+    assert_eq!(version.status.code(), Some(0));
 }
 
 #[test]

@@ -51,6 +51,12 @@ static RUNS: AtomicU32 = AtomicU32::new(0);
 impl Hvac {
     /// Starts `hvac` on `port` with `extra` arguments, without waiting for anything.
     pub fn spawn_on(port: u16, extra: &[&str]) -> Hvac {
+        Hvac::spawn_with(port, extra, |_| {})
+    }
+
+    /// As [`Hvac::spawn_on`], with `setup` applied to the command last (environment,
+    /// resource limits).
+    pub fn spawn_with(port: u16, extra: &[&str], setup: impl FnOnce(&mut Command)) -> Hvac {
         let dir = std::env::temp_dir().join(format!(
             "hvac-test-{}-{}",
             std::process::id(),
@@ -69,16 +75,21 @@ impl Hvac {
         if !extra.contains(&"--send-file") {
             cmd.arg("--send-file").arg(&send_file);
         }
-        cmd.args(["--log-level", "debug"])
-            .args(extra)
+        // A test may choose its own level.
+        if !extra.contains(&"--log-level") {
+            cmd.args(["--log-level", "debug"]);
+        }
+        cmd.args(extra)
             .env("TMPDIR", &dir)
             .env_remove("MPACTOR_LOG")
+            .env_remove("HVAC_CONTROL_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             // Its own process group: a signal to the group is the terminal's Ctrl-C, and the
             // guard can kill everything the run started at once.
             .process_group(0);
+        setup(&mut cmd);
         let mut child = cmd.spawn().expect("spawn hvac");
         let pid = child.id();
         let log = Arc::new(Lines::default());
@@ -107,8 +118,13 @@ impl Hvac {
     /// Starts `hvac` on a free port and waits until all four actors have started. Retries on
     /// another port if a concurrent test took the one picked.
     pub fn start(extra: &[&str]) -> Hvac {
+        Hvac::start_with(extra, |_| {})
+    }
+
+    /// As [`Hvac::start`], with `setup` applied to the command (see [`Hvac::spawn_with`]).
+    pub fn start_with(extra: &[&str], setup: impl Fn(&mut Command)) -> Hvac {
         for _ in 0..3 {
-            let mut h = Hvac::spawn_on(free_port(), extra);
+            let mut h = Hvac::spawn_with(free_port(), extra, &setup);
             let ready = h.wait_line(START_DEADLINE, |l| root_says(l, "OBSERVATION started"));
             if ready.is_some() {
                 return h;
