@@ -43,7 +43,7 @@ pub trait AppendTarget {
     /// One `write` of `buf` at the end: how many bytes it took.
     fn write_once(&mut self, buf: &[u8]) -> io::Result<usize>;
     /// The target's length now.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
     /// Cuts the target back to `len` bytes.
     fn truncate(&mut self, len: u64) -> io::Result<()>;
 }
@@ -52,7 +52,7 @@ impl AppendTarget for File {
     fn write_once(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.write(buf)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
     fn truncate(&mut self, len: u64) -> io::Result<()> {
@@ -117,7 +117,7 @@ impl LineAppender {
             Ok(n) => {
                 // Cut short: the disk filled up inside this line. Take its start back off.
                 let undone = target
-                    .len()
+                    .size()
                     .and_then(|len| target.truncate(len.saturating_sub(n as u64)));
                 if let Err(e) = undone {
                     return Appended::Failed(io::Error::other(format!(
@@ -329,7 +329,7 @@ mod tests {
             self.room -= n;
             Ok(n)
         }
-        fn len(&self) -> io::Result<u64> {
+        fn size(&self) -> io::Result<u64> {
             Ok(self.data.len() as u64)
         }
         fn truncate(&mut self, len: u64) -> io::Result<()> {
@@ -406,7 +406,7 @@ mod tests {
             fn write_once(&mut self, _: &[u8]) -> io::Result<usize> {
                 Err(io::Error::from_raw_os_error(libc::EROFS))
             }
-            fn len(&self) -> io::Result<u64> {
+            fn size(&self) -> io::Result<u64> {
                 Ok(0)
             }
             fn truncate(&mut self, _: u64) -> io::Result<()> {
