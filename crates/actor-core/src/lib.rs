@@ -13,8 +13,13 @@
 //! * [`supervision`]: restart types, strategies, intensity, and the default deadlines.
 //! * [`events`]: reports from actors to the root, exit statuses and the final [`Summary`].
 //! * [`log`]: the slog logger every process uses; [`signals`]: the signal policy.
-
 #![warn(missing_docs)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "mpactor runs on Linux only: it relies on pidfds, SO_PEERCRED, PR_SET_PDEATHSIG and \
+     ipc-channel's Linux layout (see the README's compatibility section)"
+);
 
 pub mod actor;
 pub mod clock;

@@ -64,19 +64,24 @@ pub(crate) struct Setup<Args, Msg: Send + 'static, Event: Send + 'static> {
 }
 
 /// A secret for one spawn: 128 random bits, hex.
-pub(crate) fn new_secret() -> String {
+pub(crate) fn new_secret() -> std::io::Result<String> {
     let mut bytes = [0u8; 16];
-    // SAFETY: getrandom writes at most `len` bytes into the buffer.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if n != bytes.len() as isize {
-        // Fall back to something unguessable enough from outside: time and pid mixed.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        bytes = (t ^ ((std::process::id() as u128) << 64)).to_le_bytes();
+    // The OS random source, or nothing: a secret guessable from the time and the pid would
+    // let another process of this user pose as the child. If the source fails, the start
+    // fails (with this error), rather than going on with a weak secret.
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                return Err(std::io::Error::other(format!(
+                    "the OS random source failed ({e}): no bootstrap secret"
+                )))
+            }
+        }
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The root's bootstrap socket for one spawn: a listening `SOCK_SEQPACKET` Unix socket in the
@@ -104,7 +109,7 @@ impl Listener {
     pub fn bind(dir: &std::path::Path) -> std::io::Result<Self> {
         use std::os::fd::FromRawFd;
         use std::os::unix::ffi::OsStrExt;
-        let path = dir.join(format!("boot-{}.sock", &new_secret()[..12]));
+        let path = dir.join(format!("boot-{}.sock", &new_secret()?[..12]));
         let bytes = path.as_os_str().as_bytes();
         // SAFETY: plain socket calls on a descriptor we own; the address is built within the
         // bounds of sockaddr_un.sun_path (checked below).

@@ -151,6 +151,10 @@ fn child_main<A: Actor>() -> i32 {
     unsafe {
         libc::signal(libc::SIGSEGV, libc::SIG_DFL);
     }
+    if let Err(e) = crate::fd::check_layout() {
+        actor_core::log::stderr_line(&format!("mpactor child {}: {e}", boot.name));
+        return 2;
+    }
     let setup = match handshake::<A>(&boot) {
         Ok(s) => s,
         Err(e) => {

@@ -24,6 +24,48 @@ pub(crate) fn raw_fd<T>(rx: &IpcReceiver<T>) -> c_int {
     unsafe { transmute_copy(rx) }
 }
 
+/// Checks, on a fresh channel, that the layout this module reads is the one it expects: the
+/// receiver's bytes must be an open `SOCK_SEQPACKET` Unix socket, and the sender's must be
+/// its peer. A build against another ipc-channel (the pin in Cargo.toml is exact for this
+/// reason) fails here, at start-up, with a clear error, instead of reading garbage later.
+pub(crate) fn check_layout() -> io::Result<()> {
+    use std::os::fd::BorrowedFd;
+    let wrong = |what: String| {
+        io::Error::other(format!(
+            "ipc-channel's layout is not the one mpactor was built for ({what}): \
+             mpactor needs ipc-channel =0.23.1 exactly"
+        ))
+    };
+    let (tx, rx) = ipc_channel::ipc::channel::<u8>()?;
+    let fd = raw_fd(&rx);
+    if fd < 0 {
+        return Err(wrong(format!("receiver descriptor {fd}")));
+    }
+    // SAFETY: only borrowed for the two queries below, while `rx` owns it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    match rustix::net::sockopt::socket_type(borrowed) {
+        Ok(rustix::net::SocketType::SEQPACKET) => {}
+        Ok(other) => return Err(wrong(format!("receiver is a {other:?} socket"))),
+        Err(e) => return Err(wrong(format!("receiver descriptor {fd}: {e}"))),
+    }
+    // The sender's descriptor must be connected to that very socket: a frame written on it
+    // arrives on the receiver.
+    let Some(sfd) = sender_fd(&tx) else {
+        return Err(wrong("no sender descriptor".into()));
+    };
+    if !try_send_frame(sfd, &[7]) {
+        return Err(wrong(format!(
+            "sender descriptor {sfd} does not take a frame"
+        )));
+    }
+    match rx.try_recv_timeout(std::time::Duration::from_secs(1)) {
+        Ok(7) => Ok(()),
+        other => Err(wrong(format!(
+            "a frame written directly came back as {other:?}"
+        ))),
+    }
+}
+
 /// Wraps a connected `SOCK_SEQPACKET` socket (one we accepted ourselves) as an ipc-channel
 /// receiver, which then owns it.
 pub(crate) fn receiver_from_fd<T>(fd: c_int) -> IpcReceiver<T> {
@@ -128,6 +170,11 @@ pub(crate) fn try_send_frame(fd: c_int, data: &[u8]) -> bool {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_layout_is_the_one_this_module_reads() {
+        check_layout().expect("ipc-channel 0.23.1's layout");
+    }
 
     #[test]
     fn a_frame_written_directly_is_received_as_ipc_channel_sent_it() {

@@ -15,6 +15,12 @@
 
 #![warn(missing_docs)]
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "mpactor runs on Linux only: it relies on pidfds, SO_PEERCRED, PR_SET_PDEATHSIG and \
+     ipc-channel's Linux layout (see the README's compatibility section)"
+);
+
 mod addr;
 mod bootstrap;
 mod child;

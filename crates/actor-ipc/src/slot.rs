@@ -404,7 +404,7 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
     fn start(&mut self, interrupted: &dyn Fn() -> bool) -> Result<Running, StartError> {
         let listener = Listener::bind(&self.env.dir)
             .map_err(|e| self.err(format!("bootstrap socket: {e}")))?;
-        let secret = new_secret();
+        let secret = new_secret().map_err(|e| self.err(e))?;
         crate::counters::next_incarnation(&self.counters);
         let cmd = process::child_command(type_key::<A>(), &self.name, &listener.name(), &secret)
             .map_err(|e| self.err(format!("command: {e}")))?;

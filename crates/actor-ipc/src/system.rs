@@ -174,6 +174,8 @@ where
                  Registry::run_if_child() before System::new",
             ));
         }
+        // A build against an ipc-channel whose layout differs fails here, clearly.
+        crate::fd::check_layout()?;
         let clock = AppClock::start();
         let logh = log::init(&config.name, clock, config.log_level);
         let log = logh.logger.clone();
@@ -877,7 +879,7 @@ fn private_bootstrap_dir() -> std::io::Result<PathBuf> {
     let path = std::env::temp_dir().join(format!(
         "mpactor-{}-{}",
         std::process::id(),
-        &crate::bootstrap::new_secret()[..8]
+        &crate::bootstrap::new_secret()?[..8]
     ));
     std::fs::DirBuilder::new().mode(0o700).create(&path)?;
     // The mode above is masked by the umask, which can only remove bits; set it exactly anyway.
