@@ -146,16 +146,8 @@ pub fn probe(dir: &Path) -> Probe {
 }
 
 fn disk_free(dir: &Path) -> Result<u64, String> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| "the path holds a NUL byte".to_string())?;
-    // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error().to_string());
-    }
-    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    let st = rustix::fs::statvfs(dir).map_err(|e| e.to_string())?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 fn memory_available() -> Option<f64> {

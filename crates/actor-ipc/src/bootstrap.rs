@@ -107,50 +107,24 @@ pub(crate) enum AcceptError {
 impl Listener {
     /// Binds a fresh socket in `dir`.
     pub fn bind(dir: &std::path::Path) -> std::io::Result<Self> {
-        use std::os::fd::FromRawFd;
-        use std::os::unix::ffi::OsStrExt;
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
         let path = dir.join(format!("boot-{}.sock", &new_secret()?[..12]));
-        let bytes = path.as_os_str().as_bytes();
-        // SAFETY: plain socket calls on a descriptor we own; the address is built within the
-        // bounds of sockaddr_un.sun_path (checked below).
-        unsafe {
-            let fd = libc::socket(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-            );
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
-            let mut addr: libc::sockaddr_un = std::mem::zeroed();
-            addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-            if bytes.len() >= addr.sun_path.len() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("bootstrap socket path too long: {}", path.display()),
-                ));
-            }
-            for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
-                *dst = *src as libc::c_char;
-            }
-            let len =
-                (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
-            use std::os::fd::AsRawFd;
-            if libc::bind(
-                fd.as_raw_fd(),
-                &addr as *const _ as *const libc::sockaddr,
-                len,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            let listener = Listener { fd, path };
-            if libc::listen(listener.fd.as_raw_fd(), 8) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(listener)
-        }
+        let fd = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )?;
+        let addr = SocketAddrUnix::new(&path).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("bootstrap socket path {}: {e}", path.display()),
+            )
+        })?;
+        rustix::net::bind(&fd, &addr)?;
+        let listener = Listener { fd, path };
+        rustix::net::listen(&listener.fd, 8)?;
+        Ok(listener)
     }
 
     /// The name the child connects to.
@@ -167,55 +141,40 @@ impl Listener {
         log: &slog::Logger,
         mut check: impl FnMut() -> Result<(), crate::slot::StartError>,
     ) -> Result<IpcReceiver<T>, AcceptError> {
-        use std::os::fd::AsRawFd;
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        use rustix::io::Errno;
+        let slice = Timespec {
+            tv_sec: 0,
+            tv_nsec: 10_000_000,
+        };
         loop {
             if let Err(e) = check() {
                 return Err(AcceptError::Stopped(e));
             }
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
+            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+            match poll(&mut fds, Some(&slice)) {
+                Ok(0) | Err(Errno::INTR) => continue,
+                Ok(_) => {}
+                Err(e) => return Err(AcceptError::Io(e.into())),
+            }
+            let conn = match rustix::net::accept_with(&self.fd, rustix::net::SocketFlags::CLOEXEC) {
+                Ok(conn) => conn,
+                Err(Errno::AGAIN | Errno::INTR | Errno::CONNABORTED) => continue,
+                Err(e) => return Err(AcceptError::Io(e.into())),
             };
-            // SAFETY: one valid pollfd.
-            let ready = unsafe { libc::poll(&mut pfd, 1, 10) };
-            if ready < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
+            // The peer's pid, as the kernel recorded it at connect time, before any byte of
+            // it is read.
+            match rustix::net::sockopt::socket_peercred(&conn) {
+                Ok(cred) if cred.pid.as_raw_nonzero().get() as u32 == pid => {
+                    use std::os::fd::IntoRawFd;
+                    return Ok(crate::fd::receiver_from_fd(conn.into_raw_fd()));
                 }
-                return Err(AcceptError::Io(e));
-            }
-            if ready == 0 {
-                continue;
-            }
-            // SAFETY: accept4 on our listening socket; the new descriptor is owned below.
-            let conn = unsafe {
-                libc::accept4(
-                    self.fd.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    libc::SOCK_CLOEXEC,
-                )
-            };
-            if conn < 0 {
-                let e = std::io::Error::last_os_error();
-                match e.kind() {
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => continue,
-                    _ => match e.raw_os_error() {
-                        Some(libc::ECONNABORTED) => continue,
-                        _ => return Err(AcceptError::Io(e)),
-                    },
-                }
-            }
-            match peer_credentials(conn) {
-                Ok(cred) if cred.pid as u32 == pid => return Ok(crate::fd::receiver_from_fd(conn)),
                 Ok(cred) => {
                     slog::warn!(
                         log,
                         "refused a bootstrap connection from pid {} (uid {}): not the spawned child (pid {pid})",
-                        cred.pid,
-                        cred.uid
+                        cred.pid.as_raw_nonzero(),
+                        cred.uid.as_raw()
                     );
                 }
                 Err(e) => slog::warn!(
@@ -223,8 +182,7 @@ impl Listener {
                     "refused a bootstrap connection: no peer credentials: {e}"
                 ),
             }
-            // SAFETY: closing the refused connection, which we own and never read.
-            unsafe { libc::close(conn) };
+            // The refused connection is closed here (dropped), never read.
         }
     }
 }
@@ -233,28 +191,4 @@ impl Drop for Listener {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-/// The peer's pid, uid and gid as the kernel recorded them at connect time.
-fn peer_credentials(fd: libc::c_int) -> std::io::Result<libc::ucred> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `cred`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            &mut cred as *mut _ as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(cred)
 }

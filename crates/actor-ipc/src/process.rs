@@ -257,11 +257,9 @@ impl ChildProc {
 /// Sets this process's name as `ps` and `/proc/<pid>/comm` show it (15 bytes at most).
 pub(crate) fn set_process_name(name: &str) {
     let _ = PROCESS_NAME.set(name.to_string());
-    let mut bytes: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
-    bytes.push(0);
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    unsafe {
-        libc::prctl(libc::PR_SET_NAME, bytes.as_ptr() as libc::c_ulong, 0, 0, 0);
+    let bytes: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
+    if let Ok(name) = std::ffi::CString::new(bytes) {
+        let _ = rustix::thread::set_name(&name);
     }
 }
 

@@ -226,8 +226,7 @@ impl<A: Actor> ThreadBody<A> {
     /// The thread's life: the same lifecycle as in a child process; returns the exit code a
     /// process would have.
     fn run(self) -> i32 {
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() } as u32;
+        let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
         let log = actor_core::log::for_actor(&self.env.log, &self.name);
         slog::info!(log, "started"; "thread" => tid);
         let root = self.env.report_addr.clone();

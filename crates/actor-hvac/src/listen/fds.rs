@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 
 /// The process's descriptor limit after [`raise_limit`]: `(soft before, soft now)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,28 +19,20 @@ pub struct Limit {
 /// connection costs one, and the distributions' default soft limit (1024) is below what a
 /// server with 1,000 idle clients needs.
 pub fn raise_limit() -> io::Result<Limit> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let before = lim.rlim_cur;
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads one rlimit from the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        return Ok(Limit {
-            before,
-            now: lim.rlim_max,
-        });
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    // `None` is "unlimited".
+    let before = lim.current.unwrap_or(u64::MAX);
+    let hard = lim.maximum.unwrap_or(u64::MAX);
+    if before < hard {
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: lim.maximum,
+                maximum: lim.maximum,
+            },
+        )?;
+        return Ok(Limit { before, now: hard });
     }
     Ok(Limit {
         before,
@@ -52,11 +44,8 @@ pub fn raise_limit() -> io::Result<Limit> {
 /// changes it; the kernel caps it at `net.core.somaxconn`). std and mio listen with 128:
 /// a burst of a thousand connections would overflow it, and a client whose SYN is dropped
 /// retries only after a second.
-pub fn set_backlog(listener: &impl AsRawFd, backlog: i32) -> io::Result<()> {
-    // SAFETY: listen(2) on a descriptor we own and that stays open across the call.
-    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+pub fn set_backlog(listener: &impl AsFd, backlog: i32) -> io::Result<()> {
+    rustix::net::listen(listener, backlog)?;
     Ok(())
 }
 
@@ -105,14 +94,9 @@ mod tests {
     fn the_limit_is_raised_to_the_hard_limit() {
         let lim = raise_limit().expect("getrlimit/setrlimit");
         assert!(lim.now >= lim.before);
-        let mut now = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: as in raise_limit.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) }, 0);
-        assert_eq!(now.rlim_cur, now.rlim_max);
-        assert_eq!(now.rlim_cur, lim.now);
+        let now = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        assert_eq!(now.current, now.maximum);
+        assert_eq!(now.current.unwrap_or(u64::MAX), lim.now);
     }
 
     #[test]
