@@ -86,7 +86,14 @@ impl LogHandle {
         let Some(guard) = self.guard.take() else {
             return;
         };
-        let deadline = Instant::now() + FLUSH_DEADLINE;
+        // A stderr that took nothing for a while (a pipe nobody reads) will not take the
+        // rest either: drop it at once rather than make every process's exit wait.
+        let no_room = matches!(room_on_stderr(Duration::ZERO), Room::None);
+        let deadline = if no_room || self.out.stalled.load(Ordering::SeqCst) {
+            Instant::now()
+        } else {
+            Instant::now() + FLUSH_DEADLINE
+        };
         *self.out.closing.lock() = Some(deadline);
         // The guard's drop joins the writer thread, which may be inside a write that stderr
         // does not take (a terminal paused with Ctrl-S blocks even a small write): dropped
@@ -314,11 +321,14 @@ struct Output {
     closing: Mutex<Option<Instant>>,
     /// Lines dropped that way.
     dropped: AtomicU64,
+    /// stderr took nothing for a whole [`ROOM_SLICE`] (cleared by the next write).
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 /// How long one wait for room on stderr lasts before the writer looks whether the process is
-/// flushing for exit.
-const ROOM_SLICE: Duration = Duration::from_millis(100);
+/// flushing for exit: it bounds how long a process's exit waits on a stderr that takes
+/// nothing. (Only a writer with a line to write waits at all: an idle log costs no wake-up.)
+const ROOM_SLICE: Duration = Duration::from_millis(10);
 
 /// The most bytes written at once: a pipe with any room takes that much without blocking.
 const CHUNK: usize = 4096;
@@ -338,7 +348,10 @@ impl Output {
                 Room::Ready => {
                     match rustix::io::write(rustix::stdio::stderr(), &rest[..rest.len().min(CHUNK)])
                     {
-                        Ok(n) => rest = &rest[n..],
+                        Ok(n) => {
+                            rest = &rest[n..];
+                            self.stalled.store(false, Ordering::SeqCst);
+                        }
                         Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
                         // A closed or broken stderr must not take the process down.
                         Err(_) => return,
@@ -349,7 +362,7 @@ impl Output {
                     self.dropped.fetch_add(1, Ordering::SeqCst);
                     return;
                 }
-                Room::None => {}
+                Room::None => self.stalled.store(true, Ordering::SeqCst),
             }
         }
     }
