@@ -229,6 +229,8 @@ impl<A: Actor> ThreadBody<A> {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() } as u32;
         let log = actor_core::log::for_actor(&self.env.log, &self.name);
+        // Records of the `log` and `tracing` crates on this thread are this actor's.
+        let _bridged = actor_core::log::bridge::enter(&log);
         slog::info!(log, "started"; "thread" => tid);
         let root = self.env.report_addr.clone();
         let mut ctx: Context<A> = Context::new(

@@ -384,7 +384,11 @@ mod tests {
         type Ok = ();
         type Err = slog::Never;
         fn log(&self, record: &Record<'_>, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
-            let mut text = Text(format!("{} {}", record.level().as_short_str(), record.msg()));
+            let mut text = Text(format!(
+                "{} {}",
+                record.level().as_short_str(),
+                record.msg()
+            ));
             let _ = record.kv().serialize(record, &mut text);
             let _ = values.serialize(record, &mut text);
             self.0.lock().expect("not poisoned").push(text.0);
@@ -436,6 +440,9 @@ mod tests {
         .join()
         .expect("the thread");
         let got = keep.0.lock().expect("not poisoned").clone();
-        assert_eq!(got, ["ERRO in the scope target=actor_core::log::bridge::tests"]);
+        assert_eq!(
+            got,
+            ["ERRO in the scope target=actor_core::log::bridge::tests"]
+        );
     }
 }

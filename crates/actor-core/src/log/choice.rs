@@ -62,7 +62,7 @@ pub enum LogLevel {
     /// Failures and what looks wrong.
     #[cfg_attr(feature = "clap", value(alias = "warning"))]
     Warn,
-    /// Starts, stops, restarts, summaries (the default).
+    /// Starts, stops, restarts, summaries.
     #[default]
     Info,
     /// Every step of the runtime.

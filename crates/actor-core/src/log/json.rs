@@ -241,9 +241,9 @@ mod tests {
 
     #[test]
     fn a_line_has_the_fixed_keys_then_typed_key_values() {
-        let v = format(|log| {
-            slog::warn!(log, "disk {} full", "/var"; "free" => 12u64, "ok" => false, "who" => "me")
-        });
+        let v = format(
+            |log| slog::warn!(log, "disk {} full", "/var"; "free" => 12u64, "ok" => false, "who" => "me"),
+        );
         assert_eq!(v["level"], "WARN");
         assert_eq!(v["actor"], "PROC");
         assert_eq!(v["pid"], 77);
