@@ -1,33 +1,7 @@
 //! What a user chooses about the log: its level ([`LogLevel`]) and its format ([`LogFormat`]),
 //! from a command line or the environment ([`LOG_ENV`], [`FORMAT_ENV`]).
 //!
-//! With the `clap` feature both are clap `ValueEnum`s, so a program's `--log-level` and
-//! `--log-format` list their values in `--help` and read the environment variables:
-//!
-//! ```
-//! # #[cfg(feature = "clap")]
-//! # fn main() {
-//! use actor_core::log::{LogFormat, LogLevel, FORMAT_ENV, LOG_ENV};
-//! use clap::Parser;
-//!
-//! #[derive(Parser)]
-//! struct Cli {
-//!     /// How much the processes log.
-//!     #[arg(long, value_enum, ignore_case = true, env = LOG_ENV, default_value_t = LogLevel::Info)]
-//!     log_level: LogLevel,
-//!     /// The format of the log lines.
-//!     #[arg(long, value_enum, ignore_case = true, env = FORMAT_ENV, default_value_t = LogFormat::Text)]
-//!     log_format: LogFormat,
-//! }
-//!
-//! let cli = Cli::parse_from(["prog", "--log-level", "DEBUG", "--log-format", "json"]);
-//! assert_eq!(cli.log_level, LogLevel::Debug);
-//! assert_eq!(cli.log_format, LogFormat::Json);
-//! // Handed to the system: `SystemConfig::new("MAIN").log_level(cli.log_level).log_format(cli.log_format)`.
-//! # }
-//! # #[cfg(not(feature = "clap"))]
-//! # fn main() {}
-//! ```
+//! With the `clap` feature both are clap `ValueEnum`s (see [`LogLevel`]).
 
 use serde::{Deserialize, Serialize};
 use slog::Level;
@@ -53,6 +27,34 @@ pub const DEFAULT_LEVEL: Level = Level::Info;
 /// assert_eq!(slog::Level::from(level), slog::Level::Warning);
 /// assert_eq!(level.to_string(), "warn");
 /// assert!("loud".parse::<LogLevel>().is_err());
+/// ```
+///
+/// With the `clap` feature both are clap `ValueEnum`s, so a program's `--log-level` and
+/// `--log-format` list their values in `--help` and read the environment variables:
+///
+/// ```
+/// # #[cfg(feature = "clap")]
+/// # fn main() {
+/// use actor_core::log::{LogFormat, LogLevel, FORMAT_ENV, LOG_ENV};
+/// use clap::Parser;
+///
+/// #[derive(Parser)]
+/// struct Cli {
+///     /// How much the processes log.
+///     #[arg(long, value_enum, ignore_case = true, env = LOG_ENV, default_value_t = LogLevel::Info)]
+///     log_level: LogLevel,
+///     /// The format of the log lines.
+///     #[arg(long, value_enum, ignore_case = true, env = FORMAT_ENV, default_value_t = LogFormat::Text)]
+///     log_format: LogFormat,
+/// }
+///
+/// let cli = Cli::parse_from(["prog", "--log-level", "DEBUG", "--log-format", "json"]);
+/// assert_eq!(cli.log_level, LogLevel::Debug);
+/// assert_eq!(cli.log_format, LogFormat::Json);
+/// // Handed to the system: `SystemConfig::new("MAIN").log_level(cli.log_level).log_format(cli.log_format)`.
+/// # }
+/// # #[cfg(not(feature = "clap"))]
+/// # fn main() {}
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
