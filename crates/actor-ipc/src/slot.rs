@@ -70,8 +70,8 @@ pub enum StartError {
     },
     /// A signal (SIGINT, SIGTERM, SIGHUP to the root) asked the system to stop while the
     /// child was starting: the child was stopped. Not a failure: call
-    /// [`System::run`](crate::System::run) next, which stops the children that did start, in order, and
-    /// returns the summary of a clean stop (exit code 0).
+    /// [`System::run`](crate::System::run) next, which stops the children that did start, in
+    /// order, and returns the summary of a clean stop (exit code 0).
     ///
     /// ```no_run
     /// # use actor_ipc::{StartError, System};
