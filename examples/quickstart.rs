@@ -9,8 +9,11 @@
 //!
 //! Run it: `cargo run --release --example quickstart -- --messages 100000`
 //! Interrupt it with Ctrl-C mid-flood: it still stops cleanly and the line still adds up.
+//! `--log-format json` (or `MPACTOR_LOG_FORMAT=json`) logs one JSON object per line from
+//! every process; `--help` lists the levels and formats.
 
 use clap::Parser;
+use mpactor::log::{LogFormat, LogLevel};
 use mpactor::{
     loops, slog, Actor, ActorError, Addr, Context, Isolation, Registry, System, SystemConfig,
 };
@@ -112,9 +115,15 @@ struct Cli {
     /// How many messages the producer sends.
     #[arg(long, default_value_t = 100_000)]
     messages: u64,
-    /// Log level: error, warn, info, debug, trace (default: MPACTOR_LOG, else info).
-    #[arg(long)]
-    log_level: Option<String>,
+    /// How much every process logs (any case).
+    #[arg(long, value_enum, ignore_case = true, env = mpactor::log::LOG_ENV,
+          default_value_t = LogLevel::Info)]
+    log_level: LogLevel,
+    /// The format of every process's log lines on stderr: aligned text, or one JSON object per
+    /// line.
+    #[arg(long, value_enum, ignore_case = true, env = mpactor::log::FORMAT_ENV,
+          default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Run the same actors as threads of one process instead of one process each.
     #[arg(long)]
     threads: bool,
@@ -134,7 +143,8 @@ fn main() {
         Isolation::Processes
     };
     let config = SystemConfig::new("MAIN")
-        .log_level(mpactor::log::level_from(cli.log_level.as_deref()))
+        .log_level(cli.log_level)
+        .log_format(cli.log_format)
         .isolation(isolation);
     let mut system = match System::<Event>::new(registry, config) {
         Ok(s) => s,

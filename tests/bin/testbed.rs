@@ -32,15 +32,18 @@
 //!                           then reaps them: the root must still see every end)
 //!   --spawn-in-thread       build the system and start the children in a thread that then
 //!                           exits, and run it from the main thread
+//!   --threads               run every actor as a thread of the root (Isolation::Threads)
+//!   --root-dependency       the root calls the `log`/`tracing` dependency too (see DEPENDENT)
 //!
 //! child keys (kind=worker unless said otherwise)
-//!   kind=worker|flood|ticker|text|chatter    restart=permanent|transient|temporary
+//!   kind=worker|flood|ticker|text|chatter|dependent    restart=permanent|transient|temporary
 //!   capacity=N   start_timeout_ms=N   max_bytes=N (the largest message it takes, encoded)
 //!   worker: startup=ok|fail|panic|hang|exit:N|sleep:MS
 //!           fault=return|error|panic|exit:N|abort|segv|ignore-stop  after=MS  once
 //!           handle_ms=N  shutdown_ms=N  alive  tag=T  note_at=N (record `message_N`)
 //!   flood:  to=NAME (an earlier worker)  count=N (0: until stopped)  every_ms=N
 //!   ticker: every_ms=N          chatter: every_ms=N (an INFO line every tick)
+//!   dependent: calls a dependency that logs with `log` and `tracing` in its startup
 //! ```
 //!
 //! stdout, for the tests to read: `spawn failed: NAME after_ms=N: ERROR`, `sent NAME=N`,
@@ -463,6 +466,48 @@ impl Actor for Text {
 }
 
 // ---------------------------------------------------------------------------------------------
+// DEPENDENT: an actor whose dependency logs through the `log` and `tracing` crates, not slog.
+
+/// Stands for a library that knows nothing of mpactor: it logs with `log` and `tracing` (its
+/// records' target is this module's path, `mpactor_testbed::dependency`).
+mod dependency {
+    /// One warning and one debug line through each crate, the `tracing` event inside a span.
+    pub fn work(caller: &str) {
+        log::warn!("log warning from a dependency, called by {caller}");
+        log::debug!("log debug line from a dependency, called by {caller}");
+        let span = tracing::info_span!("dependency_work", caller);
+        let _entered = span.enter();
+        tracing::warn!(
+            attempt = 3u64,
+            cold = true,
+            "tracing warning from a dependency, called by {caller}"
+        );
+        tracing::debug!("tracing debug line from a dependency, called by {caller}");
+    }
+}
+
+struct Dependent;
+
+impl Actor for Dependent {
+    type Args = String;
+    type Msg = ();
+    type Event = Event;
+
+    fn init_args(_: String) -> Result<Self, ActorError> {
+        Ok(Dependent)
+    }
+
+    fn startup(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        dependency::work(ctx.name());
+        Ok(())
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |_, _, ()| Ok(()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The command line.
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -472,6 +517,7 @@ enum Kind {
     Ticker,
     Text,
     Chatter,
+    Dependent,
 }
 
 #[derive(Debug, Clone)]
@@ -500,6 +546,8 @@ struct Opts {
     sample_at: Vec<u32>,
     spawn_in_thread: bool,
     ignore_sigchld: bool,
+    threads: bool,
+    root_dependency: bool,
     children: Vec<ChildSpec>,
 }
 
@@ -549,6 +597,8 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Opts, String> {
             "--sample-at" => opts.sample_at.push(number(&flag, &value()?)?),
             "--spawn-in-thread" => opts.spawn_in_thread = true,
             "--ignore-sigchld" => opts.ignore_sigchld = true,
+            "--threads" => opts.threads = true,
+            "--root-dependency" => opts.root_dependency = true,
             "--child" => specs.push(value()?),
             other => return Err(format!("unknown option {other:?}")),
         }
@@ -590,6 +640,7 @@ fn parse_child(spec: &str, opts: &Opts) -> Result<ChildSpec, String> {
                     "ticker" => Kind::Ticker,
                     "text" => Kind::Text,
                     "chatter" => Kind::Chatter,
+                    "dependent" => Kind::Dependent,
                     other => return Err(format!("unknown kind {other:?}")),
                 }
             }
@@ -665,6 +716,9 @@ fn config(opts: &Opts) -> SystemConfig {
     if let Some((n, ms)) = opts.intensity {
         config = config.intensity(n, Duration::from_millis(ms));
     }
+    if opts.threads {
+        config = config.isolation(mpactor::Isolation::Threads);
+    }
     config
 }
 
@@ -714,6 +768,9 @@ fn start_children(system: &mut System<Event>, opts: &Opts) -> Result<(), StartEr
                 .map(|_| ()),
             Kind::Chatter => system
                 .spawn_with::<Chatter>(name, child.every_ms, child.options)
+                .map(|_| ()),
+            Kind::Dependent => system
+                .spawn_with::<Dependent>(name, String::new(), child.options)
                 .map(|_| ()),
         };
         if let Err(e) = started {
@@ -792,6 +849,9 @@ fn run(mut system: System<Event>, opts: &Opts) -> i32 {
         // SAFETY: signal(2) with SIG_IGN, no handler involved.
         unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
         println!("sigchld ignored");
+    }
+    if opts.root_dependency {
+        dependency::work("the root");
     }
     if opts.stop_when_started {
         system.request_stop("every child started");
@@ -995,6 +1055,7 @@ fn main() {
         .register::<Ticker>()
         .register::<Text>()
         .register::<Chatter>()
+        .register::<Dependent>()
         .run_if_child();
 
     let opts = match parse_args(std::env::args().skip(1)) {

@@ -115,6 +115,8 @@ impl Root {
         cmd.args(args)
             .env("TMPDIR", dir.join("tmp"))
             .env_remove("MPACTOR_LOG")
+            // The lines are read as text unless a test asks for JSON itself.
+            .env_remove("MPACTOR_LOG_FORMAT")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -259,6 +259,8 @@ pub struct SystemConfig {
     pub name: String,
     /// The log level, handed to every child.
     pub log_level: slog::Level,
+    /// The log format (text or JSON), handed to every child.
+    pub log_format: crate::log::LogFormat,
     /// The one deadline shared by all children's stops.
     pub stop_timeout: Duration,
     /// How long a child has after SIGTERM (at the stop deadline) before SIGKILL.
@@ -272,12 +274,14 @@ pub struct SystemConfig {
 }
 
 impl SystemConfig {
-    /// Defaults, with the level from `MPACTOR_LOG` (or info).
+    /// Defaults, with the level from `MPACTOR_LOG` (or info) and the format from
+    /// `MPACTOR_LOG_FORMAT` (or text).
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             isolation: Isolation::default(),
             name: name.into(),
             log_level: crate::log::level_from(None),
+            log_format: crate::log::format_from(None),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             kill_grace: DEFAULT_KILL_GRACE,
             strategy: Strategy::default(),
@@ -290,9 +294,31 @@ impl SystemConfig {
         self.isolation = isolation;
         self
     }
-    /// Sets the log level.
-    pub fn log_level(mut self, level: slog::Level) -> Self {
-        self.log_level = level;
+    /// Sets the log level of the root and every child: a `slog::Level` or a
+    /// [`LogLevel`](crate::log::LogLevel) (as a command line gives it).
+    ///
+    /// ```
+    /// use actor_core::log::LogLevel;
+    /// use actor_core::SystemConfig;
+    /// let config = SystemConfig::new("MAIN").log_level(LogLevel::Debug);
+    /// assert_eq!(config.log_level, slog::Level::Debug);
+    /// ```
+    pub fn log_level(mut self, level: impl Into<slog::Level>) -> Self {
+        self.log_level = level.into();
+        self
+    }
+    /// Sets the log format of the root and every child (by default `MPACTOR_LOG_FORMAT`'s, or
+    /// text): see [`LogFormat`](crate::log::LogFormat).
+    ///
+    /// ```
+    /// use actor_core::log::LogFormat;
+    /// use actor_core::SystemConfig;
+    /// // One JSON object per line, from every process of the system.
+    /// let config = SystemConfig::new("MAIN").log_format(LogFormat::Json);
+    /// assert_eq!(config.log_format, LogFormat::Json);
+    /// ```
+    pub fn log_format(mut self, format: crate::log::LogFormat) -> Self {
+        self.log_format = format;
         self
     }
     /// Sets the shared stop deadline.

@@ -1,6 +1,7 @@
 //! The `hvac` command line. Every option is optional.
 
 use crate::token::ControlToken;
+use actor_core::log::{LogFormat, LogLevel, FORMAT_ENV, LOG_ENV};
 use clap::Parser;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -63,10 +64,16 @@ pub struct Cli {
           value_parser = parse_token)]
     pub control_token: Option<ControlToken>,
 
-    /// Log level: error, warn, info, debug or trace. Default: MPACTOR_LOG, else debug (the
-    /// start and the stop then read like the talk's sample).
-    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
-    pub log_level: Option<String>,
+    /// How much every process logs (any case). Default: debug (the start and the stop then
+    /// read like the talk's sample).
+    #[arg(long, value_name = "LEVEL", value_enum, ignore_case = true, env = LOG_ENV)]
+    pub log_level: Option<LogLevel>,
+
+    /// The format of every process's log lines on stderr: aligned text, or one JSON object per
+    /// line for a log collector.
+    #[arg(long, value_name = "FORMAT", value_enum, ignore_case = true, env = FORMAT_ENV,
+          default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// The level when neither `--log-level` nor `MPACTOR_LOG` says otherwise.
@@ -75,10 +82,7 @@ pub const DEFAULT_LEVEL: slog::Level = slog::Level::Debug;
 impl Cli {
     /// The log level: `--log-level`, else `MPACTOR_LOG`, else [`DEFAULT_LEVEL`].
     pub fn level(&self) -> slog::Level {
-        if self.log_level.is_none() && std::env::var_os(actor_core::log::LOG_ENV).is_none() {
-            return DEFAULT_LEVEL;
-        }
-        actor_core::log::level_from(self.log_level.as_deref())
+        self.log_level.map_or(DEFAULT_LEVEL, Into::into)
     }
 }
 
@@ -135,13 +139,6 @@ pub fn parse_token(text: &str) -> Result<ControlToken, String> {
     ControlToken::new(text)
 }
 
-/// A log level name, checked (the value is kept as text for the runtime).
-pub fn parse_level(text: &str) -> Result<String, String> {
-    actor_core::log::parse_level(text)
-        .map(|_| text.to_string())
-        .ok_or_else(|| format!("{text:?} is not a log level: error, warn, info, debug, trace"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +170,8 @@ mod tests {
             "3",
             "--log-level",
             "INFO",
+            "--log-format",
+            "json",
         ])
         .expect("valid options");
         assert_eq!(cli.listen.port(), 7000);
@@ -181,6 +180,7 @@ mod tests {
         assert_eq!(cli.observation_interval, Duration::from_millis(500));
         assert_eq!(cli.run_for, Duration::from_secs(3));
         assert_eq!(cli.level(), slog::Level::Info);
+        assert_eq!(cli.log_format, LogFormat::Json);
     }
 
     #[test]
@@ -192,6 +192,7 @@ mod tests {
             ["hvac", "--run-for", "inf"],
             ["hvac", "--listen", "nowhere"],
             ["hvac", "--log-level", "loud"],
+            ["hvac", "--log-format", "xml"],
         ] {
             let err = Cli::try_parse_from(args).expect_err("refused");
             assert!(!err.to_string().is_empty());

@@ -84,7 +84,7 @@ fn send_dir(path: &Path) -> PathBuf {
 /// stop (signal, `REQUEST END`, `--run-for`), 2 when it could not start or stopped on a
 /// fatal event, 3 after a crash loop (see [`policy`]).
 pub fn run(registry: Registry, cli: &cli::Cli) -> i32 {
-    let config = policy::system_config(cli.level(), cli.run_for);
+    let config = policy::system_config(cli.level(), cli.run_for).log_format(cli.log_format);
     let mut system = match System::<HvacEvent>::new(registry, config) {
         Ok(s) => s,
         Err(e) => {

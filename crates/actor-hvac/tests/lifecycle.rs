@@ -242,6 +242,9 @@ fn help_explains_every_option() {
         "--observation-interval <SECS>",
         "--run-for <SECS>",
         "--log-level <LEVEL>",
+        "[env: MPACTOR_LOG=",
+        "--log-format <FORMAT>",
+        "[env: MPACTOR_LOG_FORMAT=",
         "--client-timeout <SECS>",
         "--max-connections <N>",
         "--control-token <TOKEN>",
@@ -259,6 +262,8 @@ fn help_explains_every_option() {
         (&["--no-such-option"][..], "--no-such-option"),
         (&["--max-connections", "0"][..], "--max-connections"),
         (&["--control-token", "two words"][..], "--control-token"),
+        (&["--log-level", "loud"][..], "--log-level"),
+        (&["--log-format", "xml"][..], "--log-format"),
     ] {
         // Were the command line taken, the run would end by itself (and the test fail).
         let bad = Command::new(env!("CARGO_BIN_EXE_hvac"))

@@ -60,6 +60,8 @@ pub(crate) struct Setup<Args, Msg: Send + 'static, Event: Send + 'static> {
     pub lifeline: IpcReceiver<()>,
     pub clock: AppClock,
     pub log_level: String,
+    /// The root's log format: every process of a system logs in one format.
+    pub log_format: actor_core::log::LogFormat,
     pub stop_timeout_ms: u64,
 }
 

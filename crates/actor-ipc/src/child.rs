@@ -202,7 +202,7 @@ fn run_actor<A: Actor>(
     root_dir: Option<std::path::PathBuf>,
 ) -> i32 {
     let level = log::parse_level(&setup.log_level).unwrap_or(log::DEFAULT_LEVEL);
-    let mut logh = log::init(&setup.name, setup.clock, level);
+    let mut logh = log::init_with(&setup.name, setup.clock, level, setup.log_format);
     let logger = logh.logger.clone();
     crate::addr::set_writer_log(&logger);
     let pid = std::process::id();

@@ -69,9 +69,9 @@ pub enum StartError {
         why: String,
     },
     /// A signal (SIGINT, SIGTERM, SIGHUP to the root) asked the system to stop while the
-    /// child was starting: the child was stopped. Not a failure: call [`System::run`]
-    /// (crate::System::run) next, which stops the children that did start, in order, and
-    /// returns the summary of a clean stop (exit code 0).
+    /// child was starting: the child was stopped. Not a failure: call
+    /// [`System::run`](crate::System::run) next, which stops the children that did start, in
+    /// order, and returns the summary of a clean stop (exit code 0).
     ///
     /// ```no_run
     /// # use actor_ipc::{StartError, System};
@@ -205,6 +205,7 @@ pub(crate) struct StartEnv<E: Send + 'static> {
     pub report_addr: Addr<Report<E>>,
     pub clock: AppClock,
     pub log_level: String,
+    pub log_format: actor_core::log::LogFormat,
     pub stop_timeout: Duration,
     /// The private (0700) directory for bootstrap sockets.
     pub dir: std::path::PathBuf,
@@ -218,6 +219,7 @@ impl<E: Send + 'static> Clone for StartEnv<E> {
             report_addr: self.report_addr.clone(),
             clock: self.clock,
             log_level: self.log_level.clone(),
+            log_format: self.log_format,
             stop_timeout: self.stop_timeout,
             dir: self.dir.clone(),
             log: self.log.clone(),
@@ -329,6 +331,7 @@ impl<A: Actor> TypedSlot<A> {
                 lifeline: lifeline_rx,
                 clock: self.env.clock,
                 log_level: self.env.log_level.clone(),
+                log_format: self.env.log_format,
                 stop_timeout_ms: self.env.stop_timeout.as_millis() as u64,
             })
             .map_err(|e| self.err(format!("sending the setup: {e}")))?;

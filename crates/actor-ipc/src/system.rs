@@ -177,7 +177,7 @@ where
         // A build against an ipc-channel whose layout differs fails here, clearly.
         crate::fd::check_layout()?;
         let clock = AppClock::start();
-        let logh = log::init(&config.name, clock, config.log_level);
+        let logh = log::init_with(&config.name, clock, config.log_level, config.log_format);
         let log = logh.logger.clone();
         crate::addr::set_writer_log(&log);
         let private_dir = private_bootstrap_dir()?;
@@ -227,6 +227,7 @@ where
             report_addr,
             clock,
             log_level: config.log_level.as_str().to_string(),
+            log_format: config.log_format,
             stop_timeout: config.stop_timeout,
             dir: private_dir.clone(),
             log: log.clone(),

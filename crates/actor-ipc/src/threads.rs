@@ -228,6 +228,8 @@ impl<A: Actor> ThreadBody<A> {
     fn run(self) -> i32 {
         let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
         let log = actor_core::log::for_actor(&self.env.log, &self.name);
+        // Records of the `log` and `tracing` crates on this thread are this actor's.
+        let _bridged = actor_core::log::bridge::enter(&log);
         slog::info!(log, "started"; "thread" => tid);
         let root = self.env.report_addr.clone();
         let mut ctx: Context<A> = Context::new(

@@ -1,14 +1,23 @@
-//! Logging: slog through slog-async, one line per record, formatted like
+//! Logging: slog through slog-async, one line per record, as text (the default)
 //!
 //! ```text
 //! DEBUG  0:00.013 SEND       Entering startup
 //! INFO   0:03.128 STATUS     Normal shutdown pid=4242
 //! ```
 //!
-//! Level, elapsed time on the [`AppClock`], the process's actor name, the message, then the
-//! record's key-value pairs. Each line is written with a single `write` to stderr (colours
-//! included, on a terminal) so lines of different processes sharing one terminal or pipe do
-//! not interleave.
+//! (level, elapsed time on the [`AppClock`], the process's actor name, the message, then the
+//! record's key-value pairs) or as JSON, one object per line ([`LogFormat`], chosen by
+//! [`SystemConfig::log_format`](crate::SystemConfig::log_format) or [`FORMAT_ENV`]):
+//!
+//! ```text
+//! {"time":"0:03.128","elapsed":3.128554,"level":"INFO","actor":"STATUS","pid":4242,"msg":"Normal shutdown","kv_pid":4242}
+//! ```
+//!
+//! Each line is written with a single `write` to stderr (colours included, on a terminal) so
+//! lines of different processes sharing one terminal or pipe do not interleave.
+//!
+//! Records of libraries that log through the `log` crate or emit `tracing` events come out in
+//! the same stream, with the name of the actor they were logged in ([`bridge`]).
 //!
 //! The log never stalls the program. Records go through a bounded queue to a writer thread;
 //! when stderr does not take lines (a pipe nobody reads, a terminal paused with Ctrl-S) the
@@ -17,51 +26,23 @@
 //! (it waits for room in bounded slices), and the final flush of a process has a deadline
 //! ([`FLUSH_DEADLINE`]): an actor, the root, the signal path and exit never wait on the log.
 
-use crate::clock::AppClock;
+pub mod bridge;
+mod choice;
+mod json;
+
+pub use choice::{
+    format_from, level_from, parse_level, LogFormat, LogLevel, UnknownName, DEFAULT_LEVEL,
+    FORMAT_ENV, LOG_ENV,
+};
+
+use crate::clock::{AppClock, Stamp};
 use parking_lot::Mutex;
 use slog::{Drain, Level, OwnedKVList, Record, KV};
 use slog_term::{Decorator, RecordDecorator};
 use std::io::{self, IsTerminal, Write};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The environment variable that sets the log level (`error`, `warn`, `info`, `debug`, `trace`).
-pub const LOG_ENV: &str = "MPACTOR_LOG";
-
-/// The level used when neither a flag nor [`LOG_ENV`] says otherwise.
-pub const DEFAULT_LEVEL: Level = Level::Info;
-
-/// Parses a level name (`error`, `warn`/`warning`, `info`, `debug`, `trace`, `critical`),
-/// case-insensitively.
-///
-/// ```
-/// use actor_core::log::parse_level;
-/// assert_eq!(parse_level("DEBUG"), Some(slog::Level::Debug));
-/// assert_eq!(parse_level("loud"), None);
-/// ```
-pub fn parse_level(text: &str) -> Option<Level> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "warn" | "warning" => Some(Level::Warning),
-        other => Level::from_str(other).ok(),
-    }
-}
-
-/// The level from the command line if given, else from [`LOG_ENV`], else [`DEFAULT_LEVEL`].
-/// An unreadable value is reported on stderr and the default is used.
-pub fn level_from(flag: Option<&str>) -> Level {
-    let env = std::env::var(LOG_ENV).ok();
-    let (text, source) = match (flag, env.as_deref()) {
-        (Some(f), _) => (f, "--log-level"),
-        (None, Some(e)) => (e, LOG_ENV),
-        (None, None) => return DEFAULT_LEVEL,
-    };
-    parse_level(text).unwrap_or_else(|| {
-        eprintln!("mpactor: {source}={text:?} is not a log level (error, warn, info, debug, trace); using info");
-        DEFAULT_LEVEL
-    })
-}
 
 /// The longest a process's final [`LogHandle::flush`] waits for stderr to take the lines
 /// still queued; what it cannot write by then is dropped.
@@ -124,31 +105,56 @@ impl Drop for LogHandle {
     }
 }
 
-/// Builds this process's logger: lines carry `actor` as the name column and the elapsed time on
-/// `clock`; records below `level` are dropped.
+/// Builds this process's logger in the format [`FORMAT_ENV`] names (text by default): see
+/// [`init_with`].
 pub fn init(actor: &str, clock: AppClock, level: Level) -> LogHandle {
+    init_with(actor, clock, level, format_from(None))
+}
+
+/// Builds this process's logger: lines in `format` carry `actor` as the actor's name and the
+/// elapsed time on `clock`; records below `level` are dropped. Records of the `log` and
+/// `tracing` crates logged in this process go to it too ([`bridge`]).
+///
+/// ```
+/// use actor_core::log::{init_with, LogFormat};
+/// use actor_core::AppClock;
+///
+/// let mut handle = init_with("MAIN", AppClock::start(), slog::Level::Info, LogFormat::Json);
+/// slog::info!(handle.logger, "ready"; "port" => 9999);
+/// // Before the process exits: write what is queued, within FLUSH_DEADLINE.
+/// handle.flush();
+/// ```
+pub fn init_with(actor: &str, clock: AppClock, level: Level, format: LogFormat) -> LogHandle {
     let out = Arc::new(Output::default());
-    let colours = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let fmt = LineFormat::new(actor, clock, LineDecorator::new(out.clone(), colours));
-    let (drain, guard) = build_async(fmt, level);
+    let (drain, guard) = match format {
+        LogFormat::Text => {
+            let colours = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let decorator = LineDecorator::new(out.clone(), colours);
+            build_async(LineFormat::new(actor, clock, decorator), level)
+        }
+        LogFormat::Json => build_async(json::JsonFormat::new(actor, clock, out.clone()), level),
+    };
+    // Filtered here too, before the async queue: a record below the level is dropped at
+    // the call site instead of being serialised and sent to the writer thread.
+    let logger = slog::Logger::root(
+        Stamped {
+            inner: drain.filter_level(level).fuse(),
+            clock,
+        }
+        .fuse(),
+        slog::o!(),
+    );
+    bridge::install(&logger, level);
     LogHandle {
         out,
-        // Filtered here too, before the async queue: a record below the level is dropped at
-        // the call site instead of being serialised and sent to the writer thread.
-        logger: slog::Logger::root(
-            Stamped {
-                inner: drain.filter_level(level).fuse(),
-                clock,
-            }
-            .fuse(),
-            slog::o!(),
-        ),
+        logger,
         guard: Some(guard),
     }
 }
 
-/// The record key that carries the time of the logging call to the writer thread.
-const STAMP_KEY: &str = "mpactor_elapsed";
+/// The record key that carries the time of the logging call (microseconds on the
+/// [`AppClock`]) to the writer thread.
+const STAMP_KEY: &str = "mpactor_elapsed_us";
 
 /// Stamps each record with the application time at the logging call: the async writer
 /// formats lines later, and a line must show when it was logged, not when it was written
@@ -163,8 +169,8 @@ impl<D: Drain> Drain for Stamped<D> {
     type Err = D::Err;
 
     fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<D::Ok, D::Err> {
-        let stamp = self.clock.stamp().to_string();
-        let kv = (slog::SingleKV(STAMP_KEY, stamp.as_str()), record.kv());
+        let stamp = self.clock.elapsed().as_micros() as u64;
+        let kv = (slog::SingleKV(STAMP_KEY, stamp), record.kv());
         let rstatic = slog::RecordStatic {
             location: record.location(),
             tag: record.tag(),
@@ -178,17 +184,19 @@ impl<D: Drain> Drain for Stamped<D> {
 /// Lines the async logger holds before a logging thread waits (see [`init`]).
 const LOG_QUEUE: usize = 1024;
 
-fn build_async<D>(
-    fmt: LineFormat<D>,
+fn build_async<F>(
+    fmt: F,
     level: Level,
 ) -> (
     slog::IgnoreResult<slog_async::Async>,
     slog_async::AsyncGuard,
 )
 where
-    D: Decorator + Send + 'static,
+    F: Drain<Ok = ()> + Send + 'static,
 {
-    let drain = fmt.filter_level(level).fuse();
+    // Errors ignored, not fused: a line that cannot be formatted (a key-value whose own
+    // serialisation fails) is lost alone; fused, it would end the writer thread with a panic.
+    let drain = fmt.filter_level(level).ignore_res();
     let (async_drain, guard) = slog_async::Async::new(drain)
         // The queue is preallocated and touched in full (~106 bytes a slot): 8192 slots were
         // 0.85 MiB resident in every process, a fifth of an idle actor. 1024 lines of backlog
@@ -237,13 +245,9 @@ impl<D: Decorator> Drain for LineFormat<D> {
             d.start_level()?;
             write!(d, "{:<6}", level_name(record.level()))?;
             d.start_timestamp()?;
-            let mut found = Found::default();
-            let _ = record.kv().serialize(record, &mut found);
-            let _ = values.serialize(record, &mut found);
-            match &found.stamp {
-                Some(stamp) => write!(d, "{stamp:>8}")?,
-                None => write!(d, "{:>8}", self.clock.stamp())?,
-            }
+            let found = Found::of(record, values);
+            let stamp = found.stamp.map(Stamp).unwrap_or_else(|| self.clock.stamp());
+            write!(d, "{:>8}", stamp.to_string())?;
             d.start_whitespace()?;
             write!(d, " ")?;
             d.reset()?;
@@ -296,19 +300,35 @@ pub fn for_actor(log: &slog::Logger, name: &str) -> slog::Logger {
     log.new(slog::o!(ACTOR_KEY => name.to_string()))
 }
 
-/// The keys the line format takes for its columns rather than printing them as pairs.
+/// The keys the line formats take for their columns rather than printing them as pairs.
 #[derive(Default)]
 struct Found {
     actor: Option<String>,
-    stamp: Option<String>,
+    stamp: Option<Duration>,
+}
+
+impl Found {
+    /// The columns `record` and its logger's `values` carry (the record's first).
+    fn of(record: &Record<'_>, values: &OwnedKVList) -> Found {
+        let mut found = Found::default();
+        let _ = record.kv().serialize(record, &mut found);
+        let _ = values.serialize(record, &mut found);
+        found
+    }
 }
 
 impl slog::Serializer for Found {
+    fn emit_u64(&mut self, key: slog::Key, val: u64) -> slog::Result {
+        if key == STAMP_KEY && self.stamp.is_none() {
+            self.stamp = Some(Duration::from_micros(val));
+        }
+        Ok(())
+    }
+
     fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
-        if key == ACTOR_KEY {
+        // The most specific logger's name wins (a thread actor's over its process's).
+        if key == ACTOR_KEY && self.actor.is_none() {
             self.actor = Some(val.to_string());
-        } else if key == STAMP_KEY {
-            self.stamp = Some(val.to_string());
         }
         Ok(())
     }
@@ -499,14 +519,6 @@ impl RecordDecorator for LineBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn levels_parse_case_insensitively() {
-        assert_eq!(parse_level("Info"), Some(Level::Info));
-        assert_eq!(parse_level("warn"), Some(Level::Warning));
-        assert_eq!(parse_level("trace"), Some(Level::Trace));
-        assert_eq!(parse_level(""), None);
-    }
 
     #[test]
     fn logging_after_the_flush_is_dropped_without_a_panic() {
