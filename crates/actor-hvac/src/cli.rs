@@ -64,8 +64,9 @@ pub struct Cli {
           value_parser = parse_token)]
     pub control_token: Option<ControlToken>,
 
-    /// How much every process logs (any case). Default: debug (the start and the stop then
-    /// read like the talk's sample).
+    /// How much every process logs (any case). Default: info (quiet under traffic: one count
+    /// line per stats interval); debug adds a line per connection and reads like the talk's
+    /// sample at the start and the stop.
     #[arg(long, value_name = "LEVEL", value_enum, ignore_case = true, env = LOG_ENV)]
     pub log_level: Option<LogLevel>,
 
@@ -77,7 +78,9 @@ pub struct Cli {
 }
 
 /// The level when neither `--log-level` nor `MPACTOR_LOG` says otherwise.
-pub const DEFAULT_LEVEL: slog::Level = slog::Level::Debug;
+/// INFO: a device's control port under a flood of clients must not flood its log (each
+/// connection is one DEBUG line).
+pub const DEFAULT_LEVEL: slog::Level = slog::Level::Info;
 
 impl Cli {
     /// The log level: `--log-level`, else `MPACTOR_LOG`, else [`DEFAULT_LEVEL`].
