@@ -192,7 +192,10 @@ fn idle(opts: &Opts, t: &mut Table) -> BenchResult<()> {
     let worst = cost.actor_per_s.iter().copied().fold(0.0, f64::max);
     let mean = cost.actor_per_s.iter().sum::<f64>() / cost.actor_per_s.len().max(1) as f64;
     t.row(
-        &format!("idle: {N} queue actors, {} s: CPU of one core", window.as_secs()),
+        &format!(
+            "idle: {N} queue actors, {} s: CPU of one core",
+            window.as_secs()
+        ),
         format!("{:.2} %", cost.cpu_percent),
         String::new(),
         String::new(),
@@ -200,7 +203,10 @@ fn idle(opts: &Opts, t: &mut Table) -> BenchResult<()> {
     .target("< 0.5 %")
     .anchor("before issue 13: 21 %; mptools 31.8 %");
     t.row(
-        &format!("idle: {N} queue actors, {} s: context switches per second", window.as_secs()),
+        &format!(
+            "idle: {N} queue actors, {} s: context switches per second",
+            window.as_secs()
+        ),
         format!(
             "{:.1}/s in all; root {:.1}/s; per actor process {mean:.2}/s (worst {worst:.2}/s)",
             cost.total_per_s(),

@@ -881,7 +881,12 @@ fn proc_cost(pid: u32, skip: &[u32]) -> BenchResult<(u64, u64)> {
     let mut switches = 0;
     for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let entry = entry?;
-        let tid: u32 = entry.file_name().to_str().unwrap_or("").parse().unwrap_or(0);
+        let tid: u32 = entry
+            .file_name()
+            .to_str()
+            .unwrap_or("")
+            .parse()
+            .unwrap_or(0);
         if skip.contains(&tid) {
             continue;
         }

@@ -24,6 +24,13 @@ pub(crate) fn raw_fd<T>(rx: &IpcReceiver<T>) -> c_int {
     unsafe { transmute_copy(rx) }
 }
 
+/// The descriptor inside a receiver, borrowed for as long as the receiver: for `poll`.
+pub(crate) fn borrow<T>(rx: &IpcReceiver<T>) -> std::os::fd::BorrowedFd<'_> {
+    // SAFETY: the receiver owns the descriptor and keeps it open for the borrow's lifetime
+    // (it closes it only when dropped, which the borrow prevents).
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(raw_fd(rx)) }
+}
+
 /// Wraps a connected `SOCK_SEQPACKET` socket (one we accepted ourselves) as an ipc-channel
 /// receiver, which then owns it.
 pub(crate) fn receiver_from_fd<T>(fd: c_int) -> IpcReceiver<T> {
