@@ -274,3 +274,29 @@ impl<A: Actor> Context<A> {
         self.inbox.drain(deadline)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn setting_the_flag_runs_every_wake_up_and_a_late_one_at_once() {
+        let flag = StopFlag::new();
+        let woken = Arc::new(AtomicU32::new(0));
+        let w = woken.clone();
+        flag.on_set(move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(woken.load(Ordering::SeqCst), 0, "not set yet: nobody woken");
+        flag.clone().set();
+        assert!(flag.is_set());
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        // Registered after the flag was set: runs at once, or the wait it guards would sleep.
+        let w = woken.clone();
+        flag.on_set(move || {
+            w.fetch_add(10, Ordering::SeqCst);
+        });
+        assert_eq!(woken.load(Ordering::SeqCst), 11);
+    }
+}
