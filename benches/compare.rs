@@ -4,7 +4,8 @@
 //! ```text
 //! cargo bench --bench compare              # full: a few minutes
 //! cargo bench --bench compare -- --quick   # under a minute
-//! cargo bench --bench compare -- --only small,rt   # some sections: mem small fanin bytes rt spawn
+//! cargo bench --bench compare -- --only small,rt   # some sections: mem small fanin bytes rt spawn idle
+//! cargo bench --bench compare -- --only idle       # 64 idle actors, 10 s (3 s with --quick)
 //! ```
 //!
 //! Absolute figures on a shared machine move from run to run; the ratios measured side by
@@ -175,6 +176,62 @@ fn run(opts: &Opts, t: &mut Table) -> BenchResult<()> {
     if opts.wants("rt") {
         round_trip(opts, t)?;
     }
+    if opts.wants("idle") {
+        idle(opts, t)?;
+    }
+    Ok(())
+}
+
+/// What idle actors cost: CPU and context switches (wake-ups) of the whole process tree,
+/// measured from outside (`/proc`) after the start-up, while the root runs its loop.
+fn idle(opts: &Opts, t: &mut Table) -> BenchResult<()> {
+    const N: usize = 64;
+    let window = opts.pick(Duration::from_secs(3), Duration::from_secs(10));
+    eprintln!("bench: {N} idle queue actors, {window:?}…");
+    let cost = common::mpactor_idle(N, Duration::from_secs(2), window)?;
+    let worst = cost.actor_per_s.iter().copied().fold(0.0, f64::max);
+    let mean = cost.actor_per_s.iter().sum::<f64>() / cost.actor_per_s.len().max(1) as f64;
+    t.row(
+        &format!(
+            "idle: {N} queue actors, {} s: CPU of one core",
+            window.as_secs()
+        ),
+        format!("{:.2} %", cost.cpu_percent),
+        String::new(),
+        String::new(),
+    )
+    .target("< 0.5 %")
+    .anchor("before issue 13: 21 %; mptools 31.8 %");
+    t.row(
+        &format!(
+            "idle: {N} queue actors, {} s: context switches per second",
+            window.as_secs()
+        ),
+        format!(
+            "{:.1}/s in all; root {:.1}/s; per actor process {mean:.2}/s (worst {worst:.2}/s)",
+            cost.total_per_s(),
+            cost.root_per_s
+        ),
+        String::new(),
+        String::new(),
+    )
+    .target("≤ 1/s per actor, root ≤ 5/s")
+    .anchor("before issue 13: 4,344/s; mptools 3,515/s");
+    t.verdict(
+        &format!("{N} idle actors < 0.5 % of a core"),
+        cost.cpu_percent < 0.5,
+        format!("{:.2} %", cost.cpu_percent),
+    );
+    t.verdict(
+        "idle actor process ≤ 1 wake-up/s",
+        worst <= 1.0,
+        format!("worst {worst:.2}/s, mean {mean:.2}/s"),
+    );
+    t.verdict(
+        "idle root ≤ 5 wake-ups/s",
+        cost.root_per_s <= 5.0,
+        format!("{:.1}/s", cost.root_per_s),
+    );
     Ok(())
 }
 

@@ -42,5 +42,5 @@ pub use actor_core::{
     StopFlag, StopReason, Strategy, Summary, SystemConfig,
 };
 pub use actor_ipc::{
-    self, flush_all, testkit, ActorStatus, Addr, Registry, RootCtx, StartError, System,
+    self, flush_all, testkit, ActorStatus, Addr, ContextExt, Registry, RootCtx, StartError, System,
 };

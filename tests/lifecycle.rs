@@ -212,3 +212,67 @@ fn a_child_that_finishes_by_itself_is_logged_and_not_restarted_when_temporary() 
     root.assert_gone(&[pid, live], Duration::from_secs(5));
     root.assert_nothing_left();
 }
+
+#[test]
+fn idle_actors_stop_at_once_when_asked() {
+    // Four idle actors sleep in their receive (no poll) until the stop frame wakes them: the
+    // whole stop is quick (the contract, 100 ms, is measured by the compare bench; here with
+    // a wide margin for a loaded machine), not a poll's length (loops::QUEUE_POLL is 60 s).
+    let mut root = Root::testbed(
+        "idle-stop",
+        &[
+            "run",
+            "--stop-when-started",
+            "--child",
+            "A",
+            "--child",
+            "B",
+            "--child",
+            "C",
+            "--child",
+            "D",
+        ],
+    );
+    assert_eq!(root.wait_code(PATIENCE), 0, "{}", root.dump());
+    let stop_ms: u64 = number_after(&root.wait_out(&["exit_code"], PATIENCE), "stop_ms ");
+    assert!(
+        stop_ms < 1000,
+        "the stop took {stop_ms} ms\n{}",
+        root.dump()
+    );
+    for name in ["A", "B", "C", "D"] {
+        assert_eq!(root.summary(name).exit, "0", "{}", root.dump());
+    }
+}
+
+#[test]
+fn a_custom_loop_that_polls_should_stop_sees_the_stop_within_its_own_wait() {
+    // F floods A in a loop of its own that never receives: `while !ctx.should_stop()` around
+    // `send_timeout(100 ms)`. The stop request reaches it through the shared counters, so it
+    // stops within one of its own waits, cleanly, not at the stop deadline (5 s here).
+    let mut root = Root::testbed(
+        "custom-loop-stop",
+        &[
+            "run",
+            "--stop-timeout-ms",
+            "5000",
+            "--child",
+            "A",
+            "--child",
+            "F:kind=flood,to=A",
+        ],
+    );
+    root.pid_of("F");
+    root.signal(libc::SIGTERM);
+    assert_eq!(root.wait_code(PATIENCE), 0, "{}", root.dump());
+    let stop_ms: u64 = number_after(&root.wait_out(&["exit_code"], PATIENCE), "stop_ms ");
+    assert!(
+        stop_ms < 3000,
+        "the stop took {stop_ms} ms\n{}",
+        root.dump()
+    );
+    assert_eq!(root.summary("F").exit, "0", "{}", root.dump());
+    for name in ["A", "F"] {
+        assert!(root.summary(name).reconciles(), "{}", root.dump());
+    }
+}

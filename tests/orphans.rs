@@ -165,3 +165,34 @@ fn no_zombie_and_no_descriptor_growth_over_100_crash_restart_cycles() {
     root.assert_nothing_left();
     assert_tmp_empty(&root);
 }
+
+#[test]
+fn an_idle_orphan_is_woken_and_stops_cleanly() {
+    // A and B wait in their inboxes with nothing to do: no poll wakes them. The root's death
+    // closes their lifelines, and the lifeline wakes the blocked receive (a wake frame into
+    // the actor's own inbox), so each stops cleanly, its shutdown recorded, long before the
+    // orphan's hard exit (ORPHAN_GRACE after noticing), which would skip it.
+    let mut root = Root::testbed_recording("orphan-idle", "run", &["--child", "A", "--child", "B"]);
+    let children = [root.pid_of("A"), root.pid_of("B")];
+    root.wait_record("A main_loop", PATIENCE);
+    root.wait_record("B main_loop", PATIENCE);
+    let t0 = Instant::now();
+    root.signal(libc::SIGKILL);
+    root.wait_exit(PATIENCE);
+    root.assert_gone(&children, Duration::from_secs(5));
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "the children outlived their root by {took:?}\n{}",
+        root.dump()
+    );
+    for name in ["A", "B"] {
+        root.wait_record(&format!("{name} shutdown"), PATIENCE);
+        root.wait_log(&[name, "Normal shutdown"], PATIENCE);
+    }
+    assert!(
+        root.log_lines(&["exiting now"]).is_empty(),
+        "an idle orphan was not woken: it exited hard\n{}",
+        root.dump()
+    );
+}

@@ -862,3 +862,110 @@ pub fn report_channel<T: Serialize + for<'de> Deserialize<'de>>(
 ) -> BenchResult<(IpcSender<T>, IpcReceiver<T>)> {
     Ok(ipc::channel()?)
 }
+
+// ---------------------------------------------------------------------------------------
+// Idle cost: what a process tree of idle actors costs the machine, seen from outside
+// ---------------------------------------------------------------------------------------
+
+/// CPU time (utime + stime, in clock ticks) and context switches (voluntary + nonvoluntary,
+/// summed over every thread) of one process, from `/proc`. Threads listed in `skip` (the
+/// measuring thread itself) are left out of the switches.
+fn proc_cost(pid: u32, skip: &[u32]) -> BenchResult<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces: fields are counted after its ')'.
+    let after = stat.rsplit_once(')').ok_or("no ')' in stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Field 14 (utime) and 15 (stime) of stat(5) are the 12th and 13th after the name.
+    let ticks: u64 = fields.get(11).ok_or("no utime")?.parse::<u64>()?
+        + fields.get(12).ok_or("no stime")?.parse::<u64>()?;
+    let mut switches = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let entry = entry?;
+        let tid: u32 = entry
+            .file_name()
+            .to_str()
+            .unwrap_or("")
+            .parse()
+            .unwrap_or(0);
+        if skip.contains(&tid) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue; // the thread ended meanwhile
+        };
+        for line in status.lines() {
+            if let Some(v) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                switches += v.trim().parse::<u64>()?;
+            }
+        }
+    }
+    Ok((ticks, switches))
+}
+
+/// What an idle process tree cost over a measured window.
+pub struct IdleCost {
+    /// CPU time of the whole tree, in % of one core.
+    pub cpu_percent: f64,
+    /// Context switches per second of the root (the measuring thread left out).
+    pub root_per_s: f64,
+    /// Context switches per second of each actor process.
+    pub actor_per_s: Vec<f64>,
+}
+
+impl IdleCost {
+    /// Context switches per second of the whole tree.
+    pub fn total_per_s(&self) -> f64 {
+        self.root_per_s + self.actor_per_s.iter().sum::<f64>()
+    }
+}
+
+/// Starts `n` idle queue actors, lets the start-up settle for `settle`, then measures the
+/// root and every actor process over `window` while the root runs its ordinary loop
+/// (`System::run`), which then stops the system at its run-for deadline.
+pub fn mpactor_idle(n: usize, settle: Duration, window: Duration) -> BenchResult<IdleCost> {
+    let config = config().run_for(settle + window + Duration::from_millis(300));
+    let mut system = System::<()>::new(registry(), config)?;
+    for i in 0..n {
+        system.spawn_with::<Idle>(&format!("IDLE{i}"), (), ChildOptions::default())?;
+    }
+    let pids: Vec<u32> = system.status().iter().map(|s| s.pid).collect();
+    let root = std::process::id();
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let measurer = std::thread::Builder::new()
+        .name("bench-idle".into())
+        .spawn(move || -> Result<IdleCost, String> {
+            // SAFETY: gettid has no preconditions.
+            let me = [unsafe { libc::gettid() } as u32];
+            std::thread::sleep(settle);
+            let snap = || -> Result<Vec<(u64, u64)>, String> {
+                std::iter::once(root)
+                    .chain(pids.iter().copied())
+                    .map(|p| proc_cost(p, &me).map_err(|e| format!("pid {p}: {e}")))
+                    .collect()
+            };
+            let t0 = Instant::now();
+            let before = snap()?;
+            std::thread::sleep(window);
+            let after = snap()?;
+            let secs = t0.elapsed().as_secs_f64();
+            let per_s = |i: usize| (after[i].1 - before[i].1) as f64 / secs;
+            let ticks: u64 = after.iter().zip(&before).map(|(a, b)| a.0 - b.0).sum();
+            Ok(IdleCost {
+                cpu_percent: ticks as f64 / tick / secs * 100.0,
+                root_per_s: per_s(0),
+                actor_per_s: (1..after.len()).map(per_s).collect(),
+            })
+        })?;
+    let summary = system.run(|_, _, ()| {});
+    let cost = measurer
+        .join()
+        .map_err(|_| "the measuring thread panicked")??;
+    if summary.exit_code() != 0 {
+        return Err(format!("the system stopped with {}", summary.reason).into());
+    }
+    Ok(cost)
+}

@@ -4,8 +4,9 @@ use crate::clock::AppClock;
 use crate::error::{ActorError, SendError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// An actor: one process (or thread) with one inbox of one message type.
@@ -104,27 +105,60 @@ pub trait EventPort<E>: Send {
 }
 
 /// A stop flag set by the runtime (a signal, the root going away) and read by the actor.
-#[derive(Clone, Default, Debug)]
-pub struct StopFlag(Arc<AtomicBool>);
+///
+/// Setting it also wakes the actor if it is blocked in [`Context::recv`]: the runtime
+/// registers a wake-up with [`StopFlag::on_set`], so a receive waits for as long as its
+/// caller asked and still sees a stop at once.
+#[derive(Clone, Default)]
+pub struct StopFlag(Arc<FlagInner>);
+
+/// A wake-up registered with [`StopFlag::on_set`].
+type Wake = Box<dyn Fn() + Send + Sync>;
+
+#[derive(Default)]
+struct FlagInner {
+    set: AtomicBool,
+    wakes: Mutex<Vec<Wake>>,
+}
+
+impl std::fmt::Debug for StopFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StopFlag").field(&self.is_set()).finish()
+    }
+}
 
 impl StopFlag {
     /// A flag that is not set.
     pub fn new() -> Self {
         Self::default()
     }
-    /// Sets the flag.
+    /// Sets the flag and runs every wake-up registered with [`StopFlag::on_set`].
     pub fn set(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.set.store(true, Ordering::SeqCst);
+        for wake in self.wakes().iter() {
+            wake();
+        }
     }
     /// True once set.
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.set.load(Ordering::SeqCst)
+    }
+    /// Runtime use: runs `wake` each time the flag is set (at once if it is set already).
+    /// A runtime wakes the actor's blocked receive with it (a control frame into its own
+    /// inbox), so that nothing needs to poll the flag. `wake` must not block: it runs on
+    /// whatever thread sets the flag (a signal thread, the lifeline watch).
+    pub fn on_set(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let mut wakes = self.wakes();
+        if self.is_set() {
+            wake();
+        }
+        wakes.push(Box::new(wake));
+    }
+    fn wakes(&self) -> std::sync::MutexGuard<'_, Vec<Wake>> {
+        // A wake-up that panicked leaves the list as it was: still usable.
+        self.0.wakes.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
-
-/// The longest a single wait inside [`Context::recv`] lasts before the local stop flag is
-/// looked at again: it bounds how late a stop set by a signal or by the root's death is seen.
-pub const STOP_POLL: Duration = Duration::from_millis(20);
 
 /// What an actor works through: its name, its inbox, the stop flag, the way to the root,
 /// the logger and the application clock.
@@ -135,6 +169,8 @@ pub struct Context<A: Actor> {
     stop: StopFlag,
     inbox: Box<dyn InboxPort<A::Msg>>,
     events: Box<dyn EventPort<A::Event>>,
+    /// What the runtime adds of its own (see [`Context::set_extension`]).
+    extensions: Vec<Box<dyn Any + Send>>,
 }
 
 impl<A: Actor> Context<A> {
@@ -154,7 +190,22 @@ impl<A: Actor> Context<A> {
             stop,
             inbox,
             events,
+            extensions: Vec::new(),
         }
+    }
+
+    /// Runtime use: attaches a value of the runtime's own to this context (one per type; a
+    /// second value of a type replaces the first). `actor-core` knows nothing of transports:
+    /// this is how a runtime hands the actor what only it can make, such as the actor's own
+    /// address (`actor_ipc::ContextExt::myself`).
+    pub fn set_extension<T: Any + Send>(&mut self, value: T) {
+        self.extensions.retain(|e| !e.is::<T>());
+        self.extensions.push(Box::new(value));
+    }
+
+    /// The value of type `T` the runtime attached with [`Context::set_extension`], if any.
+    pub fn extension<T: Any>(&self) -> Option<&T> {
+        self.extensions.iter().find_map(|e| e.downcast_ref::<T>())
     }
 
     /// The actor's name, as given in its child spec (`"CONSUMER"`).
@@ -187,15 +238,22 @@ impl<A: Actor> Context<A> {
     /// Waits at most `timeout` for the next message. Returns [`Recv::Stop`] once the stop
     /// request has arrived (after every message accepted before it) or the runtime's stop flag
     /// is set.
+    ///
+    /// The wait is event-driven: it sleeps until a message, the stop request, or the stop
+    /// flag being set (a signal, the root's death: the runtime then wakes the receive), or
+    /// until `timeout`. An idle actor costs no wake-ups however long it waits.
     pub fn recv(&mut self, timeout: Duration) -> Recv<A::Msg> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to add to the clock waits as long as the clock can say.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             if self.stop.is_set() {
                 return Recv::Stop;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.inbox.recv_timeout(left.min(STOP_POLL)) {
-                Recv::Timeout if Instant::now() < deadline => continue,
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+            match self.inbox.recv_timeout(left) {
+                // Woken before the deadline (by a wake-up for the flag, a signal, the
+                // inbox's own longest wait): look at the flag and wait for the rest.
+                Recv::Timeout if deadline.is_none_or(|d| Instant::now() < d) => continue,
                 other => return other,
             }
         }
@@ -214,5 +272,31 @@ impl<A: Actor> Context<A> {
     /// Runtime use: drains what is left in the inbox after the actor stopped, as dead letters.
     pub fn drain_inbox(&mut self, deadline: Instant) -> u64 {
         self.inbox.drain(deadline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn setting_the_flag_runs_every_wake_up_and_a_late_one_at_once() {
+        let flag = StopFlag::new();
+        let woken = Arc::new(AtomicU32::new(0));
+        let w = woken.clone();
+        flag.on_set(move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(woken.load(Ordering::SeqCst), 0, "not set yet: nobody woken");
+        flag.clone().set();
+        assert!(flag.is_set());
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        // Registered after the flag was set: runs at once, or the wait it guards would sleep.
+        let w = woken.clone();
+        flag.on_set(move || {
+            w.fetch_add(10, Ordering::SeqCst);
+        });
+        assert_eq!(woken.load(Ordering::SeqCst), 11);
     }
 }

@@ -11,8 +11,11 @@ use crate::actor::{Actor, Context, Recv};
 use crate::error::ActorError;
 use std::time::{Duration, Instant};
 
-/// How long [`queue`] waits for a message before looking at the stop flag again.
-pub const QUEUE_POLL: Duration = Duration::from_millis(100);
+/// The longest single wait of [`queue`] for a message. Not how a stop is seen: the wait is
+/// event-driven (a message, the stop request, a signal, the root's death each end it at
+/// once); this only bounds one call to [`Context::recv`], so that the loop has a deadline
+/// like every wait. Idle, it costs one wake-up a minute.
+pub const QUEUE_POLL: Duration = Duration::from_secs(60);
 
 /// Calls `handle` once per inbox message until the stop request arrives. The stop request is
 /// queued behind every message accepted before it, so a clean stop handles all of them.

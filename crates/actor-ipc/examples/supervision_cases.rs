@@ -11,7 +11,7 @@
 use actor_core::{
     loops, Actor, ActorError, ChildOptions, Context, Isolation, Restart, Strategy, SystemConfig,
 };
-use actor_ipc::{Addr, Registry, System};
+use actor_ipc::{Addr, ContextExt, Registry, System};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,6 +26,14 @@ enum Cmd {
     Crash,
     /// Answer with a `Pong` event.
     Ping,
+    /// Send `Remember` with this actor's own address (`ctx.myself()`) to `server`.
+    Ask { server: Addr<Cmd> },
+    /// Keep `reply_to` and send it `Reply(1)`.
+    Remember { reply_to: Addr<Cmd> },
+    /// Send `Reply(2)` to the address kept.
+    Answer,
+    /// A reply: traced and reported as `Replied`.
+    Reply(u32),
 }
 
 /// What the actors report.
@@ -33,6 +41,7 @@ enum Cmd {
 enum Event {
     Started(String),
     Pong(String),
+    Replied(String, u32),
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -51,6 +60,8 @@ struct Behaviour {
 /// A queue actor that records its lifecycle and does what it is told.
 struct Worker {
     b: Behaviour,
+    /// The address a `Remember` handed over.
+    reply_to: Option<Addr<Cmd>>,
 }
 
 fn trace(path: &PathBuf, line: &str) {
@@ -69,7 +80,7 @@ impl Actor for Worker {
     type Event = Event;
 
     fn init_args(b: Behaviour) -> Result<Self, ActorError> {
-        Ok(Worker { b })
+        Ok(Worker { b, reply_to: None })
     }
 
     fn startup(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
@@ -93,6 +104,21 @@ impl Actor for Worker {
                 Cmd::Work => std::thread::sleep(Duration::from_millis(this.b.slow_ms)),
                 Cmd::Crash => panic!("crash requested"),
                 Cmd::Ping => ctx.emit(Event::Pong(ctx.name().to_string()))?,
+                Cmd::Ask { server } => server.send(Cmd::Remember {
+                    reply_to: ctx.myself(),
+                })?,
+                Cmd::Remember { reply_to } => {
+                    reply_to.send(Cmd::Reply(1))?;
+                    this.reply_to = Some(reply_to);
+                }
+                Cmd::Answer => match &this.reply_to {
+                    Some(to) => to.send(Cmd::Reply(2))?,
+                    None => return Err(ActorError::new("Answer before Remember")),
+                },
+                Cmd::Reply(n) => {
+                    trace(&this.b.trace, &format!("{} got reply {n}", ctx.name()));
+                    ctx.emit(Event::Replied(ctx.name().to_string(), n))?;
+                }
             }
             Ok(())
         })
@@ -202,6 +228,16 @@ fn main() {
                     ));
                 }
             }
+            "myself" => {
+                addrs.push((
+                    "SERVER".into(),
+                    system.spawn::<Worker>("SERVER", b.clone())?,
+                ));
+                addrs.push((
+                    "ASKER".into(),
+                    system.spawn_with::<Worker>("ASKER", b.clone(), permanent)?,
+                ));
+            }
             "startup_fails" => {
                 let failing = Behaviour {
                     fail_startup: true,
@@ -254,6 +290,10 @@ fn main() {
         "rest_for_one" | "one_for_all" => {
             let _ = addr_of("B").expect("spawned").send(Cmd::Crash);
         }
+        "myself" => {
+            let server = addr_of("SERVER").expect("spawned");
+            let _ = addr_of("ASKER").expect("spawned").send(Cmd::Ask { server });
+        }
         _ => {}
     }
 
@@ -269,6 +309,10 @@ fn main() {
                     // The new incarnation answers through the same address.
                     let _ = addr_of("CRASHER").expect("spawned").send(Cmd::Ping);
                 }
+                "myself" if name == "ASKER" && n == 2 => {
+                    // The address the first incarnation handed out reaches the second.
+                    let _ = addr_of("SERVER").expect("spawned").send(Cmd::Answer);
+                }
                 "rest_for_one" | "one_for_all" if starts.get("C").copied().unwrap_or(0) >= 2 => {
                     root.request_stop("the restarted children are back")
                 }
@@ -276,6 +320,11 @@ fn main() {
             }
         }
         Event::Pong(_) => root.request_stop("the restarted actor answered"),
+        Event::Replied(name, 1) => {
+            // Its first incarnation got the reply at its own address: now it crashes.
+            let _ = addr_of(&name).expect("spawned").send(Cmd::Crash);
+        }
+        Event::Replied(..) => root.request_stop("the reply reached the next incarnation"),
     });
     for a in &summary.actors {
         println!(

@@ -19,7 +19,7 @@ use actor_core::supervision::{
     DEFAULT_SEND_TIMEOUT, MAX_MESSAGE_BYTES_CEILING as MAX_MESSAGE_BYTES_LIMIT,
 };
 use actor_core::SendError;
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use ipc_channel::ipc::IpcSender;
 use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -229,6 +229,15 @@ where
     /// ```
     pub fn max_message_bytes(&self) -> usize {
         self.inner.max_bytes
+    }
+
+    /// The inbox's socket sender, for an address of an actor in another process (or this one)
+    /// over ipc-channel: the wake-up of the actor's own receive writes to it.
+    pub(crate) fn ipc_sender(&self) -> Option<&IpcSender<Frame<M>>> {
+        match &self.inner.route {
+            Route::Ipc(tx) => Some(&tx.0),
+            Route::Local(_) => None,
+        }
     }
 
     /// True once the actor is gone for good (stopped, or ended and not restarted).
@@ -480,7 +489,8 @@ fn start_writer<M: Serialize + Send + 'static>(
     })
 }
 
-/// How long an idle writer waits before looking again whether its address is still held.
+/// How long a writer whose receiver is gone keeps counting what callers that raced with the
+/// failure still put in.
 const WRITER_IDLE: Duration = Duration::from_secs(1);
 
 /// One destination's writer, on its own thread: ships what the process's senders queued.
@@ -504,10 +514,11 @@ impl<M: Serialize> Writer<M> {
     fn run(&mut self, rx: Receiver<Item<M>>) {
         let mut batch: Vec<M> = Vec::with_capacity(64);
         loop {
-            let first = match rx.recv_timeout(WRITER_IDLE) {
-                Ok(item) => item,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return,
+            // Idle, the writer sleeps until something is queued: no deadline, because the
+            // wait ends by itself when the last copy of the address in this process is
+            // dropped (the queue disconnects), and there is nothing to look at before that.
+            let Ok(first) = rx.recv() else {
+                return;
             };
             let mut stop_after = None;
             match first {

@@ -6,7 +6,7 @@
 //! 2. The child connects and sends [`Boot::Hello`]: the secret, its pid, and a sender on
 //!    which it wants its [`Setup`].
 //! 3. The root checks the secret and the pid, and sends the `Setup`: the `Args`, the inbox,
-//!    the shared counters, the root's report address, the lifeline and the clock's zero.
+//!    the shared counters, the root's report address, the actor's own address, the lifeline and the clock's zero.
 //! 4. The child runs `startup` and says [`Boot::Started`] (or [`Boot::StartFailed`]) on the
 //!    same connection.
 //!
@@ -57,6 +57,9 @@ pub(crate) struct Setup<Args, Msg: Send + 'static, Event: Send + 'static> {
     pub inbox: IpcReceiver<Frame<Msg>>,
     pub counters: Counters,
     pub root: Addr<Report<Event>>,
+    /// The actor's own address: `ContextExt::myself`, and the way its process wakes its
+    /// own blocked receive (`crate::wake`).
+    pub myself: Addr<Msg>,
     pub lifeline: IpcReceiver<()>,
     pub clock: AppClock,
     pub log_level: String,

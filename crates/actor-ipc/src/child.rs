@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 
 /// How long a child whose root died may take to stop cleanly before it exits hard.
 pub const ORPHAN_GRACE: Duration = Duration::from_millis(300);
-/// How often a child looks whether its root is still there.
-const LIFELINE_POLL: Duration = Duration::from_millis(50);
 
 type Entry = fn() -> i32;
 
@@ -208,6 +206,16 @@ fn run_actor<A: Actor>(
     let pid = std::process::id();
     let name = setup.name.clone();
     let stop = StopFlag::new();
+    // Whoever sets the stop flag (the signal thread when the stop must be at once, the
+    // lifeline when the root died) wakes the actor's receive with a wake frame in its own
+    // inbox: nothing in this process polls.
+    match setup.myself.ipc_sender().cloned().and_then(crate::wake::wake_inbox) {
+        Some(wake) => stop.on_set(wake),
+        None => slog::warn!(
+            logger,
+            "cannot wake the actor's own receive: a stop set by a signal or the root's death is seen at its next message or within 10 s"
+        ),
+    }
     let root_gone = Arc::new(AtomicBool::new(false));
     // Set once the actor's life is over: what happens to the root after that is no news.
     let finished = Arc::new(AtomicBool::new(false));
@@ -268,7 +276,6 @@ fn run_actor<A: Actor>(
     }
     watch_lifeline(
         setup.lifeline,
-        parent,
         Orphaning {
             stop: stop.clone(),
             root_gone: root_gone.clone(),
@@ -293,6 +300,7 @@ fn run_actor<A: Actor>(
         Box::new(inbox),
         Box::new(port),
     );
+    ctx.set_extension(crate::myself::Myself(setup.myself));
     let outcome = lifecycle::run::<A>(setup.args, &mut ctx, |_| {
         let _ = conn.send(Boot::Started);
     });
@@ -356,11 +364,6 @@ fn run_actor<A: Actor>(
     code
 }
 
-/// Watches the link to the root: when it closes, the parent changes, or the parent-death
-/// signal said so, the root is gone; the actor is asked to stop and, if it has not exited
-/// within [`ORPHAN_GRACE`], the process exits hard. A root killed with SIGKILL thus leaves no
-/// actor behind. Once `finished` is set (the actor's life is over, the process is on its way
-/// out), a closing link is expected and says nothing.
 /// What a child does when its root is gone.
 struct Orphaning {
     stop: StopFlag,
@@ -370,12 +373,12 @@ struct Orphaning {
     root_dir: Option<std::path::PathBuf>,
 }
 
-fn watch_lifeline(
-    lifeline: IpcReceiver<()>,
-    parent: libc::pid_t,
-    orphaning: Orphaning,
-    log: slog::Logger,
-) {
+/// Watches the link to the root: when it closes, the root is gone; the actor is asked to
+/// stop (the stop flag wakes its receive) and, if it has not exited within
+/// [`ORPHAN_GRACE`], the process exits hard. A root killed with SIGKILL thus leaves no actor
+/// behind. Once `finished` is set (the actor's life is over, the process is on its way out),
+/// a closing link is expected and says nothing.
+fn watch_lifeline(lifeline: IpcReceiver<()>, orphaning: Orphaning, log: slog::Logger) {
     let Orphaning {
         stop,
         root_gone,
@@ -385,26 +388,18 @@ fn watch_lifeline(
     let spawned = std::thread::Builder::new()
         .name("mpactor-lifeline".into())
         .spawn(move || {
+            // Blocks until the root's end of the lifeline closes: only the root holds it
+            // (close-on-exec keeps it out of every other process), so it closes exactly when
+            // the root exits, however it dies (the kernel closes a killed process's
+            // descriptors). No deadline: this thread only waits for that, and ends with the
+            // process. The root never sends on it; a signal landing on this thread
+            // (EINTR) just waits again.
             loop {
-                if root_gone.load(Ordering::SeqCst) {
-                    break;
-                }
-                match lifeline.try_recv_timeout(LIFELINE_POLL) {
-                    Ok(()) => continue,
-                    // A signal (SIGTERM, SIGCONT) woke the wait early: that says nothing of the root.
-                    Err(ipc_channel::TryRecvError::IpcError(ipc_channel::IpcError::Io(e)))
+                match lifeline.recv() {
+                    Ok(()) => {}
+                    Err(ipc_channel::IpcError::Io(e))
                         if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    // SAFETY: getppid has no preconditions.
-                    Err(ipc_channel::TryRecvError::Empty)
-                        if unsafe { libc::getppid() } == parent =>
-                    {
-                        continue
-                    }
-                    _ => break,
-                }
-                // SAFETY: as above.
-                if unsafe { libc::getppid() } != parent {
-                    break;
+                    Err(_) => break,
                 }
             }
             if finished.load(Ordering::SeqCst) {

@@ -29,7 +29,6 @@ pub(crate) fn raw_fd<T>(rx: &IpcReceiver<T>) -> c_int {
 /// its peer. A build against another ipc-channel (the pin in Cargo.toml is exact for this
 /// reason) fails here, at start-up, with a clear error, instead of reading garbage later.
 pub(crate) fn check_layout() -> io::Result<()> {
-    use std::os::fd::BorrowedFd;
     let wrong = |what: String| {
         io::Error::other(format!(
             "ipc-channel's layout is not the one mpactor was built for ({what}): \
@@ -41,9 +40,7 @@ pub(crate) fn check_layout() -> io::Result<()> {
     if fd < 0 {
         return Err(wrong(format!("receiver descriptor {fd}")));
     }
-    // SAFETY: only borrowed for the two queries below, while `rx` owns it.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    match rustix::net::sockopt::socket_type(borrowed) {
+    match rustix::net::sockopt::socket_type(borrow(&rx)) {
         Ok(rustix::net::SocketType::SEQPACKET) => {}
         Ok(other) => return Err(wrong(format!("receiver is a {other:?} socket"))),
         Err(e) => return Err(wrong(format!("receiver descriptor {fd}: {e}"))),
@@ -64,6 +61,13 @@ pub(crate) fn check_layout() -> io::Result<()> {
             "a frame written directly came back as {other:?}"
         ))),
     }
+}
+
+/// The descriptor inside a receiver, borrowed for as long as the receiver: for `poll`.
+pub(crate) fn borrow<T>(rx: &IpcReceiver<T>) -> std::os::fd::BorrowedFd<'_> {
+    // SAFETY: the receiver owns the descriptor and keeps it open for the borrow's lifetime
+    // (it closes it only when dropped, which the borrow prevents).
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(raw_fd(rx)) }
 }
 
 /// Wraps a connected `SOCK_SEQPACKET` socket (one we accepted ourselves) as an ipc-channel

@@ -26,12 +26,15 @@ pub(crate) struct IpcInbox<M> {
     incarnation: u32,
 }
 
-/// The receive timeout set on an inbox socket: [`Context::recv`](actor_core::Context::recv)
-/// waits in slices of this length (it looks at the stop flag between them). A wait of that
-/// length is then one plain `recvmsg`, where ipc-channel's timed receive is a `poll` and a
-/// `recvmsg`: one system call less per message that wakes a waiting actor (~0.5 µs of a
-/// ~10 µs round trip on one CPU).
-const RECV_TIMEOUT: Duration = actor_core::actor::STOP_POLL;
+/// The receive timeout set on an inbox socket (`SO_RCVTIMEO`): a wait at least this long is
+/// one plain blocking `recvmsg`, which the socket ends after this long at the latest (an
+/// early "nothing yet": [`Context::recv`](actor_core::Context::recv) waits again for the
+/// rest). ipc-channel's timed receive is a `poll` and a `recvmsg`: one system call more per
+/// message that wakes a waiting actor (~0.5 µs of a ~10 µs round trip on one CPU). Shorter
+/// waits take that way. Nothing needs the socket to give up sooner: a stop flag being set
+/// wakes the receive with a wake frame (see `crate::wake`), so an idle actor wakes once per
+/// this long, not more.
+const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sets `SO_RCVTIMEO` on an inbox socket. False if it could not be set.
 fn set_recv_timeout<T>(rx: &IpcReceiver<T>) -> bool {
@@ -77,6 +80,18 @@ where
             timed_recv,
             incarnation,
         }
+    }
+
+    /// The inbox socket, for a poll set (the root waits on its report inbox with its
+    /// children's pidfds).
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        crate::fd::borrow(&self.rx)
+    }
+
+    /// Messages already taken out of the socket and not handed out yet: a poll on the socket
+    /// does not see them.
+    pub fn has_buffered(&self) -> bool {
+        !self.local.is_empty()
     }
 
     /// Reads one frame. `Some(true)` if messages arrived, `Some(false)` for a stop frame,
@@ -130,6 +145,9 @@ where
                 Some(true)
             }
             Ok(Frame::Stop(n)) if n == self.incarnation => Some(false),
+            // A wake-up (the stop flag was set): nothing to hand out; the caller looks at the
+            // flag.
+            Ok(Frame::Stop(crate::wake::WAKE)) => None,
             Ok(Frame::Stop(n)) => {
                 // Queued for an incarnation that died before it read it: not ours.
                 slog::debug!(

@@ -9,7 +9,8 @@
 //! * [`System`]: the root: [`System::spawn`] starts children in order, [`System::run`]
 //!   watches them and routes events until a stop, then stops and drains everything and
 //!   returns the [`Summary`](actor_core::Summary).
-//! * [`Addr`]: an actor's address, bounded and serializable.
+//! * [`Addr`]: an actor's address, bounded and serializable; [`ContextExt::myself`] gives an
+//!   actor its own.
 //!
 //! See `docs/SEMANTICS.md` at the repository root for every guarantee and deadline.
 
@@ -32,14 +33,17 @@ mod fault_tests;
 mod fd;
 mod frame;
 mod inbox;
+mod myself;
 mod process;
 mod slot;
 mod system;
 pub mod testkit;
 mod threads;
+mod wake;
 
 pub use addr::{flush_all, Addr, ENV_NO_DIRECT, MAX_BATCH};
 pub use child::{Registry, ORPHAN_GRACE};
 pub use frame::FRAME_BYTES;
+pub use myself::ContextExt;
 pub use slot::StartError;
 pub use system::{ActorStatus, RootCtx, System};

@@ -211,6 +211,16 @@ impl ChildProc {
         }
     }
 
+    /// The pidfd, while the child has not been reaped: it becomes readable when the child
+    /// ends, so the root sleeps in `poll` until then. `None` on kernels without pidfds.
+    pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        if self.ended.is_some() || self.ended_unknown {
+            return None;
+        }
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
     /// True when the pidfd is readable: the process has ended.
     fn pidfd_says_gone(&self) -> bool {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};

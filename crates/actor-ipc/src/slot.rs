@@ -120,7 +120,22 @@ pub(crate) enum Incarnation {
     Thread {
         handle: Option<std::thread::JoinHandle<i32>>,
         stop: actor_core::StopFlag,
+        /// Set by the thread as its last act (it wakes the root too): its end is a matter
+        /// of microseconds from then on.
+        ending: std::sync::Arc<std::sync::atomic::AtomicBool>,
     },
+}
+
+/// How the root learns that an incarnation ended, for its wait.
+pub(crate) enum Watch<'a> {
+    /// The process's pidfd becomes readable.
+    Fd(std::os::fd::BorrowedFd<'a>),
+    /// Nothing to sleep on (a kernel without pidfds): look every [`WATCH_POLL`].
+    Poll,
+    /// A thread that said it is ending: look again very soon.
+    Soon,
+    /// A running thread: it wakes the root when it ends.
+    Woken,
 }
 
 impl Running {
@@ -134,6 +149,20 @@ impl Running {
                 }
                 let code = handle.take().map(|h| h.join().unwrap_or(2)).unwrap_or(2);
                 Some(ExitStatus::Code(code))
+            }
+        }
+    }
+
+    /// How the root's wait learns of this incarnation's end.
+    pub fn watch(&self) -> Watch<'_> {
+        match &self.kind {
+            Incarnation::Process { child, .. } => child.pidfd().map_or(Watch::Poll, Watch::Fd),
+            Incarnation::Thread { ending, .. } => {
+                if ending.load(std::sync::atomic::Ordering::SeqCst) {
+                    Watch::Soon
+                } else {
+                    Watch::Woken
+                }
             }
         }
     }
@@ -211,6 +240,8 @@ pub(crate) struct StartEnv<E: Send + 'static> {
     pub dir: std::path::PathBuf,
     /// The root's logger (refused bootstrap connections are logged).
     pub log: slog::Logger,
+    /// Wakes the root's wait (an actor thread that ends).
+    pub wake: crate::wake::RootWake,
 }
 
 impl<E: Send + 'static> Clone for StartEnv<E> {
@@ -223,6 +254,7 @@ impl<E: Send + 'static> Clone for StartEnv<E> {
             stop_timeout: self.stop_timeout,
             dir: self.dir.clone(),
             log: self.log.clone(),
+            wake: self.wake.clone(),
         }
     }
 }
@@ -328,6 +360,7 @@ impl<A: Actor> TypedSlot<A> {
                 inbox: child_inbox,
                 counters: self.counters.clone(),
                 root: self.env.report_addr.clone(),
+                myself: self.addr.clone(),
                 lifeline: lifeline_rx,
                 clock: self.env.clock,
                 log_level: self.env.log_level.clone(),

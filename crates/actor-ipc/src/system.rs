@@ -6,8 +6,9 @@ use crate::child::{type_key, Registry};
 use crate::counters::Counters;
 use crate::inbox::IpcInbox;
 use crate::process;
-use crate::slot::{Running, SlotOps, StartEnv, StartError, TypedSlot};
+use crate::slot::{Running, SlotOps, StartEnv, StartError, TypedSlot, Watch};
 use crate::threads::ThreadSlot;
+use crate::wake::RootWake;
 use actor_core::signals::signal_name;
 use actor_core::supervision::WATCH_POLL;
 use actor_core::{
@@ -145,6 +146,8 @@ pub struct System<E: Send + 'static> {
     log: slog::Logger,
     env: StartEnv<E>,
     signals: Receiver<i32>,
+    /// Wakes the root's wait: its signal thread, an actor thread that ends.
+    wake: RootWake,
     reports: IpcInbox<Report<E>>,
     deferred: VecDeque<Report<E>>,
     slots: Vec<Slot>,
@@ -183,6 +186,8 @@ where
         let private_dir = private_bootstrap_dir()?;
 
         let (sig_tx, sig_rx) = crossbeam_channel::unbounded();
+        let wake = RootWake::new()?;
+        let sig_wake = wake.clone();
         let sig_log = log.clone();
         signals::install(
             move |signal, count| {
@@ -197,6 +202,7 @@ where
                     );
                 }
                 let _ = sig_tx.send(signal);
+                sig_wake.wake();
             },
             {
                 let dir = private_dir.clone();
@@ -231,6 +237,7 @@ where
             stop_timeout: config.stop_timeout,
             dir: private_dir.clone(),
             log: log.clone(),
+            wake: wake.clone(),
         };
         slog::info!(log, "root started"; "pid" => std::process::id());
         Ok(Self {
@@ -241,6 +248,7 @@ where
             log,
             env,
             signals: sig_rx,
+            wake,
             reports,
             deferred: VecDeque::new(),
             slots: Vec::new(),
@@ -369,20 +377,27 @@ where
             }
             let report = match self.deferred.pop_front() {
                 Some(r) => Some(r),
-                None => match self.reports.recv_timeout(WATCH_POLL) {
+                None => match self.reports.recv_timeout(Duration::ZERO) {
                     Recv::Msg(r) => Some(r),
                     _ => None,
                 },
             };
+            let idle = report.is_none();
             if let Some(report) = report {
                 self.on_report(report, &mut handler);
             }
-            if last_watch.elapsed() >= Duration::from_millis(5) || self.deferred.is_empty() {
+            // Under a flood of reports, children are still looked at every 5 ms.
+            if idle || last_watch.elapsed() >= Duration::from_millis(5) {
                 self.watch_children();
                 last_watch = Instant::now();
             }
             if until.is_some_and(|u| Instant::now() >= u) && self.stop.is_none() {
                 self.stop = Some(StopReason::RunFor);
+            }
+            if idle && self.stop.is_none() {
+                // Nothing left to do: sleep until a report, a child's end, a signal or the
+                // run-for deadline.
+                self.wait_for_event(None, until);
             }
         }
         let summary = self.shutdown();
@@ -458,15 +473,53 @@ where
         }
     }
 
-    /// Collects reports while the root waits for something else (a child's exit).
-    fn pump_reports(&mut self, wait: Duration) {
-        match self.reports.recv_timeout(wait) {
-            Recv::Msg(Report::App { actor, event }) => {
-                self.deferred.push_back(Report::App { actor, event })
-            }
-            Recv::Msg(r) => self.on_lifecycle_report(r),
-            _ => {}
+    /// Sleeps until something happens: a report arrives, a child ends (its pidfd becomes
+    /// readable; an actor thread wakes the root itself), the root gets a signal, or
+    /// `deadline` passes. `which` limits the children watched (those a stop waits for:
+    /// another child that ended stays readable until the main loop reaps it); `None` watches
+    /// every running child. Nothing here polls, except on a kernel without pidfds
+    /// ([`WATCH_POLL`]). EINTR only ends the wait early, as any event does: the callers look
+    /// at everything again and wait again.
+    fn wait_for_event(&self, which: Option<&[usize]>, deadline: Option<Instant>) {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        if self.reports.has_buffered() {
+            return;
         }
+        let mut fds = vec![
+            PollFd::from_borrowed_fd(self.reports.as_fd(), PollFlags::IN),
+            PollFd::from_borrowed_fd(self.wake.as_fd(), PollFlags::IN),
+        ];
+        let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let mut look_within = |d: Duration| timeout = Some(timeout.map_or(d, |t| t.min(d)));
+        let all: Vec<usize>;
+        let which = match which {
+            Some(w) => w,
+            None => {
+                all = (0..self.slots.len()).collect();
+                &all
+            }
+        };
+        for &i in which {
+            let Some(running) = &self.slots[i].running else {
+                continue;
+            };
+            match running.watch() {
+                Watch::Fd(fd) => fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN)),
+                Watch::Poll => look_within(WATCH_POLL),
+                Watch::Soon => look_within(Duration::from_millis(1)),
+                Watch::Woken => {}
+            }
+        }
+        let timeout = timeout.map(|t| {
+            Timespec::try_from(t).unwrap_or(Timespec {
+                tv_sec: i64::MAX,
+                tv_nsec: 0,
+            })
+        });
+        let _ = poll(&mut fds, timeout.as_ref());
+        // Taken now, after the wait: a wake-up that came before the wait ended it at once,
+        // and what woke it is looked at by the caller next.
+        self.wake.clear();
     }
 
     fn watch_children(&mut self) {
@@ -651,7 +704,8 @@ where
             if !alive || Instant::now() >= deadline {
                 return;
             }
-            self.pump_reports(Duration::from_millis(2));
+            self.wait_for_event(Some(which), Some(deadline));
+            self.pump_pending_reports();
         }
     }
 

@@ -85,7 +85,9 @@ impl<A: Actor> TestKit<A> {
     pub fn start_named(name: &str, args: A::Args) -> Result<Self, String> {
         let (tx, rx) = bounded(DEFAULT_MAILBOX_CAPACITY);
         let counters = Counters::new();
-        let addr = Addr::local(name.to_string(), tx, counters.clone());
+        // Incarnation 1, as the root numbers them: stop frames for 0 are wake-ups.
+        crate::counters::next_incarnation(&counters);
+        let addr = Addr::local(name.to_string(), tx.clone(), counters.clone());
         let (ev_tx, events) = bounded(DEFAULT_MAILBOX_CAPACITY);
         let logh = std::env::var_os(log::LOG_ENV)
             .map(|_| log::init(name, AppClock::start(), log::level_from(None)));
@@ -94,6 +96,10 @@ impl<A: Actor> TestKit<A> {
             .map(|h| h.logger.clone())
             .unwrap_or_else(log::discard);
         let stop = StopFlag::new();
+        // Setting the flag (a dropped kit) wakes the actor's receive, as the runtime does.
+        stop.on_set(move || {
+            let _ = tx.try_send(Item::Stop(crate::wake::WAKE));
+        });
         let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
         let mut ctx: Context<A> = Context::new(
             name,
@@ -103,6 +109,7 @@ impl<A: Actor> TestKit<A> {
             Box::new(LocalInbox::new(rx, counters.clone())),
             Box::new(KitEvents { tx: ev_tx }),
         );
+        ctx.set_extension(crate::myself::Myself(addr.clone()));
         let handle = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {

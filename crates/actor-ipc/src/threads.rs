@@ -16,6 +16,8 @@ use actor_core::lifecycle::{self, Outcome};
 use actor_core::supervision::WATCH_POLL;
 use actor_core::{Actor, ChildOptions, Context, InboxPort, Recv, Report, StopFlag};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A thread actor's inbox: a bounded crossbeam queue shared with the root, which keeps its
@@ -99,6 +101,8 @@ pub(crate) struct ThreadSlot<A: Actor> {
     pub options: ChildOptions,
     pub rx: Receiver<Item<A::Msg>>,
     pub addr: Addr<A::Msg>,
+    /// The inbox's sending side, for the wake-up of a thread whose stop flag is set.
+    pub wake_tx: crossbeam_channel::Sender<Item<A::Msg>>,
     pub counters: Counters,
     pub env: StartEnv<A::Event>,
 }
@@ -107,16 +111,31 @@ impl<A: Actor> ThreadSlot<A> {
     pub fn new(name: &str, args: A::Args, options: ChildOptions, env: StartEnv<A::Event>) -> Self {
         let (tx, rx) = bounded(options.mailbox_capacity);
         let counters = Counters::new();
-        let addr = Addr::local(name.to_string(), tx, counters.clone());
+        let addr = Addr::local(name.to_string(), tx.clone(), counters.clone());
         Self {
             name: name.to_string(),
             args,
             options,
             rx,
             addr,
+            wake_tx: tx,
             counters,
             env,
         }
+    }
+}
+
+/// Wakes the root when the actor's thread ends, however it ends: dropped as the thread's
+/// last act.
+struct EndingGuard {
+    ending: Arc<AtomicBool>,
+    wake: crate::wake::RootWake,
+}
+
+impl Drop for EndingGuard {
+    fn drop(&mut self) {
+        self.ending.store(true, Ordering::SeqCst);
+        self.wake.wake();
     }
 }
 
@@ -124,6 +143,13 @@ impl<A: Actor> SlotOps for ThreadSlot<A> {
     fn start(&mut self, interrupted: &dyn Fn() -> bool) -> Result<Running, StartError> {
         crate::counters::next_incarnation(&self.counters);
         let stop = StopFlag::new();
+        // A stop flag set by the root (its stop deadline passed) wakes a thread blocked in
+        // its receive with a wake item, as a wake frame wakes a process.
+        let wake_tx = self.wake_tx.clone();
+        stop.on_set(move || {
+            let _ = wake_tx.try_send(Item::Stop(crate::wake::WAKE));
+        });
+        let ending = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = bounded::<Result<u32, String>>(1);
         let body = ThreadBody::<A> {
             name: self.name.clone(),
@@ -133,6 +159,11 @@ impl<A: Actor> SlotOps for ThreadSlot<A> {
             env: self.env.clone(),
             stop: stop.clone(),
             ready: ready_tx,
+            myself: self.addr.clone(),
+            ending: EndingGuard {
+                ending: ending.clone(),
+                wake: self.env.wake.clone(),
+            },
         };
         let handle = std::thread::Builder::new()
             .name(self.name.clone())
@@ -146,6 +177,7 @@ impl<A: Actor> SlotOps for ThreadSlot<A> {
             kind: Incarnation::Thread {
                 handle: Some(handle),
                 stop: stop.clone(),
+                ending,
             },
             pid: 0,
             since: Instant::now(),
@@ -220,12 +252,16 @@ struct ThreadBody<A: Actor> {
     env: StartEnv<A::Event>,
     stop: StopFlag,
     ready: crossbeam_channel::Sender<Result<u32, String>>,
+    myself: Addr<A::Msg>,
+    /// Dropped last, when `run` returns.
+    ending: EndingGuard,
 }
 
 impl<A: Actor> ThreadBody<A> {
     /// The thread's life: the same lifecycle as in a child process; returns the exit code a
     /// process would have.
     fn run(self) -> i32 {
+        let _ending = self.ending;
         let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
         let log = actor_core::log::for_actor(&self.env.log, &self.name);
         // Records of the `log` and `tracing` crates on this thread are this actor's.
@@ -243,6 +279,7 @@ impl<A: Actor> ThreadBody<A> {
                 name: self.name.clone(),
             }),
         );
+        ctx.set_extension(crate::myself::Myself(self.myself));
         let ready = self.ready;
         let outcome = lifecycle::run::<A>(self.args, &mut ctx, |_| {
             let _ = ready.send(Ok(tid));

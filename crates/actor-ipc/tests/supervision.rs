@@ -221,3 +221,21 @@ both!(startup_hangs, |r: Run| {
     );
     assert!(r.elapsed < Duration::from_secs(10), "took {:?}", r.elapsed);
 });
+
+both!(myself, |r: Run| {
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.trace
+            .iter()
+            .filter(|l| l.contains("got reply"))
+            .collect::<Vec<_>>(),
+        ["ASKER got reply 1", "ASKER got reply 2"],
+        "the server replied to the address the asker gave as its own, and the second reply, \
+         sent to that same address after the asker crashed, reached its next incarnation"
+    );
+    assert_eq!(r.field("ASKER", "restarts"), 1);
+    assert_eq!(
+        r.field("ASKER", "accepted"),
+        r.field("ASKER", "handled") + r.field("ASKER", "dead")
+    );
+});
