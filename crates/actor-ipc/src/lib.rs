@@ -10,6 +10,8 @@
 //!   watches them and routes events until a stop, then stops and drains everything and
 //!   returns the [`Summary`](actor_core::Summary).
 //! * [`Addr`]: an actor's address, bounded and serializable.
+//! * [`SharedBytes`]: large payloads that the receiving actor reads in place; every message
+//!   larger than [`SHM_THRESHOLD`] travels in shared memory.
 //!
 //! See `docs/SEMANTICS.md` at the repository root for every guarantee and deadline.
 
@@ -25,6 +27,10 @@ mod fd;
 mod frame;
 mod inbox;
 mod process;
+mod shared_bytes;
+mod shm;
+#[cfg(test)]
+mod shm_tests;
 mod slot;
 mod system;
 pub mod testkit;
@@ -33,5 +39,7 @@ mod threads;
 pub use addr::{flush_all, Addr, ENV_NO_DIRECT, MAX_BATCH};
 pub use child::{Registry, ORPHAN_GRACE};
 pub use frame::FRAME_BYTES;
+pub use shared_bytes::SharedBytes;
+pub use shm::SHM_THRESHOLD;
 pub use slot::StartError;
 pub use system::{ActorStatus, RootCtx, System};
