@@ -272,7 +272,7 @@ where
         let Err(msg) = self.send_direct(msg) else {
             return Ok(());
         };
-        if !self.admits(queue, state) {
+        if !self.admits(state) {
             return Err(SendError::Full(msg));
         }
         self.before_send(state);
@@ -292,7 +292,7 @@ where
         let Err(msg) = self.send_direct(msg) else {
             return Ok(());
         };
-        let timeout = match self.wait_for_budget(queue, state, timeout) {
+        let timeout = match self.wait_for_budget(state, timeout) {
             Ok(left) => left,
             Err(()) if self.is_gone() => return Err(SendError::Disconnected(msg)),
             Err(()) => return Err(SendError::Timeout(msg)),
@@ -396,12 +396,15 @@ where
     /// once the writer encodes it; for a type without `Drop`, at least its size in memory),
     /// a large message shipped in shared memory its exact size until the actor's process
     /// has received it. See `ChildOptions::mailbox_bytes`.
-    fn admits(&self, queue: &Sender<Item<M>>, state: Option<&OutboxState>) -> bool {
+    fn admits(&self, state: Option<&OutboxState>) -> bool {
         let Some(state) = state else {
             return true;
         };
         let each = state.shm.typical().max(std::mem::size_of::<M>() as u64);
-        state.shm.admits(|| queue.len(), self.inner.capacity, each)
+        // Accepted and not yet shipped: in the queue, and in the writer's batch (it takes up
+        // to MAX_BATCH at once).
+        let pending = || state.pending.load(Ordering::SeqCst) as usize;
+        state.shm.admits(pending, self.inner.capacity, each)
     }
 
     /// Waits until the byte budget takes one more message, at most `timeout`; returns the time
@@ -409,13 +412,12 @@ where
     /// happens in another process, so this looks again in growing naps (50 µs to 2 ms).
     fn wait_for_budget(
         &self,
-        queue: &Sender<Item<M>>,
         state: Option<&OutboxState>,
         timeout: Duration,
     ) -> Result<Duration, ()> {
         let deadline = Instant::now() + timeout;
         let mut nap = Duration::from_micros(50);
-        while !self.admits(queue, state) {
+        while !self.admits(state) {
             let now = Instant::now();
             if now >= deadline || state.is_some_and(|s| s.dead.load(Ordering::SeqCst)) {
                 return Err(());
@@ -600,9 +602,9 @@ impl<M: Serialize> Writer<M> {
             }
             if !batch.is_empty() {
                 let n = batch.len() as u64;
+                // `shipped` is counted frame by frame as each goes out (see `send_frame`).
                 let shipped = self.ship(batch.drain(..));
                 let counters = self.state.counters.get();
-                Counters::add(&counters.shipped, shipped);
                 Counters::add(&counters.undelivered, n - shipped);
                 self.state.pending.fetch_sub(n, Ordering::SeqCst);
             }
@@ -636,6 +638,8 @@ impl<M: Serialize> Writer<M> {
             match self.frame.push_large(&msg, self.max_bytes, &self.state.shm) {
                 Ok(len) => {
                     self.typical = (len as u64).max(self.typical - self.typical / 8);
+                    // Published at once: the senders charge it for every message still queued.
+                    self.state.shm.set_typical(self.typical);
                     self.in_frame.push(msg)
                 }
                 Err(why) => {
@@ -656,7 +660,6 @@ impl<M: Serialize> Writer<M> {
         if !self.frame.is_empty() {
             shipped += self.send_frame();
         }
-        self.state.shm.set_typical(self.typical);
         shipped
     }
 
@@ -699,6 +702,10 @@ impl<M: Serialize> Writer<M> {
         match sent {
             // Cleared, not replaced: the vector's room is kept for the next frame.
             Sent::Ok => {
+                // Counted at once, frame by frame: a sender killed in the middle of a batch
+                // has counted what it shipped, and the summary counts the rest of what it
+                // accepted as lost with it (`Counters::lost_in_senders`).
+                Counters::add(&self.state.counters.get().shipped, n as u64);
                 self.in_frame.clear();
                 n as u64
             }

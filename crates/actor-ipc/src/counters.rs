@@ -141,6 +141,18 @@ impl Counters {
             .saturating_sub(Self::load(&b.drained_root))
     }
 
+    /// Messages a sending process accepted and had neither shipped nor counted undelivered
+    /// when it ended: lost with a sender that was killed (SIGKILL) with messages in its queue.
+    /// Final only once every sender still alive has flushed (the summary reads it after the
+    /// stop); before that, messages still queued in live senders count here too. At most
+    /// the sender's mailbox bounds (`mailbox_capacity`, `mailbox_bytes`) per killed sender.
+    pub fn lost_in_senders(&self) -> u64 {
+        let b = self.get();
+        Self::load(&b.accepted)
+            .saturating_sub(Self::load(&b.shipped))
+            .saturating_sub(Self::load(&b.undelivered))
+    }
+
     /// Everything accepted but never handed to the actor. Read it once the inbox is drained
     /// for good (the summary does).
     pub fn dead_letters(&self) -> u64 {
@@ -150,6 +162,7 @@ impl Counters {
             + Self::load(&b.drained_root)
             + self.lost()
             + self.unreadable()
+            + self.lost_in_senders()
     }
 }
 

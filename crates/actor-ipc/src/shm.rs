@@ -237,9 +237,9 @@ impl ShmPool {
         let mut inner = self.inner.lock();
         inner.collect(self);
         inner.free.clear();
-        inner
-            .held
-            .retain(|r| r.state().load(Ordering::SeqCst) & RELEASED == 0);
+        // A region a receiver still holds (a `SharedBytes` it keeps, or one killed holding
+        // it) stays alive through the receiver's own mapping, and goes with it.
+        inner.held.clear();
     }
 
     /// Closes everything: the receiver is gone (its socket too, so nothing is in flight).
@@ -265,7 +265,7 @@ impl ShmPool {
     }
 
     /// Whether one more message, charged `each` bytes, fits the budget with `queued` messages
-    /// already waiting for the writer (each charged `each` too) and the regions in flight.
+    /// accepted and not yet shipped (each charged `each` too) and the regions in flight.
     /// A message always fits when nothing is queued or in flight, so that one larger than the
     /// whole budget still goes (alone).
     pub fn admits(&self, queued: impl FnOnce() -> usize, capacity: usize, each: u64) -> bool {
