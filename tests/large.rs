@@ -48,7 +48,7 @@ fn nth_pid(root: &Root, name: &str, n: usize) -> u32 {
 fn stop_and_check(root: &mut Root) -> common::Summary {
     root.signal(libc::SIGTERM);
     assert_eq!(root.wait_code(PATIENCE), 0, "{}", root.dump());
-    let stop = stopped_in_ms(&root);
+    let stop = stopped_in_ms(root);
     assert!(stop <= STOP_MS, "the stop took {stop} ms\n{}", root.dump());
     let sink = root.summary("SINK");
     assert!(sink.reconciles(), "{sink:?}\n{}", root.dump());
@@ -58,7 +58,7 @@ fn stop_and_check(root: &mut Root) -> common::Summary {
         root.dump()
     );
     assert!(
-        records(&root, "SINK", "corrupt").is_empty(),
+        records(root, "SINK", "corrupt").is_empty(),
         "a payload was overwritten in flight\n{}",
         root.dump()
     );
