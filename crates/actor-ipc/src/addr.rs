@@ -272,7 +272,7 @@ where
         let Err(msg) = self.send_direct(msg) else {
             return Ok(());
         };
-        if !self.admits(state) {
+        if !self.admits(queue, state) {
             return Err(SendError::Full(msg));
         }
         self.before_send(state);
@@ -292,7 +292,7 @@ where
         let Err(msg) = self.send_direct(msg) else {
             return Ok(());
         };
-        let timeout = match self.wait_for_budget(state, timeout) {
+        let timeout = match self.wait_for_budget(queue, state, timeout) {
             Ok(left) => left,
             Err(()) if self.is_gone() => return Err(SendError::Disconnected(msg)),
             Err(()) => return Err(SendError::Timeout(msg)),
@@ -396,15 +396,15 @@ where
     /// once the writer encodes it; for a type without `Drop`, at least its size in memory),
     /// a large message shipped in shared memory its exact size until the actor's process
     /// has received it. See `ChildOptions::mailbox_bytes`.
-    fn admits(&self, state: Option<&OutboxState>) -> bool {
+    fn admits(&self, queue: &Sender<Item<M>>, state: Option<&OutboxState>) -> bool {
         let Some(state) = state else {
             return true;
         };
         let each = state.shm.typical().max(std::mem::size_of::<M>() as u64);
-        // Accepted and not yet shipped: in the queue, and in the writer's batch (it takes up
-        // to MAX_BATCH at once).
-        let pending = || state.pending.load(Ordering::SeqCst) as usize;
-        state.shm.admits(pending, self.inner.capacity, each)
+        // Accepted and not yet encoded: in the queue, and in the writer's batch (it takes up
+        // to MAX_BATCH at once and encodes them one by one).
+        let queued = || queue.len() + state.shm.unencoded() as usize;
+        state.shm.admits(queued, self.inner.capacity, each)
     }
 
     /// Waits until the byte budget takes one more message, at most `timeout`; returns the time
@@ -412,12 +412,13 @@ where
     /// happens in another process, so this looks again in growing naps (50 µs to 2 ms).
     fn wait_for_budget(
         &self,
+        queue: &Sender<Item<M>>,
         state: Option<&OutboxState>,
         timeout: Duration,
     ) -> Result<Duration, ()> {
         let deadline = Instant::now() + timeout;
         let mut nap = Duration::from_micros(50);
-        while !self.admits(state) {
+        while !self.admits(queue, state) {
             let now = Instant::now();
             if now >= deadline || state.is_some_and(|s| s.dead.load(Ordering::SeqCst)) {
                 return Err(());
@@ -478,6 +479,7 @@ where
             in_frame: Vec::new(),
             refused: 0,
             typical: 0,
+            unencoded: 0,
         };
         writer.ship(msgs.into_iter())
     }
@@ -538,6 +540,7 @@ fn start_writer<M: Serialize + Send + 'static>(
                 in_frame: Vec::new(),
                 refused: 0,
                 typical: 0,
+                unencoded: 0,
             };
             writer.run(rx)
         })
@@ -573,6 +576,8 @@ struct Writer<M> {
     /// The largest recent message, encoded (decaying by 1/8 per message): published to the
     /// senders, who charge it for each message still queued (see `Addr::admits`).
     typical: u64,
+    /// Messages of the batch being shipped that are not encoded yet (published likewise).
+    unencoded: u64,
 }
 
 impl<M: Serialize> Writer<M> {
@@ -602,6 +607,8 @@ impl<M: Serialize> Writer<M> {
             }
             if !batch.is_empty() {
                 let n = batch.len() as u64;
+                self.unencoded = n;
+                self.state.shm.set_unencoded(n);
                 // `shipped` is counted frame by frame as each goes out (see `send_frame`).
                 let shipped = self.ship(batch.drain(..));
                 let counters = self.state.counters.get();
@@ -640,6 +647,8 @@ impl<M: Serialize> Writer<M> {
                     self.typical = (len as u64).max(self.typical - self.typical / 8);
                     // Published at once: the senders charge it for every message still queued.
                     self.state.shm.set_typical(self.typical);
+                    self.unencoded = self.unencoded.saturating_sub(1);
+                    self.state.shm.set_unencoded(self.unencoded);
                     self.in_frame.push(msg)
                 }
                 Err(why) => {

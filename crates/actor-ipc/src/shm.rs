@@ -54,15 +54,17 @@ pub(crate) const RECEIVED: u32 = 1;
 /// Set by that process once nothing reads the region any more: the writer may fill it again.
 pub(crate) const RELEASED: u32 = 2;
 
-/// Free regions a writer keeps for the next large messages.
-const MAX_FREE: usize = 4;
-/// Received regions a writer keeps waiting for their release (to reuse them); beyond this it
-/// forgets the oldest (a receiver that keeps `SharedBytes`, or one that was killed).
-const MAX_HELD: usize = 16;
 /// The most regions one writer has in flight (shipped, not yet received) at once: every one is
 /// a descriptor in the socket, and the kernel limits those per user. A writer at this limit
 /// waits before it ships another (as it waits on a full socket).
-pub(crate) const MAX_IN_FLIGHT: usize = 64;
+pub(crate) const MAX_IN_FLIGHT: usize = 8;
+/// Free regions a writer keeps for the next large messages (and at most the byte budget of
+/// them): as many as can be in flight, so that a stream of large messages reuses its regions
+/// instead of making new ones (a fresh region costs its pages, allocated and zeroed).
+const MAX_FREE: usize = MAX_IN_FLIGHT;
+/// Received regions a writer keeps waiting for their release (to reuse them); beyond this it
+/// forgets the oldest (a receiver that keeps `SharedBytes`, or one that was killed).
+const MAX_HELD: usize = 2 * MAX_IN_FLIGHT;
 
 /// The smallest region made: a fresh one is zero-filled (its pages are allocated once).
 const MIN_REGION: usize = 4 * SHM_THRESHOLD;
@@ -142,6 +144,8 @@ pub(crate) struct ShmPool {
     /// The largest recent message to this destination, encoded (it decays by 1/8 per
     /// smaller message): what a message still in the queue is charged.
     typical: AtomicU64,
+    /// Messages the writer took out of its queue and has not encoded yet (its batch).
+    unencoded: AtomicU64,
     /// The byte budget (`ChildOptions::mailbox_bytes`).
     limit: u64,
     /// The inbox socket (our end), for `SIOCOUTQ`; valid while the sender that owns it lives
@@ -165,6 +169,7 @@ impl ShmPool {
             in_flight_bytes: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             typical: AtomicU64::new(0),
+            unencoded: AtomicU64::new(0),
             limit: limit.max(1),
             sock,
         }
@@ -176,15 +181,18 @@ impl ShmPool {
         let mut inner = self.inner.lock();
         let need = need.max(inner.hint).max(MIN_REGION);
         inner.collect(self);
+        // The smallest that fits; of those, the one freed last (`rev`: `min_by_key` keeps the
+        // first of equals), whose pages are likeliest still in the caches.
         let best = inner
             .free
             .iter()
             .enumerate()
+            .rev()
             .filter(|(_, r)| r.capacity() >= need)
             .min_by_key(|(_, r)| r.capacity())
             .map(|(i, _)| i);
         if let Some(i) = best {
-            return Ok(inner.free.swap_remove(i));
+            return Ok(inner.free.remove(i));
         }
         drop(inner);
         Region::new(size_class(need))
@@ -192,7 +200,7 @@ impl ShmPool {
 
     /// A region that was taken but not shipped (the message grew out of it, or was refused).
     pub fn give_back(&self, region: Region) {
-        self.inner.lock().keep_free(region);
+        self.inner.lock().keep_free(region, self.limit);
     }
 
     /// Remembers the size of a large message, for the first region of the next one.
@@ -259,6 +267,16 @@ impl ShmPool {
         self.typical.store(bytes, Ordering::Relaxed);
     }
 
+    /// Publishes how many messages the writer holds unencoded (see `unencoded`).
+    pub fn set_unencoded(&self, n: u64) {
+        self.unencoded.store(n, Ordering::Relaxed);
+    }
+
+    /// How many messages the writer holds unencoded.
+    pub fn unencoded(&self) -> u64 {
+        self.unencoded.load(Ordering::Relaxed)
+    }
+
     /// The current `typical`.
     pub fn typical(&self) -> u64 {
         self.typical.load(Ordering::Relaxed)
@@ -310,22 +328,32 @@ impl ShmPool {
 }
 
 impl PoolInner {
-    fn keep_free(&mut self, region: Region) {
-        if self.free.len() >= MAX_FREE {
-            // Keep the larger ones: the small one is cheap to make again.
-            if let Some((i, _)) = self
+    /// Keeps `region` for reuse, within [`MAX_FREE`] regions and `max_bytes` of them (but two
+    /// in any case); the smallest go first (they are the cheapest to make again).
+    fn keep_free(&mut self, region: Region, max_bytes: u64) {
+        let size = region.capacity() as u64;
+        loop {
+            let total: u64 = self.free.iter().map(|r| r.capacity() as u64).sum();
+            // Two regions are kept whatever their size: a stream of messages larger than the
+            // budget (each goes alone) still reuses its regions.
+            if self.free.len() < 2 || (self.free.len() < MAX_FREE && total + size <= max_bytes) {
+                self.free.push(region);
+                return;
+            }
+            let Some((i, smallest)) = self
                 .free
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, r)| r.capacity())
-            {
-                if self.free[i].capacity() < region.capacity() {
-                    self.free[i] = region;
-                }
+                .map(|(i, r)| (i, r.capacity() as u64))
+                .min_by_key(|(_, c)| *c)
+            else {
+                return;
+            };
+            if smallest >= size {
+                return;
             }
-            return;
+            self.free.swap_remove(i);
         }
-        self.free.push(region);
     }
 
     fn collect(&mut self, pool: &ShmPool) {
@@ -347,7 +375,7 @@ impl PoolInner {
         let mut kept = VecDeque::with_capacity(self.held.len());
         while let Some(region) = self.held.pop_front() {
             if region.state().load(Ordering::SeqCst) & RELEASED != 0 {
-                self.keep_free(region);
+                self.keep_free(region, pool.limit);
             } else {
                 kept.push_back(region);
             }
