@@ -269,7 +269,10 @@ impl ShmPool {
 
     /// Publishes how many messages the writer holds unencoded (see `unencoded`).
     pub fn set_unencoded(&self, n: u64) {
-        self.unencoded.store(n, Ordering::Relaxed);
+        // Not stored when unchanged: the store would take the line from the senders' CPUs.
+        if self.unencoded.load(Ordering::Relaxed) != n {
+            self.unencoded.store(n, Ordering::Relaxed);
+        }
     }
 
     /// How many messages the writer holds unencoded.
