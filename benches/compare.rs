@@ -285,26 +285,27 @@ fn bytes(opts: &Opts, t: &mut Table) -> BenchResult<()> {
             ratio(ms, mr),
         )
         .target(target);
-        match size {
-            4096 => t.verdict(
-                "4 KiB payloads ≥ 1.5× raw IpcBytesSender",
-                mm >= 1.5 * mr,
-                format!("ByteBuf {:.2}×, SharedBytes {:.2}×", mm / mr, ms / mr),
-            ),
-            0x10_0000 => t.verdict(
-                "1 MiB payloads ≥ 1.0× raw IpcBytesSender (aim 2×)",
-                mm >= mr,
-                format!("ByteBuf {:.2}×, SharedBytes {:.2}×", mm / mr, ms / mr),
-            ),
-            _ => t.verdict(
-                "64 MiB payloads ≥ 1 GB/s",
-                mm >= 1e9 && ms >= 1e9,
-                format!(
-                    "ByteBuf {:.2} GB/s, SharedBytes {:.2} GB/s",
-                    mm / 1e9,
-                    ms / 1e9
+        // One verdict per payload type: `SharedBytes` is the one-copy path the targets are
+        // about (the writer's copy into shared memory, read in place); a `ByteBuf` adds the
+        // user's own allocation and copy at each end.
+        for (kind, v) in [("ByteBuf", mm), ("SharedBytes", ms)] {
+            match size {
+                4096 => t.verdict(
+                    &format!("4 KiB {kind} payloads ≥ 1.5× raw IpcBytesSender"),
+                    v >= 1.5 * mr,
+                    format!("{:.2}×", v / mr),
                 ),
-            ),
+                0x10_0000 => t.verdict(
+                    &format!("1 MiB {kind} payloads ≥ 1.0× raw IpcBytesSender (aim 2×)"),
+                    v >= mr,
+                    format!("{:.2}×", v / mr),
+                ),
+                _ => t.verdict(
+                    &format!("64 MiB {kind} payloads ≥ 1 GB/s"),
+                    v >= 1e9,
+                    format!("{:.2} GB/s", v / 1e9),
+                ),
+            }
         }
     }
     Ok(())
