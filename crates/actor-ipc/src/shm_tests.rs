@@ -222,3 +222,28 @@ fn the_byte_budget_says_full_and_frees_up_as_the_actor_receives() {
     addr.send_timeout(mb(), Duration::from_secs(5))
         .expect("room once received");
 }
+
+#[test]
+fn a_large_message_over_the_limit_is_refused_alone_with_the_same_error() {
+    let _one = ONE_AT_A_TIME.lock();
+    let (tx, rx) = ipc::channel::<Frame<ByteBuf>>().expect("channel");
+    let counters = Counters::new();
+    // The actor takes at most 1 MiB: 2 MiB is refused part way into its region, the 512 KiB
+    // after it goes (in shared memory too).
+    let addr = Addr::new("LIMITED".into(), tx, counters.clone(), 64, 1 << 20);
+    let msgs = vec![
+        ByteBuf::from(vec![1u8; 2 << 20]),
+        ByteBuf::from(vec![2u8; 512 << 10]),
+    ];
+    let reader = std::thread::spawn(move || receive(&rx, 1).0);
+    assert_eq!(addr.ship_now(msgs), 1, "one shipped, one refused");
+    let got = reader.join().expect("the reader");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].len() == 512 << 10 && got[0].iter().all(|b| *b == 2));
+    assert_eq!(Counters::load(&counters.get().refused), 1);
+    assert_eq!(
+        regions(),
+        (0, 0),
+        "the refused message's region is not left behind"
+    );
+}
