@@ -178,6 +178,7 @@ impl Actor for BigFlood {
         self.note(&format!("memfds_start fds={fds0} maps={maps0}"));
         let mut sent = 0u64;
         let mut next: Option<Payload> = None;
+        let mut timed_out = false;
         while !ctx.should_stop() && (self.args.count == 0 || sent < self.args.count) {
             let p = next.take().unwrap_or_else(|| Payload {
                 seq: sent,
@@ -187,7 +188,14 @@ impl Actor for BigFlood {
             // at the stop flag.
             match self.args.to.send_timeout(p, Duration::from_millis(100)) {
                 Ok(()) => sent += 1,
-                Err(e) if e.is_timeout() => next = Some(e.into_inner()),
+                Err(e) if e.is_timeout() => {
+                    if !timed_out {
+                        // Once per incarnation: the mailbox's bounds held the producer back.
+                        timed_out = true;
+                        self.note(&format!("send_timeout sent={sent}"));
+                    }
+                    next = Some(e.into_inner())
+                }
                 Err(e) => return Err(e.into()),
             }
             if sent == 1 {

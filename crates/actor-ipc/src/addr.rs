@@ -376,6 +376,10 @@ where
             return Err(msg);
         }
         let mut buf = [0u8; DIRECT_MAX];
+        // Counted before the write and taken back if it fails: a process killed right after
+        // the write has counted what the actor will receive (see `Writer::send_frame`).
+        Counters::add(&b.accepted, 1);
+        Counters::add(&b.shipped, 1);
         let sent = match encode_single(&msg, &mut buf) {
             // Near the limit, the writer decides (and says why when it refuses).
             Some(frame) if frame.len() <= self.inner.max_bytes => {
@@ -384,10 +388,10 @@ where
             _ => false,
         };
         if !sent {
+            b.accepted.fetch_sub(1, Ordering::SeqCst);
+            b.shipped.fetch_sub(1, Ordering::SeqCst);
             return Err(msg);
         }
-        Counters::add(&b.accepted, 1);
-        Counters::add(&b.shipped, 1);
         Ok(())
     }
 
@@ -435,9 +439,12 @@ where
     }
 
     fn before_send(&self, state: Option<&OutboxState>) {
-        // Counted as pending before it is queued, so the writer never sees it go below zero.
+        // Counted as pending before it is queued, so the writer never sees it go below zero;
+        // and as accepted, so that the writer never ships a message not yet counted accepted
+        // (a sender killed in between would leave the summary one off).
         if let Some(state) = state {
             state.pending.fetch_add(1, Ordering::SeqCst);
+            Counters::add(&self.inner.counters.get().accepted, 1);
         }
     }
 
@@ -448,13 +455,14 @@ where
     ) -> Result<(), SendError<M>> {
         let b = self.inner.counters.get();
         match (&result, state) {
-            (Ok(()), Some(_)) => Counters::add(&b.accepted, 1),
+            (Ok(()), Some(_)) => {}
             (Ok(()), None) => {
                 // A local route puts the message straight into the inbox.
                 Counters::add(&b.accepted, 1);
                 Counters::add(&b.shipped, 1);
             }
             (Err(_), Some(state)) => {
+                b.accepted.fetch_sub(1, Ordering::SeqCst);
                 state.pending.fetch_sub(1, Ordering::SeqCst);
             }
             (Err(_), None) => {}
@@ -708,8 +716,17 @@ impl<M: Serialize> Writer<M> {
     fn send_frame(&mut self) -> u64 {
         let n = self.in_frame.len();
         self.wait_for_regions(self.frame.region_count());
+        // Counted shipped before the send, and taken back if it fails: a sender killed right
+        // after the send (it is often preempted there, by the receiver it just woke) has then
+        // counted what the actor receives. Killed right before it, the frame counts as shipped
+        // and never received: a dead letter all the same, and the summary reconciles.
+        let shipped = &self.state.counters.get().shipped;
+        Counters::add(shipped, n as u64);
         let shared = Rc::new(std::mem::take(&mut self.frame));
         let sent = self.send(Out::Batch(shared.clone()));
+        if !matches!(sent, Sent::Ok) {
+            shipped.fetch_sub(n as u64, Ordering::SeqCst);
+        }
         // The frame handed to `send` is dropped by now, even when it panicked: ours is the
         // last handle, and its buffer is kept for the next frame.
         self.frame = Rc::try_unwrap(shared).unwrap_or_default();
@@ -726,10 +743,9 @@ impl<M: Serialize> Writer<M> {
         match sent {
             // Cleared, not replaced: the vector's room is kept for the next frame.
             Sent::Ok => {
-                // Counted at once, frame by frame: a sender killed in the middle of a batch
+                // Counted frame by frame (above): a sender killed in the middle of a batch
                 // has counted what it shipped, and the summary counts the rest of what it
                 // accepted as lost with it (`Counters::lost_in_senders`).
-                Counters::add(&self.state.counters.get().shipped, n as u64);
                 self.in_frame.clear();
                 n as u64
             }
