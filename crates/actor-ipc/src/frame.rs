@@ -422,7 +422,8 @@ struct Spill<'a> {
     out: &'a mut Vec<u8>,
     /// Where the message starts in `out`.
     body: usize,
-    /// Inline, the message may reach this (the threshold or the limit, the smaller).
+    /// Inline, the message may reach this (the threshold or the limit, the smaller); 0 once
+    /// it went to a region, so that the fast paths below take one comparison, as `Capped`.
     inline_end: usize,
     limit: usize,
     /// The region and how much of it is written.
@@ -450,6 +451,7 @@ impl Spill<'_> {
                 let mut region = self.take((inline + data.len()).max(2 * inline))?;
                 region.body_mut()[..inline].copy_from_slice(&self.out[self.body..]);
                 self.out.truncate(self.body);
+                self.inline_end = 0;
                 (region, inline)
             }
         };
@@ -487,7 +489,9 @@ impl postcard::ser_flavors::Flavor for Spill<'_> {
 
     #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if self.region.is_none() && self.out.len() + data.len() <= self.inline_end {
+        // `out` holds at least the entry's length prefix, so with `inline_end` 0 (in a region)
+        // this is false.
+        if self.out.len() + data.len() <= self.inline_end {
             self.out.extend_from_slice(data);
             return Ok(());
         }
@@ -496,7 +500,7 @@ impl postcard::ser_flavors::Flavor for Spill<'_> {
 
     #[inline]
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        if self.region.is_none() && self.out.len() < self.inline_end {
+        if self.out.len() < self.inline_end {
             self.out.push(data);
             return Ok(());
         }
