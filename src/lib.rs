@@ -42,5 +42,6 @@ pub use actor_core::{
     StopFlag, StopReason, Strategy, Summary, SystemConfig,
 };
 pub use actor_ipc::{
-    self, flush_all, testkit, ActorStatus, Addr, ContextExt, Registry, RootCtx, StartError, System,
+    self, flush_all, testkit, ActorStatus, Addr, ContextExt, Registry, RootCtx, SharedBytes,
+    StartError, System, SHM_THRESHOLD,
 };

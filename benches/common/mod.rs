@@ -14,8 +14,8 @@
 
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
 use mpactor::{
-    loops, Actor, ActorError, Addr, ChildOptions, Context, Isolation, Recv, Registry, System,
-    SystemConfig,
+    loops, Actor, ActorError, Addr, ChildOptions, Context, Isolation, Recv, Registry, SharedBytes,
+    System, SystemConfig,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -75,6 +75,8 @@ pub fn registry() -> Registry {
         .register::<Producer>()
         .register::<BytesConsumer>()
         .register::<BytesProducer>()
+        .register::<SharedConsumer>()
+        .register::<SharedProducer>()
         .register::<Pinger>()
         .register::<Ponger>()
         .register::<PlainPinger>()
@@ -239,7 +241,7 @@ impl Actor for BytesConsumer {
 
     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         loops::queue(self, ctx, |this, _ctx, msg| {
-            this.bytes += msg.len() as u64;
+            this.bytes += touch(&msg);
             if msg.is_empty() {
                 this.rounds.marker()?;
             }
@@ -270,6 +272,70 @@ impl Actor for BytesProducer {
                 send_patiently(&this.to, ByteBuf::from(template.clone()))?;
             }
             send_patiently(&this.to, ByteBuf::new())
+        })
+    }
+}
+
+/// Reads one byte of every 4 KiB page of a payload (so every page is really there, as a
+/// consumer that uses the payload would find it); returns its length.
+pub fn touch(bytes: &[u8]) -> u64 {
+    let sum: u64 = bytes.iter().step_by(4096).map(|b| u64::from(*b)).sum();
+    std::hint::black_box(sum);
+    bytes.len() as u64
+}
+
+/// As [`BytesConsumer`], with [`SharedBytes`] messages (read in place, in shared memory).
+pub struct SharedConsumer {
+    rounds: Rounds,
+    bytes: u64,
+}
+
+impl Actor for SharedConsumer {
+    type Args = ConsumerArgs;
+    type Msg = SharedBytes;
+    type Event = ();
+
+    fn init_args(args: ConsumerArgs) -> Result<Self, ActorError> {
+        Ok(SharedConsumer {
+            rounds: Rounds::new(args),
+            bytes: 0,
+        })
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |this, _ctx, msg| {
+            this.bytes += touch(&msg);
+            if msg.is_empty() {
+                this.rounds.marker()?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Sends `n` payloads of `size` bytes as [`SharedBytes`] and an empty marker for every
+/// `(n, size)` it is sent. The payload is built once and every message is a clone of it
+/// (`SharedBytes` clones share the bytes), as the raw reference sends one buffer `n` times.
+pub struct SharedProducer {
+    to: Addr<SharedBytes>,
+}
+
+impl Actor for SharedProducer {
+    type Args = Addr<SharedBytes>;
+    type Msg = (u64, u64);
+    type Event = ();
+
+    fn init_args(to: Addr<SharedBytes>) -> Result<Self, ActorError> {
+        Ok(SharedProducer { to })
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |this, _ctx, (n, size)| {
+            let payload = SharedBytes::from(vec![0xa5u8; size as usize]);
+            for _ in 0..n {
+                send_patiently(&this.to, payload.clone())?;
+            }
+            send_patiently(&this.to, SharedBytes::new())
         })
     }
 }
@@ -710,6 +776,34 @@ pub fn mpactor_bytes(
         options,
     )?;
     let producer = system.spawn::<BytesProducer>("PRODUCER", consumer)?;
+    let rates = rates(rounds, || {
+        let t0 = now_ns();
+        producer.send((count, size))?;
+        let t1 = done_rx.try_recv_timeout(ROUND_DEADLINE)?;
+        Ok((count * size, secs(t0, t1)))
+    })?;
+    stop_and_check(system)?;
+    Ok(rates)
+}
+
+/// As [`mpactor_bytes`], with [`SharedBytes`] messages.
+pub fn mpactor_shared(
+    size: u64,
+    count: u64,
+    rounds: usize,
+    options: ChildOptions,
+) -> BenchResult<Vec<f64>> {
+    let mut system = System::<()>::new(registry(), config())?;
+    let (done_tx, done_rx) = ipc::channel::<u64>()?;
+    let consumer = system.spawn_with::<SharedConsumer>(
+        "CONSUMER",
+        ConsumerArgs {
+            producers: 1,
+            done: done_tx,
+        },
+        options,
+    )?;
+    let producer = system.spawn::<SharedProducer>("PRODUCER", consumer)?;
     let rates = rates(rounds, || {
         let t0 = now_ns();
         producer.send((count, size))?;

@@ -351,7 +351,8 @@ pub fn ipc_bytes(size: u64, count: u64, rounds: usize) -> BenchResult<Vec<f64>> 
         let t0 = now_ns();
         ctl_tx.send((count, size))?;
         loop {
-            if data_rx.recv()?.is_empty() {
+            // Every page read, as the mpactor consumers do.
+            if super::touch(&data_rx.recv()?) == 0 {
                 break;
             }
         }

@@ -44,6 +44,11 @@
 //!   flood:  to=NAME (an earlier worker)  count=N (0: until stopped)  every_ms=N
 //!   ticker: every_ms=N          chatter: every_ms=N (an INFO line every tick)
 //!   dependent: calls a dependency that logs with `log` and `tracing` in its startup
+//!   kind=sink      payloads of bytes (large messages, in large.rs): note_every=N handle_ms=N
+//!   kind=bigflood  to=NAME (an earlier sink)  size=N (bytes per payload)  count=N (0: until
+//!                  stopped)  every_ms=N  mailbox_bytes=N (any kind: the byte budget)
+//!   --sample-memfds         print the root's memfd descriptors and mappings once the children
+//!                           started and again after the summary (`memfds root when=...`)
 //! ```
 //!
 //! stdout, for the tests to read: `spawn failed: NAME after_ms=N: ERROR`, `sent NAME=N`,
@@ -61,6 +66,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+mod large;
 
 /// What the actors report to the root.
 #[derive(Debug, Serialize, Deserialize)]
@@ -518,6 +525,8 @@ enum Kind {
     Text,
     Chatter,
     Dependent,
+    Sink,
+    BigFlood,
 }
 
 #[derive(Debug, Clone)]
@@ -529,6 +538,8 @@ struct ChildSpec {
     to: Option<String>,
     count: u64,
     every_ms: u64,
+    size: usize,
+    note_every: u64,
 }
 
 #[derive(Debug, Default)]
@@ -544,6 +555,7 @@ struct Opts {
     stop_when_sent: bool,
     stop_after_ticks: Option<u64>,
     sample_at: Vec<u32>,
+    sample_memfds: bool,
     spawn_in_thread: bool,
     ignore_sigchld: bool,
     threads: bool,
@@ -599,6 +611,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Opts, String> {
             "--ignore-sigchld" => opts.ignore_sigchld = true,
             "--threads" => opts.threads = true,
             "--root-dependency" => opts.root_dependency = true,
+            "--sample-memfds" => opts.sample_memfds = true,
             "--child" => specs.push(value()?),
             other => return Err(format!("unknown option {other:?}")),
         }
@@ -628,6 +641,8 @@ fn parse_child(spec: &str, opts: &Opts) -> Result<ChildSpec, String> {
         to: None,
         count: 0,
         every_ms: 0,
+        size: 0,
+        note_every: 0,
     };
     for key in keys.split(',').filter(|k| !k.is_empty()) {
         let (k, v) = key.split_once('=').unwrap_or((key, ""));
@@ -641,6 +656,8 @@ fn parse_child(spec: &str, opts: &Opts) -> Result<ChildSpec, String> {
                     "text" => Kind::Text,
                     "chatter" => Kind::Chatter,
                     "dependent" => Kind::Dependent,
+                    "sink" => Kind::Sink,
+                    "bigflood" => Kind::BigFlood,
                     other => return Err(format!("unknown kind {other:?}")),
                 }
             }
@@ -696,6 +713,9 @@ fn parse_child(spec: &str, opts: &Opts) -> Result<ChildSpec, String> {
             "to" => child.to = Some(v.to_string()),
             "count" => child.count = number(k, v)?,
             "every_ms" => child.every_ms = number(k, v)?,
+            "size" => child.size = number(k, v)?,
+            "note_every" => child.note_every = number(k, v)?,
+            "mailbox_bytes" => child.options = child.options.mailbox_bytes(number(k, v)?),
             other => return Err(format!("unknown child key {other:?} in {spec:?}")),
         }
     }
@@ -734,6 +754,7 @@ fn spawn_failed(name: &str, t0: Instant, e: &StartError) {
 /// so that dropping it stops the children that did start.
 fn start_children(system: &mut System<Event>, opts: &Opts) -> Result<(), StartError> {
     let mut workers: HashMap<String, Addr<u64>> = HashMap::new();
+    let mut sinks: HashMap<String, Addr<large::Payload>> = HashMap::new();
     for child in &opts.children {
         let t0 = Instant::now();
         let name = child.name.as_str();
@@ -772,6 +793,39 @@ fn start_children(system: &mut System<Event>, opts: &Opts) -> Result<(), StartEr
             Kind::Dependent => system
                 .spawn_with::<Dependent>(name, String::new(), child.options)
                 .map(|_| ()),
+            Kind::Sink => {
+                let args = large::SinkArgs {
+                    name: name.to_string(),
+                    record: child.worker.record.clone(),
+                    note_every: child.note_every,
+                    handle_ms: child.worker.handle_ms,
+                };
+                system
+                    .spawn_with::<large::Sink>(name, args, child.options)
+                    .map(|addr| {
+                        sinks.insert(name.to_string(), addr);
+                    })
+            }
+            Kind::BigFlood => {
+                let target = child.to.as_deref().unwrap_or_default();
+                let Some(to) = sinks.get(target).cloned() else {
+                    return Err(StartError::Bootstrap {
+                        actor: name.to_string(),
+                        why: format!("to={target:?} names no earlier sink"),
+                    });
+                };
+                let args = large::BigFloodArgs {
+                    name: name.to_string(),
+                    record: child.worker.record.clone(),
+                    to,
+                    size: child.size,
+                    count: child.count,
+                    every_ms: child.every_ms,
+                };
+                system
+                    .spawn_with::<large::BigFlood>(name, args, child.options)
+                    .map(|_| ())
+            }
         };
         if let Err(e) = started {
             spawn_failed(name, t0, &e);
@@ -853,6 +907,13 @@ fn run(mut system: System<Event>, opts: &Opts) -> i32 {
     if opts.root_dependency {
         dependency::work("the root");
     }
+    let sample_memfds = |when: &str| {
+        if opts.sample_memfds {
+            let (fds, maps) = large::memfds();
+            println!("memfds root when={when} fds={fds} maps={maps}");
+        }
+    };
+    sample_memfds("started");
     if opts.stop_when_started {
         system.request_stop("every child started");
     }
@@ -888,6 +949,7 @@ fn run(mut system: System<Event>, opts: &Opts) -> i32 {
         }
     });
     print_summary(&summary);
+    sample_memfds("stopped");
     let code = summary.exit_code();
     // Dropped before exiting: `process::exit` runs no destructors.
     drop(system);
@@ -1056,6 +1118,8 @@ fn main() {
         .register::<Text>()
         .register::<Chatter>()
         .register::<Dependent>()
+        .register::<large::Sink>()
+        .register::<large::BigFlood>()
         .run_if_child();
 
     let opts = match parse_args(std::env::args().skip(1)) {

@@ -34,6 +34,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// The most [`ChildOptions::max_message_bytes`] can be: 4 GiB - 1 (the frame format gives a
 /// message's length in 32 bits).
 pub const MAX_MESSAGE_BYTES_CEILING: usize = u32::MAX as usize;
+/// The byte budget of a mailbox, per sending process: 256 MiB. See
+/// [`ChildOptions::mailbox_bytes`].
+pub const DEFAULT_MAILBOX_BYTES: usize = 256 << 20;
 /// How long a plain `send` waits for room in a full mailbox.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the root looks at its children's processes when no event arrives: bounds how
@@ -180,6 +183,8 @@ pub struct ChildOptions {
     pub mailbox_capacity: usize,
     /// The largest message it takes, in encoded bytes.
     pub max_message_bytes: usize,
+    /// Its mailbox's byte budget per sending process: see [`ChildOptions::mailbox_bytes`].
+    pub mailbox_bytes: usize,
 }
 
 impl Default for ChildOptions {
@@ -189,6 +194,7 @@ impl Default for ChildOptions {
             start_timeout: DEFAULT_START_TIMEOUT,
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            mailbox_bytes: DEFAULT_MAILBOX_BYTES,
         }
     }
 }
@@ -227,6 +233,43 @@ impl ChildOptions {
     /// ```
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes.clamp(1, MAX_MESSAGE_BYTES_CEILING);
+        self
+    }
+
+    /// Sets the mailbox's byte budget (at least 1): how many bytes of messages each sending
+    /// process may have on their way to the actor, beside the
+    /// [`mailbox_capacity`](Self::mailbox_capacity) in messages. The default is
+    /// [`DEFAULT_MAILBOX_BYTES`] (256 MiB).
+    ///
+    /// `try_send` says `Full` when either bound is reached, `send_timeout` waits for room
+    /// in both. What counts: the messages still queued in the sending process, each charged
+    /// as much as the largest recent message to this actor (a message's size is known only
+    /// once it is encoded, which the sending process's writer does; a type without `Drop` is
+    /// charged at least its size in memory), and the messages that travel in shared memory
+    /// (those over 64 KiB encoded), at their exact size, from when they are shipped until the
+    /// actor's process has taken them out of the inbox. Small messages that went out inside
+    /// their frame are bounded by the socket itself. One message larger than the whole
+    /// budget is still accepted when nothing else is on its way, and goes alone.
+    ///
+    /// The bound is only as good as the charge of a queued message: the first large messages
+    /// after a run of small ones are charged the small size until the writer has encoded one
+    /// of them (it takes the queue's messages as they come, so that is one or two).
+    ///
+    /// Actors running as threads ([`Isolation::Threads`]) take messages by move, unencoded:
+    /// only the message capacity bounds their mailboxes.
+    ///
+    /// ```
+    /// use actor_core::ChildOptions;
+    /// // A video encoder taking 64 MiB frames: at most 4 of them on their way per sender
+    /// // (beyond the fourth, try_send says Full), and at most 4096 small messages.
+    /// let opts = ChildOptions::default()
+    ///     .max_message_bytes(65 << 20)
+    ///     .mailbox_bytes(256 << 20);
+    /// assert_eq!(opts.mailbox_bytes, 256 << 20);
+    /// assert_eq!(opts.mailbox_capacity, 4096);
+    /// ```
+    pub fn mailbox_bytes(mut self, bytes: usize) -> Self {
+        self.mailbox_bytes = bytes.max(1);
         self
     }
 }

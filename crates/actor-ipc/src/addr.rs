@@ -15,11 +15,13 @@
 
 use crate::counters::Counters;
 use crate::frame::{encode_single, Frame, FrameBuf, OutBatch, FRAME_BYTES};
+use crate::shm::{ShmPool, MAX_IN_FLIGHT};
 use actor_core::supervision::{
-    DEFAULT_SEND_TIMEOUT, MAX_MESSAGE_BYTES_CEILING as MAX_MESSAGE_BYTES_LIMIT,
+    DEFAULT_MAILBOX_BYTES, DEFAULT_SEND_TIMEOUT,
+    MAX_MESSAGE_BYTES_CEILING as MAX_MESSAGE_BYTES_LIMIT,
 };
 use actor_core::SendError;
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use ipc_channel::ipc::IpcSender;
 use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -107,6 +109,9 @@ struct Inner<M: Send + 'static> {
     /// The largest encoded message the actor takes (the receiver's limit, carried by every
     /// copy of the address).
     max_bytes: usize,
+    /// The byte budget of what this process has queued towards the actor
+    /// (`ChildOptions::mailbox_bytes`).
+    budget: u64,
     outbox: OnceLock<Result<Outbox<M>, String>>,
 }
 
@@ -142,6 +147,8 @@ struct OutboxState {
     pending: AtomicU64,
     /// The receiver is gone: everything still pending is undelivered.
     dead: AtomicBool,
+    /// The shared-memory regions of large messages, and the byte budget.
+    shm: ShmPool,
 }
 
 /// Every outbox of this process, for [`flush_all`].
@@ -172,6 +179,25 @@ where
         capacity: usize,
         max_bytes: usize,
     ) -> Self {
+        Self::new_bounded(
+            name,
+            tx,
+            counters,
+            capacity,
+            max_bytes,
+            DEFAULT_MAILBOX_BYTES as u64,
+        )
+    }
+
+    /// As [`new`](Self::new), with a byte budget (`ChildOptions::mailbox_bytes`).
+    pub(crate) fn new_bounded(
+        name: String,
+        tx: IpcSender<Frame<M>>,
+        counters: Counters,
+        capacity: usize,
+        max_bytes: usize,
+        budget: u64,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 name,
@@ -179,6 +205,7 @@ where
                 counters,
                 capacity: capacity.max(1),
                 max_bytes: max_bytes.min(MAX_MESSAGE_BYTES_LIMIT),
+                budget: budget.max(1),
                 outbox: OnceLock::new(),
             }),
         }
@@ -195,6 +222,7 @@ where
                 capacity,
                 // Messages to a thread are moved, never encoded: there is nothing to limit.
                 max_bytes: usize::MAX,
+                budget: u64::MAX,
                 outbox: OnceLock::new(),
             }),
         }
@@ -253,6 +281,9 @@ where
         let Err(msg) = self.send_direct(msg) else {
             return Ok(());
         };
+        if !self.admits(queue, state) {
+            return Err(SendError::Full(msg));
+        }
         self.before_send(state);
         let result = queue.try_send(Item::Msg(msg)).map_err(|e| match e {
             TrySendError::Full(Item::Msg(m)) => SendError::Full(m),
@@ -269,6 +300,11 @@ where
         };
         let Err(msg) = self.send_direct(msg) else {
             return Ok(());
+        };
+        let timeout = match self.wait_for_budget(queue, state, timeout) {
+            Ok(left) => left,
+            Err(()) if self.is_gone() => return Err(SendError::Disconnected(msg)),
+            Err(()) => return Err(SendError::Timeout(msg)),
         };
         self.before_send(state);
         let result = queue
@@ -349,32 +385,75 @@ where
             return Err(msg);
         }
         let mut buf = [0u8; DIRECT_MAX];
+        // Counted before the write and taken back if it fails: a process killed right after
+        // the write has counted what the actor will receive (see `Writer::send_frame`).
+        Counters::add(&b.accepted, 1);
+        Counters::add(&b.shipped, 1);
         let sent = match encode_single(&msg, &mut buf) {
             // Near the limit, the writer decides (and says why when it refuses).
             Some(frame) if frame.len() <= self.inner.max_bytes => {
-                // Counted before the write, so that at no moment has the receiver taken out
-                // more than was counted in (see `Writer::send_frame`).
-                Counters::add(&b.accepted, 1);
-                Counters::add(&b.shipped, 1);
-                let sent = crate::fd::try_send_frame(fd, frame);
-                if !sent {
-                    Counters::sub(&b.accepted, 1);
-                    Counters::sub(&b.shipped, 1);
-                }
-                sent
+                crate::fd::try_send_frame(fd, frame)
             }
             _ => false,
         };
         if !sent {
+            b.accepted.fetch_sub(1, Ordering::SeqCst);
+            b.shipped.fetch_sub(1, Ordering::SeqCst);
             return Err(msg);
         }
         Ok(())
     }
 
+    /// Whether the byte budget takes one more message now. A message still in the queue is
+    /// charged as much as the largest recent message to this actor (its size is known only
+    /// once the writer encodes it; for a type without `Drop`, at least its size in memory),
+    /// a large message shipped in shared memory its exact size until the actor's process
+    /// has received it. See `ChildOptions::mailbox_bytes`.
+    fn admits(&self, queue: &Sender<Item<M>>, state: Option<&OutboxState>) -> bool {
+        let Some(state) = state else {
+            return true;
+        };
+        let each = state.shm.typical().max(std::mem::size_of::<M>() as u64);
+        // Accepted and not yet encoded: in the queue, and in the writer's batch (it takes up
+        // to MAX_BATCH at once and encodes them one by one).
+        let queued = || queue.len() + state.shm.unencoded() as usize;
+        state.shm.admits(queued, self.inner.capacity, each)
+    }
+
+    /// Waits until the byte budget takes one more message, at most `timeout`; returns the time
+    /// left. The budget frees up as the actor's process receives what was shipped: that
+    /// happens in another process, so this looks again in growing naps (50 µs to 2 ms).
+    fn wait_for_budget(
+        &self,
+        queue: &Sender<Item<M>>,
+        state: Option<&OutboxState>,
+        timeout: Duration,
+    ) -> Result<Duration, ()> {
+        // The usual case: room at once, and no clock read (two per send cost small messages
+        // a tenth of their throughput).
+        if self.admits(queue, state) {
+            return Ok(timeout);
+        }
+        let deadline = Instant::now() + timeout;
+        let mut nap = Duration::from_micros(50);
+        while !self.admits(queue, state) {
+            let now = Instant::now();
+            if now >= deadline || state.is_some_and(|s| s.dead.load(Ordering::SeqCst)) {
+                return Err(());
+            }
+            std::thread::sleep(nap.min(deadline - now));
+            nap = (nap * 2).min(Duration::from_millis(2));
+        }
+        Ok(deadline.saturating_duration_since(Instant::now()))
+    }
+
     fn before_send(&self, state: Option<&OutboxState>) {
-        // Counted as pending before it is queued, so the writer never sees it go below zero.
+        // Counted as pending before it is queued, so the writer never sees it go below zero;
+        // and as accepted, so that the writer never ships a message not yet counted accepted
+        // (a sender killed in between would leave the summary one off).
         if let Some(state) = state {
             state.pending.fetch_add(1, Ordering::SeqCst);
+            Counters::add(&self.inner.counters.get().accepted, 1);
         }
     }
 
@@ -385,13 +464,14 @@ where
     ) -> Result<(), SendError<M>> {
         let b = self.inner.counters.get();
         match (&result, state) {
-            (Ok(()), Some(_)) => Counters::add(&b.accepted, 1),
+            (Ok(()), Some(_)) => {}
             (Ok(()), None) => {
                 // A local route puts the message straight into the inbox.
                 Counters::add(&b.accepted, 1);
                 Counters::add(&b.shipped, 1);
             }
             (Err(_), Some(state)) => {
+                b.accepted.fetch_sub(1, Ordering::SeqCst);
                 state.pending.fetch_sub(1, Ordering::SeqCst);
             }
             (Err(_), None) => {}
@@ -413,12 +493,15 @@ where
                 counters: self.inner.counters.clone(),
                 pending: AtomicU64::new(0),
                 dead: AtomicBool::new(false),
+                shm: ShmPool::new(self.inner.budget, crate::fd::sender_fd(&tx.0)),
             }),
             max_bytes: self.inner.max_bytes,
             max_batch: MAX_BATCH,
             frame: FrameBuf::default(),
             in_frame: Vec::new(),
             refused: 0,
+            typical: 0,
+            unencoded: 0,
         };
         writer.ship(msgs.into_iter())
     }
@@ -436,6 +519,7 @@ where
                     &self.inner.counters,
                     self.inner.capacity,
                     self.inner.max_bytes,
+                    self.inner.budget,
                 )
             })
             .as_ref()
@@ -449,6 +533,7 @@ fn start_writer<M: Serialize + Send + 'static>(
     counters: &Counters,
     capacity: usize,
     max_bytes: usize,
+    budget: u64,
 ) -> Result<Outbox<M>, String> {
     let (queue, rx) = bounded(capacity);
     let state = Arc::new(OutboxState {
@@ -456,6 +541,7 @@ fn start_writer<M: Serialize + Send + 'static>(
         counters: counters.clone(),
         pending: AtomicU64::new(0),
         dead: AtomicBool::new(false),
+        shm: ShmPool::new(budget, crate::fd::sender_fd(tx)),
     });
     let direct = (!std::mem::needs_drop::<M>() && std::env::var_os(ENV_NO_DIRECT).is_none())
         .then(|| crate::fd::sender_fd(tx))
@@ -475,6 +561,8 @@ fn start_writer<M: Serialize + Send + 'static>(
                 frame: FrameBuf::default(),
                 in_frame: Vec::new(),
                 refused: 0,
+                typical: 0,
+                unencoded: 0,
             };
             writer.run(rx)
         })
@@ -508,6 +596,11 @@ struct Writer<M> {
     in_frame: Vec<M>,
     /// Messages this writer refused.
     refused: u64,
+    /// The largest recent message, encoded (decaying by 1/8 per message): published to the
+    /// senders, who charge it for each message still queued (see `Addr::admits`).
+    typical: u64,
+    /// Messages of the batch being shipped that are not encoded yet (published likewise).
+    unencoded: u64,
 }
 
 impl<M: Serialize> Writer<M> {
@@ -516,9 +609,22 @@ impl<M: Serialize> Writer<M> {
         loop {
             // Idle, the writer sleeps until something is queued: no deadline, because the
             // wait ends by itself when the last copy of the address in this process is
-            // dropped (the queue disconnects), and there is nothing to look at before that.
-            let Ok(first) = rx.recv() else {
-                return;
+            // dropped (the queue disconnects). Only while it holds shared memory does it
+            // look again after WRITER_IDLE, to close what idle traffic no longer needs.
+            let first = if self.state.shm.holds_any() {
+                match rx.recv_timeout(WRITER_IDLE) {
+                    Ok(item) => item,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.state.shm.trim();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(item) => item,
+                    Err(_) => return,
+                }
             };
             let mut stop_after = None;
             match first {
@@ -534,8 +640,12 @@ impl<M: Serialize> Writer<M> {
             }
             if !batch.is_empty() {
                 let n = batch.len() as u64;
-                // `ship` counts what it shipped as it goes; the rest was refused or the
-                // receiver is gone: undelivered.
+                self.unencoded = n;
+                if self.typical >= crate::SHM_THRESHOLD as u64 {
+                    self.state.shm.set_unencoded(n);
+                }
+                // `ship` counts what it shipped frame by frame as each goes out (see
+                // `send_frame`); the rest was refused or the receiver is gone: undelivered.
                 let shipped = self.ship(batch.drain(..));
                 Counters::add(&self.state.counters.get().undelivered, n - shipped);
                 self.state.pending.fetch_sub(n, Ordering::SeqCst);
@@ -546,6 +656,7 @@ impl<M: Serialize> Writer<M> {
                 }
             }
             if self.state.dead.load(Ordering::SeqCst) {
+                self.state.shm.clear();
                 // Everything queued behind is undeliverable: count it and keep counting what
                 // callers that raced with the failure still put in.
                 while let Ok(item) = rx.recv_timeout(WRITER_IDLE) {
@@ -560,13 +671,31 @@ impl<M: Serialize> Writer<M> {
     }
 
     /// Encodes `msgs` into as few frames as [`FRAME_BYTES`], [`MAX_BATCH`] and the
-    /// transport's channel limit allow, and sends them. Returns how many were shipped; the
-    /// others were refused (each logged and counted) or the receiver is gone.
+    /// transport's channel limit allow, and sends them. A message larger than
+    /// [`SHM_THRESHOLD`](crate::SHM_THRESHOLD) goes into a shared-memory region that its
+    /// frame refers to, and counts for its full size towards the frame's [`FRAME_BYTES`]:
+    /// every frame fits one packet of the socket. Returns how many were shipped; the others
+    /// were refused (each logged and counted) or the receiver is gone.
     fn ship(&mut self, msgs: impl Iterator<Item = M>) -> u64 {
         let mut shipped = 0;
         for msg in msgs {
-            match self.frame.push(&msg, self.max_bytes) {
-                Ok(_) => self.in_frame.push(msg),
+            match self.frame.push_large(&msg, self.max_bytes, &self.state.shm) {
+                Ok(len) => {
+                    let typical = (len as u64).max(self.typical - self.typical / 8);
+                    self.unencoded = self.unencoded.saturating_sub(1);
+                    // Published at once, for the senders' byte budget (they charge `typical`
+                    // for every message still queued), but only when it changes or matters:
+                    // a store per small message would bounce the cache line the senders read
+                    // on every send between their CPU and this one.
+                    if typical != self.typical {
+                        self.typical = typical;
+                        self.state.shm.set_typical(typical);
+                    }
+                    if len >= crate::SHM_THRESHOLD || self.unencoded == 0 {
+                        self.state.shm.set_unencoded(self.unencoded);
+                    }
+                    self.in_frame.push(msg)
+                }
                 Err(why) => {
                     self.refuse(&why);
                     if std::mem::needs_drop::<M>() {
@@ -578,7 +707,7 @@ impl<M: Serialize> Writer<M> {
                     }
                 }
             }
-            if self.frame.bytes().len() >= FRAME_BYTES || self.in_frame.len() >= self.max_batch {
+            if self.frame.weight() >= FRAME_BYTES || self.in_frame.len() >= self.max_batch {
                 shipped += self.send_frame();
             }
         }
@@ -586,6 +715,23 @@ impl<M: Serialize> Writer<M> {
             shipped += self.send_frame();
         }
         shipped
+    }
+
+    /// Before a frame with regions goes out: waits while [`MAX_IN_FLIGHT`] regions of this
+    /// writer are in the socket (each is a descriptor in flight, which the kernel limits per
+    /// user), as a send waits on a full socket. A receiver that is gone empties the socket,
+    /// which gives them all back.
+    fn wait_for_regions(&self, adding: usize) {
+        let shm = &self.state.shm;
+        let mut nap = Duration::from_micros(50);
+        while adding > 0 && shm.in_flight() + adding > MAX_IN_FLIGHT {
+            shm.reclaim();
+            if shm.in_flight() + adding <= MAX_IN_FLIGHT || self.state.dead.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(2));
+        }
     }
 
     /// Sends the frame built so far; returns how many of its messages were shipped.
@@ -597,6 +743,7 @@ impl<M: Serialize> Writer<M> {
     /// shows as shipped and never received: a dead letter, counted once.
     fn send_frame(&mut self) -> u64 {
         let n = self.in_frame.len();
+        self.wait_for_regions(self.frame.region_count());
         let shared = Rc::new(std::mem::take(&mut self.frame));
         let shipped = &self.state.counters.get().shipped;
         Counters::add(shipped, n as u64);
@@ -607,10 +754,22 @@ impl<M: Serialize> Writer<M> {
         // The frame handed to `send` is dropped by now, even when it panicked: ours is the
         // last handle, and its buffer is kept for the next frame.
         self.frame = Rc::try_unwrap(shared).unwrap_or_default();
+        let regions = self.frame.take_regions();
         self.frame.clear();
+        match &sent {
+            Sent::Ok => self.state.shm.shipped(regions),
+            // Not shipped: a frame that is split is encoded again into other regions.
+            Sent::TooManyChannels => regions
+                .into_iter()
+                .for_each(|(r, _)| self.state.shm.give_back(r)),
+            Sent::Gone => drop(regions),
+        }
         match sent {
             // Cleared, not replaced: the vector's room is kept for the next frame.
             Sent::Ok => {
+                // Counted frame by frame (above): a sender killed in the middle of a batch
+                // has counted what it shipped, and the summary counts the rest of what it
+                // accepted as lost with it (`Counters::unsent`).
                 self.in_frame.clear();
                 n as u64
             }
@@ -738,6 +897,7 @@ struct WireRef<'a, M> {
     counters: &'a Counters,
     capacity: u32,
     max_bytes: u32,
+    budget: u64,
 }
 
 #[derive(Deserialize)]
@@ -748,6 +908,7 @@ struct Wire<M> {
     counters: Counters,
     capacity: u32,
     max_bytes: u32,
+    budget: u64,
     #[serde(skip)]
     _m: PhantomData<M>,
 }
@@ -766,6 +927,7 @@ impl<M: Serialize + Send + 'static> Serialize for Addr<M> {
             counters: &self.inner.counters,
             capacity: self.inner.capacity.min(u32::MAX as usize) as u32,
             max_bytes: self.inner.max_bytes.min(MAX_MESSAGE_BYTES_LIMIT) as u32,
+            budget: self.inner.budget,
         }
         .serialize(serializer)
     }
@@ -774,12 +936,13 @@ impl<M: Serialize + Send + 'static> Serialize for Addr<M> {
 impl<'de, M: Serialize + Send + 'static> Deserialize<'de> for Addr<M> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let w = Wire::<M>::deserialize(deserializer)?;
-        Ok(Addr::new(
+        Ok(Addr::new_bounded(
             w.name,
             w.tx,
             w.counters,
             w.capacity as usize,
             w.max_bytes as usize,
+            w.budget,
         ))
     }
 }

@@ -173,9 +173,12 @@ impl Counters {
             .saturating_sub(Self::load(&b.drained_root))
     }
 
-    /// Messages a sender accepted that were neither shipped nor counted undelivered: those
-    /// still on their way, and, once every sender has ended, those a sending process held
-    /// when it ended (its stop deadline passed with its writer blocked, or it was killed).
+    /// Messages a sending process accepted and had neither shipped nor counted undelivered:
+    /// those still on their way, and, once every sender has ended, those a sending process
+    /// held when it ended (its stop deadline passed with its writer blocked, or it was killed
+    /// with messages in its queue). Final only once every sender still alive has flushed (the
+    /// summary reads it after the stop). At most the sender's mailbox bounds
+    /// (`mailbox_capacity`, `mailbox_bytes`) per killed sender.
     pub fn unsent(&self) -> u64 {
         let b = self.get();
         Self::load(&b.accepted)

@@ -16,6 +16,8 @@
 //! that list along. So messages are encoded on the writer's thread right before the frame's
 //! `send`, and every message whose channels are on the list is in that frame.
 
+use crate::shm::{Region, ShmPool, SHM_THRESHOLD};
+use ipc_channel::ipc::IpcSharedMemory;
 use serde::de::{DeserializeOwned, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::marker::PhantomData;
@@ -36,6 +38,12 @@ const KEEP_BYTES: usize = 4 << 20;
 
 /// The size of an entry's length prefix.
 const LEN_BYTES: usize = 4;
+
+/// Set in an entry's length prefix when the entry is not the message but a reference to the
+/// shared-memory region that holds it ([`crate::shm`]): `[u32 LE length of the message]`
+/// then the region (its index among the frame's regions, as ipc-channel encodes it). Inline
+/// entries are never that long: larger messages always go to a region.
+const SHM_ENTRY: u32 = 1 << 31;
 
 /// What travels through an inbox's socket, as the receiving side reads it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -120,7 +128,8 @@ fn decode_entries<M: DeserializeOwned>(mut rest: &[u8]) -> Batch<M> {
             );
             break;
         };
-        let len = u32::from_le_bytes(*len) as usize;
+        let raw = u32::from_le_bytes(*len);
+        let len = (raw & !SHM_ENTRY) as usize;
         if len > tail.len() {
             // Where the next entry starts is unknown: the rest of the frame is lost (the
             // senders' counts say how many messages that was).
@@ -131,6 +140,15 @@ fn decode_entries<M: DeserializeOwned>(mut rest: &[u8]) -> Batch<M> {
             break;
         }
         let (entry, tail) = tail.split_at(len);
+        if raw & SHM_ENTRY != 0 {
+            rest = tail;
+            match catch_unwind(AssertUnwindSafe(|| decode_shm_entry::<M>(entry))) {
+                Ok(Ok(msg)) => batch.msgs.push(msg),
+                Ok(Err(e)) => fail(&mut batch, e),
+                Err(payload) => fail(&mut batch, actor_core::lifecycle::panic_message(&*payload)),
+            }
+            continue;
+        }
         if batch.msgs.capacity() == 0 {
             // Room for as many more entries of this size as the frame holds.
             batch.msgs.reserve(1 + tail.len() / (LEN_BYTES + len));
@@ -145,6 +163,21 @@ fn decode_entries<M: DeserializeOwned>(mut rest: &[u8]) -> Batch<M> {
     batch
 }
 
+/// A reference entry: the message's length, and its region (taken from the frame's regions,
+/// which ipc-channel has mapped by now).
+fn decode_shm_entry<M: DeserializeOwned>(entry: &[u8]) -> Result<M, String> {
+    let (len, region) = entry.split_first_chunk::<4>().ok_or_else(|| {
+        format!(
+            "a truncated shared-memory reference ({} bytes)",
+            entry.len()
+        )
+    })?;
+    let len = u32::from_le_bytes(*len) as usize;
+    let shm = postcard::from_bytes::<IpcSharedMemory>(region)
+        .map_err(|e| format!("a shared-memory reference without its region: {e}"))?;
+    crate::shm::decode_region(shm, len)
+}
+
 /// Why a message was not put into a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -155,6 +188,8 @@ pub(crate) enum Refused {
     },
     /// Its `Serialize` failed.
     Encode(String),
+    /// It needed shared memory (it is larger than [`SHM_THRESHOLD`]) and none could be had.
+    NoSharedMemory(String),
 }
 
 impl std::fmt::Display for Refused {
@@ -166,6 +201,7 @@ impl std::fmt::Display for Refused {
                  (ChildOptions::max_message_bytes)"
             ),
             Refused::Encode(e) => write!(f, "it failed to encode: {e}"),
+            Refused::NoSharedMemory(e) => write!(f, "{e}"),
         }
     }
 }
@@ -175,6 +211,10 @@ impl std::fmt::Display for Refused {
 pub(crate) struct FrameBuf {
     bytes: Vec<u8>,
     count: usize,
+    /// The regions of the messages that went to shared memory, with their lengths.
+    regions: Vec<(Region, usize)>,
+    /// Bytes of the messages in regions (the frame closes on these plus its own bytes).
+    in_regions: usize,
 }
 
 impl FrameBuf {
@@ -223,6 +263,101 @@ impl FrameBuf {
         }
     }
 
+    /// Encodes `msg` as the next entry; if its encoding passes [`SHM_THRESHOLD`], into a
+    /// region of `pool` instead, with a reference to it as the entry. Otherwise as
+    /// [`push`](Self::push). Returns the message's encoded size.
+    pub fn push_large<M: Serialize>(
+        &mut self,
+        msg: &M,
+        limit: usize,
+        pool: &ShmPool,
+    ) -> Result<usize, Refused> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(&[0; LEN_BYTES]);
+        let body = start + LEN_BYTES;
+        let limit = limit.min(u32::MAX as usize);
+        let failed = std::cell::RefCell::new(None);
+        let flavor = Spill {
+            out: &mut self.bytes,
+            body,
+            inline_end: body.saturating_add(limit.min(SHM_THRESHOLD)),
+            limit,
+            region: None,
+            pool,
+            failed: &failed,
+        };
+        let encoded = catch_unwind(AssertUnwindSafe(|| {
+            postcard::serialize_with_flavor::<M, _, Option<(Region, usize)>>(msg, flavor)
+        }));
+        match encoded {
+            Ok(Ok(None)) => {
+                let len = self.bytes.len() - body;
+                self.bytes[start..body].copy_from_slice(&(len as u32).to_le_bytes());
+                self.count += 1;
+                Ok(len)
+            }
+            Ok(Ok(Some((region, len)))) => {
+                self.bytes.truncate(body);
+                self.bytes.extend_from_slice(&(len as u32).to_le_bytes());
+                // Encoding the handle gives ipc-channel a copy of its descriptor for the
+                // frame's send.
+                let r = postcard::serialize_with_flavor::<IpcSharedMemory, _, ()>(
+                    region.shm(),
+                    Capped {
+                        out: &mut self.bytes,
+                        end: usize::MAX,
+                    },
+                );
+                if let Err(e) = r {
+                    self.bytes.truncate(start);
+                    pool.give_back(region);
+                    return Err(Refused::Encode(e.to_string()));
+                }
+                let entry = (self.bytes.len() - body) as u32 | SHM_ENTRY;
+                self.bytes[start..body].copy_from_slice(&entry.to_le_bytes());
+                pool.arm(&region);
+                pool.note_large(len);
+                self.regions.push((region, len));
+                self.in_regions += len;
+                self.count += 1;
+                Ok(len)
+            }
+            Ok(Err(e)) => {
+                self.bytes.truncate(start);
+                Err(if let Some(why) = failed.into_inner() {
+                    Refused::NoSharedMemory(why)
+                } else if e == postcard::Error::SerializeBufferFull {
+                    Refused::TooLarge { limit }
+                } else {
+                    Refused::Encode(e.to_string())
+                })
+            }
+            Err(payload) => {
+                self.bytes.truncate(start);
+                Err(Refused::Encode(format!(
+                    "its Serialize panicked: {}",
+                    actor_core::lifecycle::panic_message(&*payload)
+                )))
+            }
+        }
+    }
+
+    /// How much the frame carries: its own bytes and those of its messages in regions.
+    pub fn weight(&self) -> usize {
+        self.bytes.len() + self.in_regions
+    }
+
+    /// How many of its messages are in regions.
+    pub fn region_count(&self) -> usize {
+        self.regions.len()
+    }
+
+    /// Takes the regions of the frame (once it was sent, or to give them back).
+    pub fn take_regions(&mut self) -> Vec<(Region, usize)> {
+        self.in_regions = 0;
+        std::mem::take(&mut self.regions)
+    }
+
     /// The encoded entries.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
@@ -239,6 +374,8 @@ impl FrameBuf {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.count = 0;
+        self.regions.clear();
+        self.in_regions = 0;
         if self.bytes.capacity() > KEEP_BYTES {
             self.bytes.shrink_to(KEEP_BYTES);
         }
@@ -276,6 +413,103 @@ impl postcard::ser_flavors::Flavor for Capped<'_> {
 
     fn finalize(self) -> postcard::Result<()> {
         Ok(())
+    }
+}
+
+/// A postcard output that appends to a `Vec` until the message passes [`SHM_THRESHOLD`],
+/// then moves what it wrote into a shared-memory region and goes on there (growing into a
+/// larger region when needed), failing once the message would pass `limit`.
+struct Spill<'a> {
+    out: &'a mut Vec<u8>,
+    /// Where the message starts in `out`.
+    body: usize,
+    /// Inline, the message may reach this (the threshold or the limit, the smaller); 0 once
+    /// it went to a region, so that the fast paths below take one comparison, as `Capped`.
+    inline_end: usize,
+    limit: usize,
+    /// The region and how much of it is written.
+    region: Option<(Region, usize)>,
+    pool: &'a ShmPool,
+    /// Why no region could be had.
+    failed: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl Spill<'_> {
+    #[cold]
+    fn slow(&mut self, data: &[u8]) -> postcard::Result<()> {
+        let (mut region, mut len) = match self.region.take() {
+            Some(r) => r,
+            None => {
+                let inline = self.out.len() - self.body;
+                if inline + data.len() > self.limit {
+                    return Err(postcard::Error::SerializeBufferFull);
+                }
+                if self.out.len() + data.len() <= self.inline_end {
+                    self.out.extend_from_slice(data);
+                    return Ok(());
+                }
+                // Past the threshold (still within the limit): on to shared memory.
+                let mut region = self.take((inline + data.len()).max(2 * inline))?;
+                region.body_mut()[..inline].copy_from_slice(&self.out[self.body..]);
+                self.out.truncate(self.body);
+                self.inline_end = 0;
+                (region, inline)
+            }
+        };
+        if len + data.len() > self.limit {
+            self.pool.give_back(region);
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        if len + data.len() > region.capacity() {
+            let mut bigger = match self.take((len + data.len()).max(2 * len)) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.pool.give_back(region);
+                    return Err(e);
+                }
+            };
+            bigger.body_mut()[..len].copy_from_slice(&region.body_mut()[..len]);
+            self.pool.give_back(std::mem::replace(&mut region, bigger));
+        }
+        region.body_mut()[len..len + data.len()].copy_from_slice(data);
+        len += data.len();
+        self.region = Some((region, len));
+        Ok(())
+    }
+
+    fn take(&self, need: usize) -> postcard::Result<Region> {
+        self.pool.take(need.min(self.limit)).map_err(|e| {
+            *self.failed.borrow_mut() = Some(e);
+            postcard::Error::SerializeBufferFull
+        })
+    }
+}
+
+impl postcard::ser_flavors::Flavor for Spill<'_> {
+    type Output = Option<(Region, usize)>;
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        // `out` holds at least the entry's length prefix, so with `inline_end` 0 (in a region)
+        // this is false.
+        if self.out.len() + data.len() <= self.inline_end {
+            self.out.extend_from_slice(data);
+            return Ok(());
+        }
+        self.slow(data)
+    }
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.out.len() < self.inline_end {
+            self.out.push(data);
+            return Ok(());
+        }
+        self.slow(&[data])
+    }
+
+    fn finalize(self) -> postcard::Result<Self::Output> {
+        Ok(self.region)
     }
 }
 

@@ -11,6 +11,8 @@
 //!   returns the [`Summary`](actor_core::Summary).
 //! * [`Addr`]: an actor's address, bounded and serializable; [`ContextExt::myself`] gives an
 //!   actor its own.
+//! * [`SharedBytes`]: large payloads that the receiving actor reads in place; every message
+//!   larger than [`SHM_THRESHOLD`] travels in shared memory.
 //!
 //! See `docs/SEMANTICS.md` at the repository root for every guarantee and deadline.
 
@@ -35,6 +37,10 @@ mod frame;
 mod inbox;
 mod myself;
 mod process;
+mod shared_bytes;
+mod shm;
+#[cfg(test)]
+mod shm_tests;
 mod slot;
 mod system;
 pub mod testkit;
@@ -45,5 +51,7 @@ pub use addr::{flush_all, Addr, ENV_NO_DIRECT, MAX_BATCH};
 pub use child::{Registry, ORPHAN_GRACE};
 pub use frame::FRAME_BYTES;
 pub use myself::ContextExt;
+pub use shared_bytes::SharedBytes;
+pub use shm::SHM_THRESHOLD;
 pub use slot::StartError;
 pub use system::{ActorStatus, RootCtx, System};

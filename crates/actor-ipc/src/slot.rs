@@ -280,12 +280,13 @@ impl<A: Actor> TypedSlot<A> {
     ) -> std::io::Result<Self> {
         let (tx, rx) = ipc::channel::<Frame<A::Msg>>()?;
         let counters = Counters::new();
-        let addr = Addr::new(
+        let addr = Addr::new_bounded(
             name.to_string(),
             tx,
             counters.clone(),
             options.mailbox_capacity,
             options.max_message_bytes,
+            options.mailbox_bytes as u64,
         );
         Ok(Self {
             name: name.to_string(),

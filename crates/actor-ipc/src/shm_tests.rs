@@ -1,0 +1,249 @@
+//! Large messages from the sending side to the socket and back: every frame fits one packet,
+//! the payload arrives intact (and in place for `SharedBytes`), the byte budget says `Full`,
+//! and no region outlives its message.
+
+use crate::addr::Addr;
+use crate::counters::Counters;
+use crate::fd::raw_fd;
+use crate::frame::Frame;
+use crate::SharedBytes;
+use ipc_channel::ipc::{self, IpcReceiver};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::time::{Duration, Instant};
+
+/// ipc-channel sends a message of up to this as one packet (212 992 bytes of socket buffer,
+/// less its headers): larger ones in fragments.
+const ONE_PACKET: usize = 200 * 1024;
+
+/// The size of the next packet in the socket, without taking it; `None` if there is none.
+fn next_packet_len(fd: i32) -> Option<usize> {
+    let mut byte = 0u8;
+    let mut iov = libc::iovec {
+        iov_base: (&mut byte as *mut u8).cast(),
+        iov_len: 1,
+    };
+    // No room for control data: a peek with room would install a copy of the packet's
+    // descriptors in this process each time.
+    // SAFETY: a msghdr over one byte of buffer, alive for the call.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        libc::recvmsg(
+            fd,
+            &mut msg,
+            libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+        )
+    };
+    (n > 0).then_some(n as usize)
+}
+
+/// Receives frames until `n` messages arrived, checking the size of every packet first.
+fn receive<M>(rx: &IpcReceiver<Frame<M>>, n: usize) -> (Vec<M>, usize)
+where
+    M: Serialize + for<'de> Deserialize<'de>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    let mut largest = 0;
+    while got.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} arrived",
+            got.len()
+        );
+        let Some(len) = next_packet_len(raw_fd(rx)) else {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        };
+        largest = largest.max(len);
+        assert!(len <= ONE_PACKET, "a frame of {len} bytes");
+        match rx.try_recv_timeout(Duration::from_secs(5)) {
+            Ok(Frame::Batch(b)) => {
+                assert_eq!(b.failed, 0, "{:?}", b.first_error);
+                got.extend(b.msgs);
+            }
+            Ok(Frame::Stop(_)) => {}
+            Err(e) => panic!("receive: {e:?}"),
+        }
+    }
+    (got, largest)
+}
+
+/// The tests that make regions run one at a time: one counts the regions of the process.
+pub(crate) static ONE_AT_A_TIME: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// Descriptors of this process that are memfds of at least a region's size, and mappings of
+/// such memfds (the shared counters of other tests are smaller).
+fn regions() -> (usize, usize) {
+    let big = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.len() >= crate::SHM_THRESHOLD as u64)
+    };
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| l.to_string_lossy().starts_with("/memfd:"))
+                        && big(&e.path())
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map(|m| {
+            m.lines()
+                .filter(|l| l.contains("/memfd:"))
+                .filter(|l| {
+                    let range = l.split_whitespace().next().unwrap_or("0-0");
+                    let (a, b) = range.split_once('-').unwrap_or(("0", "0"));
+                    let len = usize::from_str_radix(b, 16).unwrap_or(0)
+                        - usize::from_str_radix(a, 16).unwrap_or(0);
+                    len >= crate::SHM_THRESHOLD
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    (fds, maps)
+}
+
+#[test]
+fn large_messages_travel_as_small_frames_and_arrive_intact() {
+    let _one = ONE_AT_A_TIME.lock();
+    let (tx, rx) = ipc::channel::<Frame<ByteBuf>>().expect("channel");
+    let addr = Addr::new("BIG".into(), tx, Counters::new(), 64, usize::MAX);
+    // Small and large ones mixed, up to 3 MiB, in order.
+    let sizes: Vec<usize> = (0..24)
+        .map(|i| match i % 4 {
+            0 => 10,
+            1 => 70 * 1024,
+            2 => 1 << 20,
+            _ => (3 << 20) + i,
+        })
+        .collect();
+    let msgs: Vec<ByteBuf> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ByteBuf::from(vec![i as u8; *n]))
+        .collect();
+    let n = msgs.len();
+    let reader = std::thread::spawn(move || receive(&rx, n));
+    assert_eq!(addr.ship_now(msgs), n as u64);
+    let (got, largest) = reader.join().expect("the reader");
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m.len(), sizes[i], "message {i}");
+        assert!(m.iter().all(|b| *b == i as u8), "message {i} intact");
+    }
+    assert!(
+        largest < 64 * 1024,
+        "frames of references are small: {largest}"
+    );
+}
+
+#[derive(Serialize, Deserialize)]
+struct Blob {
+    seq: u32,
+    data: SharedBytes,
+}
+
+#[test]
+fn shared_bytes_arrive_in_place_and_go_back_when_dropped() {
+    let _one = ONE_AT_A_TIME.lock();
+    let (tx, rx) = ipc::channel::<Frame<Blob>>().expect("channel");
+    let addr = Addr::new("BLOB".into(), tx, Counters::new(), 64, usize::MAX);
+    let before = regions();
+    assert_eq!(before, (0, 0));
+    for round in 0..3u32 {
+        let msgs: Vec<Blob> = (0..50u32)
+            .map(|i| Blob {
+                seq: i,
+                data: SharedBytes::from(vec![(round + i) as u8; 256 * 1024]),
+            })
+            .collect();
+        // The messages are shipped from another thread, as a writer does.
+        let shipper = addr.clone();
+        let sending = std::thread::spawn(move || shipper.ship_now(msgs));
+        let got = receive(&rx, 50).0;
+        assert_eq!(sending.join().expect("the shipper"), 50);
+        for b in &got {
+            assert!(b.data.is_mapped(), "read in place");
+            assert!(b.data.iter().all(|x| *x == (round + b.seq) as u8));
+        }
+    }
+    // Every region was released with its message; the writer of `ship_now` is gone. Nothing
+    // of them is left open or mapped in this process.
+    assert_eq!(regions(), (0, 0), "no region left open or mapped");
+}
+
+#[test]
+fn the_byte_budget_says_full_and_frees_up_as_the_actor_receives() {
+    let _one = ONE_AT_A_TIME.lock();
+    let (tx, rx) = ipc::channel::<Frame<ByteBuf>>().expect("channel");
+    // 4 MiB of budget, room for 1000 messages.
+    let addr = Addr::new_bounded(
+        "SLOW".into(),
+        tx,
+        Counters::new(),
+        1000,
+        usize::MAX,
+        4 << 20,
+    );
+    let mb = || ByteBuf::from(vec![7u8; 1 << 20]);
+    let mut accepted = 0;
+    let full = loop {
+        match addr.try_send(mb()) {
+            Ok(()) => accepted += 1,
+            Err(e) if e.is_full() => break true,
+            Err(e) => panic!("{e}"),
+        }
+        if accepted > 100 {
+            break false;
+        }
+        // Give the writer the time to encode and ship what was accepted.
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(full, "the byte budget never said Full");
+    assert!(
+        (3..=6).contains(&accepted),
+        "accepted {accepted} MiB with a 4 MiB budget"
+    );
+    // Nothing reads: send_timeout waits out its deadline.
+    let t0 = Instant::now();
+    let e = addr
+        .send_timeout(mb(), Duration::from_millis(100))
+        .expect_err("no room");
+    assert!(e.is_timeout(), "{e}");
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    // The actor takes what was shipped: room again.
+    let (got, _) = receive(&rx, accepted);
+    assert_eq!(got.len(), accepted);
+    drop(got);
+    addr.send_timeout(mb(), Duration::from_secs(5))
+        .expect("room once received");
+}
+
+#[test]
+fn a_large_message_over_the_limit_is_refused_alone_with_the_same_error() {
+    let _one = ONE_AT_A_TIME.lock();
+    let (tx, rx) = ipc::channel::<Frame<ByteBuf>>().expect("channel");
+    let counters = Counters::new();
+    // The actor takes at most 1 MiB: 2 MiB is refused part way into its region, the 512 KiB
+    // after it goes (in shared memory too).
+    let addr = Addr::new("LIMITED".into(), tx, counters.clone(), 64, 1 << 20);
+    let msgs = vec![
+        ByteBuf::from(vec![1u8; 2 << 20]),
+        ByteBuf::from(vec![2u8; 512 << 10]),
+    ];
+    let reader = std::thread::spawn(move || receive(&rx, 1).0);
+    assert_eq!(addr.ship_now(msgs), 1, "one shipped, one refused");
+    let got = reader.join().expect("the reader");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].len() == 512 << 10 && got[0].iter().all(|b| *b == 2));
+    assert_eq!(Counters::load(&counters.get().refused), 1);
+    assert_eq!(
+        regions(),
+        (0, 0),
+        "the refused message's region is not left behind"
+    );
+}
