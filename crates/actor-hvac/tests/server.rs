@@ -325,7 +325,11 @@ fn out_of_descriptors_listen_backs_off_and_recovers() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(reply.ends_with(" back\n"), "{reply:?}\n{}", h.log_text());
-    assert!(h.log_text().contains("accepting connections again"));
+    // The log is asynchronous: the line may follow the reply by a moment.
+    let again = h.wait_line(Duration::from_secs(10), |l| {
+        l.contains("accepting connections again")
+    });
+    assert!(again.is_some(), "{}", h.log_text());
     let listens = h.actor_pids().iter().filter(|(n, _)| n == "LISTEN").count();
     assert_eq!(listens, 1, "LISTEN was restarted:\n{}", h.log_text());
     h.signal_group(libc::SIGINT);

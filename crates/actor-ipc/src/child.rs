@@ -1,10 +1,11 @@
 //! The child's side: the [`Registry`] that `main` hands control to first, and the entry
 //! point that runs one actor in its own process.
 
-use crate::addr::{flush_all, Addr};
-use crate::bootstrap::{Boot, Setup, ENV_CHILD, ENV_NAME, ENV_SECRET, ENV_SERVER, SETUP_TIMEOUT};
-use crate::counters::Counters;
-use crate::inbox::IpcInbox;
+use crate::handshake::Setup;
+use crate::transport::inbox::IpcInbox;
+use crate::transport::{flush_all, Addr};
+use crate::wire::boot::{Boot, ENV_CHILD, ENV_NAME, ENV_SECRET, ENV_SERVER, SETUP_TIMEOUT};
+use crate::wire::counters::Counters;
 use actor_core::lifecycle::{self, Outcome};
 use actor_core::{log, signals, Actor, Context, EventPort, Report, SendError, StopFlag};
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
@@ -140,7 +141,7 @@ fn child_main<A: Actor>() -> i32 {
             return 2;
         }
     };
-    crate::process::set_process_name(&boot.name);
+    crate::sys::process::set_process_name(&boot.name);
     // Rust's standard library handles SIGSEGV to report stack overflows, and a SIGSEGV that
     // is only sent (`kill -SEGV`), not a fault, then passes without effect. An actor's process
     // must end on it like on any fatal signal, so the root sees "killed by SIGSEGV": restore
@@ -149,7 +150,7 @@ fn child_main<A: Actor>() -> i32 {
     unsafe {
         libc::signal(libc::SIGSEGV, libc::SIG_DFL);
     }
-    if let Err(e) = crate::fd::check_layout() {
+    if let Err(e) = crate::sys::fd::check_layout() {
         actor_core::log::stderr_line(&format!("mpactor child {}: {e}", boot.name));
         return 2;
     }
@@ -189,7 +190,7 @@ fn handshake<A: Actor>(boot: &BootEnv) -> Result<(IpcSender<Boot>, SetupOf<A>), 
     })
     .map_err(|e| format!("hello: {e}"))?;
     // A signal during the wait (a Ctrl-C while the system starts) only wakes it early.
-    let setup = crate::inbox::recv_until(&setup_rx, SETUP_TIMEOUT)
+    let setup = crate::transport::inbox::recv_until(&setup_rx, SETUP_TIMEOUT)
         .map_err(|e| format!("no setup from the root within {SETUP_TIMEOUT:?}: {e}"))?;
     Ok((conn, setup))
 }
@@ -202,14 +203,14 @@ fn run_actor<A: Actor>(
     let level = log::parse_level(&setup.log_level).unwrap_or(log::DEFAULT_LEVEL);
     let mut logh = log::init_with(&setup.name, setup.clock, level, setup.log_format);
     let logger = logh.logger.clone();
-    crate::addr::set_writer_log(&logger);
+    crate::transport::set_writer_log(&logger);
     let pid = std::process::id();
     let name = setup.name.clone();
     let stop = StopFlag::new();
     // Whoever sets the stop flag (the signal thread when the stop must be at once, the
     // lifeline when the root died) wakes the actor's receive with a wake frame in its own
     // inbox: nothing in this process polls.
-    match setup.myself.ipc_sender().cloned().and_then(crate::wake::wake_inbox) {
+    match setup.myself.ipc_sender().cloned().and_then(crate::transport::wake::wake_inbox) {
         Some(wake) => stop.on_set(wake),
         None => slog::warn!(
             logger,
@@ -252,11 +253,11 @@ fn run_actor<A: Actor>(
                     root_gone.store(true, Ordering::SeqCst);
                 }
                 let asked = Counters::load(&counters.get().stop_requested);
-                if asked == crate::counters::STOP_NOW || root_gone.load(Ordering::SeqCst) {
+                if asked == crate::wire::counters::STOP_NOW || root_gone.load(Ordering::SeqCst) {
                     // The root's stop deadline passed (it signals us now), or nobody is there
                     // to stop us in order: stop now.
                     stop.set();
-                } else if asked == crate::counters::STOP_ASKED {
+                } else if asked == crate::wire::counters::STOP_ASKED {
                     // A clean stop is under way: every message accepted before the stop
                     // request is still handled, within the root's deadline (at which the root
                     // signals with STOP_NOW set). The root still hears of the signal: it may
@@ -300,7 +301,7 @@ fn run_actor<A: Actor>(
         Box::new(inbox),
         Box::new(port),
     );
-    ctx.set_extension(crate::myself::Myself(setup.myself));
+    ctx.set_extension(crate::transport::myself::Myself(setup.myself));
     let outcome = lifecycle::run::<A>(setup.args, &mut ctx, |_| {
         let _ = conn.send(Boot::Started);
     });

@@ -3,11 +3,11 @@
 //! never a panic that escapes. And the limits of one frame and one message, from the sending
 //! side.
 
-use crate::addr::Addr;
-use crate::bootstrap::Boot;
-use crate::counters::Counters;
-use crate::frame::{Frame, FrameBuf, OutBatch, FRAME_BYTES};
-use crate::inbox::{recv_contained, IpcInbox};
+use crate::transport::inbox::{recv_contained, IpcInbox};
+use crate::transport::Addr;
+use crate::wire::boot::Boot;
+use crate::wire::counters::Counters;
+use crate::wire::frame::{Frame, FrameBuf, OutBatch, FRAME_BYTES};
 use actor_core::{InboxPort, Recv, Report};
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
 use proptest::prelude::*;
@@ -160,7 +160,7 @@ proptest! {
 
     #[test]
     fn setups_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-        receiver_survives::<crate::bootstrap::Setup<Small, Small, String>>(bytes)?;
+        receiver_survives::<crate::handshake::Setup<Small, Small, String>>(bytes)?;
     }
 }
 

@@ -2,10 +2,10 @@
 //! (its stop request, its socket's blocking mode) never reaches the next one, and a flush that
 //! gives up at its deadline counts nothing twice.
 
-use crate::addr::{flush_all, Addr};
-use crate::counters::{self, Counters};
-use crate::frame::Frame;
-use crate::inbox::IpcInbox;
+use crate::transport::inbox::IpcInbox;
+use crate::transport::{flush_all, Addr};
+use crate::wire::counters::{self, Counters};
+use crate::wire::frame::Frame;
 use actor_core::{InboxPort, Recv};
 use ipc_channel::ipc;
 use std::time::{Duration, Instant};
@@ -69,7 +69,7 @@ fn a_stop_request_for_a_dead_incarnation_does_not_stop_the_next() {
 #[test]
 fn each_incarnation_gets_a_blocking_inbox_whatever_the_last_one_left() {
     let (_tx, rx) = ipc::channel::<Frame<u64>>().expect("channel");
-    let fd = crate::fd::raw_fd(&rx);
+    let fd = crate::sys::fd::raw_fd(&rx);
     // What a process killed inside ipc-channel's `try_recv` leaves on the shared description.
     // SAFETY: F_SETFL on a descriptor the test owns.
     unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };

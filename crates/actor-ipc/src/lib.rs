@@ -24,34 +24,32 @@ compile_error!(
      ipc-channel's Linux layout (see the README's compatibility section)"
 );
 
-mod addr;
-mod bootstrap;
+// Floors that only look down: `sys` (the operating system) → `wire` (what travels between
+// processes) → `transport` (addresses and inboxes) → supervision (the rest: the handshake,
+// the child's side, slots, the root, thread actors, the test kit).
+mod sys;
+mod transport;
+mod wire;
+
 mod child;
-mod counters;
-#[cfg(test)]
-mod decode_tests;
-#[cfg(test)]
-mod fault_tests;
-mod fd;
-mod frame;
-mod inbox;
-mod myself;
-mod process;
-mod shared_bytes;
-mod shm;
-#[cfg(test)]
-mod shm_tests;
+mod handshake;
 mod slot;
 mod system;
 pub mod testkit;
 mod threads;
-mod wake;
 
-pub use addr::{flush_all, Addr, ENV_NO_DIRECT, MAX_BATCH};
+#[cfg(test)]
+mod decode_tests;
+#[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
+mod shm_tests;
+
 pub use child::{Registry, ORPHAN_GRACE};
-pub use frame::FRAME_BYTES;
-pub use myself::ContextExt;
-pub use shared_bytes::SharedBytes;
-pub use shm::SHM_THRESHOLD;
 pub use slot::StartError;
 pub use system::{ActorStatus, RootCtx, System};
+pub use transport::myself::ContextExt;
+pub use transport::{flush_all, Addr, ENV_NO_DIRECT, MAX_BATCH};
+pub use wire::frame::FRAME_BYTES;
+pub use wire::shared_bytes::SharedBytes;
+pub use wire::shm::SHM_THRESHOLD;

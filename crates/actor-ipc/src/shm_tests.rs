@@ -2,10 +2,10 @@
 //! the payload arrives intact (and in place for `SharedBytes`), the byte budget says `Full`,
 //! and no region outlives its message.
 
-use crate::addr::Addr;
-use crate::counters::Counters;
-use crate::fd::raw_fd;
-use crate::frame::Frame;
+use crate::sys::fd::raw_fd;
+use crate::transport::Addr;
+use crate::wire::counters::Counters;
+use crate::wire::frame::Frame;
 use crate::SharedBytes;
 use ipc_channel::ipc::{self, IpcReceiver};
 use serde::{Deserialize, Serialize};
@@ -78,7 +78,7 @@ pub(crate) static ONE_AT_A_TIME: parking_lot::Mutex<()> = parking_lot::Mutex::ne
 /// such memfds (the shared counters of other tests are smaller).
 fn regions() -> (usize, usize) {
     let big = |path: &std::path::Path| {
-        std::fs::metadata(path).is_ok_and(|m| m.len() >= crate::SHM_THRESHOLD as u64)
+        std::fs::metadata(path).is_ok_and(|m| m.len() >= crate::wire::shm::SHM_THRESHOLD as u64)
     };
     let fds = std::fs::read_dir("/proc/self/fd")
         .map(|d| {
@@ -100,7 +100,7 @@ fn regions() -> (usize, usize) {
                     let (a, b) = range.split_once('-').unwrap_or(("0", "0"));
                     let len = usize::from_str_radix(b, 16).unwrap_or(0)
                         - usize::from_str_radix(a, 16).unwrap_or(0);
-                    len >= crate::SHM_THRESHOLD
+                    len >= crate::wire::shm::SHM_THRESHOLD
                 })
                 .count()
         })

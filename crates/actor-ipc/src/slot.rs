@@ -1,14 +1,17 @@
 //! One supervised child, typed: its inbox (kept by the root across restarts), its
 //! arguments, and how to start a process for it.
 
-use crate::addr::Addr;
-use crate::bootstrap::{new_secret, AcceptError, Boot, Listener, Setup};
 use crate::child::type_key;
-use crate::counters::Counters;
-use crate::frame::Frame;
-use crate::inbox::{recv_contained, Contained};
-use crate::process;
-use crate::process::ChildProc;
+use crate::handshake::Setup;
+use crate::sys::listener::{AcceptError, Listener};
+use crate::sys::process;
+use crate::sys::process::ChildProc;
+use crate::sys::random::new_secret;
+use crate::transport::inbox::{recv_contained, Contained};
+use crate::transport::Addr;
+use crate::wire::boot::{Boot, ENV_CHILD, ENV_NAME, ENV_SECRET, ENV_SERVER};
+use crate::wire::counters::Counters;
+use crate::wire::frame::Frame;
 use actor_core::supervision::WATCH_POLL;
 use actor_core::{Actor, AppClock, ChildOptions, ExitStatus, Report};
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
@@ -241,7 +244,7 @@ pub(crate) struct StartEnv<E: Send + 'static> {
     /// The root's logger (refused bootstrap connections are logged).
     pub log: slog::Logger,
     /// Wakes the root's wait (an actor thread that ends).
-    pub wake: crate::wake::RootWake,
+    pub wake: crate::transport::wake::RootWake,
 }
 
 impl<E: Send + 'static> Clone for StartEnv<E> {
@@ -308,7 +311,7 @@ impl<A: Actor> TypedSlot<A> {
 
     fn handshake(
         &self,
-        listener: crate::bootstrap::Listener,
+        listener: crate::sys::listener::Listener,
         secret: &str,
         child: &mut ChildProc,
         deadline: Instant,
@@ -316,7 +319,7 @@ impl<A: Actor> TypedSlot<A> {
     ) -> Result<IpcSender<()>, StartError> {
         let pid = child.id();
         let conn = listener
-            .accept_from::<Boot>(pid, &self.env.log, || {
+            .accept_from::<Boot, StartError>(pid, &self.env.log, || {
                 self.check_alive(child, deadline, interrupted)
             })
             .map_err(|e| match e {
@@ -351,7 +354,7 @@ impl<A: Actor> TypedSlot<A> {
             .as_ref()
             .ok_or_else(|| self.err("the inbox is closed"))?;
         let child_inbox =
-            crate::fd::duplicate(inbox).map_err(|e| self.err(format!("inbox: {e}")))?;
+            crate::sys::fd::duplicate(inbox).map_err(|e| self.err(format!("inbox: {e}")))?;
         let (lifeline_tx, lifeline_rx) =
             ipc::channel::<()>().map_err(|e| self.err(format!("lifeline: {e}")))?;
         setup_tx
@@ -442,9 +445,18 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
         let listener = Listener::bind(&self.env.dir)
             .map_err(|e| self.err(format!("bootstrap socket: {e}")))?;
         let secret = new_secret().map_err(|e| self.err(e))?;
-        crate::counters::next_incarnation(&self.counters);
-        let cmd = process::child_command(type_key::<A>(), &self.name, &listener.name(), &secret)
-            .map_err(|e| self.err(format!("command: {e}")))?;
+        crate::wire::counters::next_incarnation(&self.counters);
+        let server = listener.name();
+        let cmd = process::child_command(
+            &self.name,
+            &[
+                (ENV_CHILD, type_key::<A>()),
+                (ENV_SERVER, &server),
+                (ENV_SECRET, &secret),
+                (ENV_NAME, &self.name),
+            ],
+        )
+        .map_err(|e| self.err(format!("command: {e}")))?;
         let mut child =
             ChildProc::new(process::spawn(cmd).map_err(|e| self.err(format!("spawn: {e}")))?);
         let deadline = Instant::now() + self.options.start_timeout;
@@ -470,7 +482,7 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
     }
 
     fn request_stop(&self, deadline: Instant) {
-        let incarnation = crate::counters::ask_stop(&self.counters);
+        let incarnation = crate::wire::counters::ask_stop(&self.counters);
         self.addr.send_stop(deadline, incarnation);
     }
 
@@ -480,7 +492,7 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
 
     fn drain(&mut self, deadline: Instant) -> u64 {
         match &self.inbox {
-            Some(rx) => crate::inbox::drain_in_root(rx, &self.counters, deadline),
+            Some(rx) => crate::transport::inbox::drain_in_root(rx, &self.counters, deadline),
             None => 0,
         }
     }

@@ -1,14 +1,14 @@
 //! [`System`]: the root supervisor. It starts children in order, watches them, restarts or
 //! stops them by policy, and on a stop closes and drains every mailbox.
 
-use crate::addr::{flush_all, Addr};
 use crate::child::{type_key, Registry};
-use crate::counters::Counters;
-use crate::inbox::IpcInbox;
-use crate::process;
 use crate::slot::{Running, SlotOps, StartEnv, StartError, TypedSlot, Watch};
+use crate::sys::process;
 use crate::threads::ThreadSlot;
-use crate::wake::RootWake;
+use crate::transport::inbox::IpcInbox;
+use crate::transport::wake::RootWake;
+use crate::transport::{flush_all, Addr};
+use crate::wire::counters::Counters;
 use actor_core::signals::signal_name;
 use actor_core::supervision::WATCH_POLL;
 use actor_core::{
@@ -171,18 +171,18 @@ where
     /// [`Registry::run_if_child`] first: it would otherwise start children of its own, which
     /// would do the same, without end.
     pub fn new(registry: Registry, config: SystemConfig) -> std::io::Result<Self> {
-        if std::env::var_os(crate::bootstrap::ENV_CHILD).is_some() {
+        if std::env::var_os(crate::wire::boot::ENV_CHILD).is_some() {
             return Err(std::io::Error::other(
                 "this process was started as an mpactor child, but main did not call \
                  Registry::run_if_child() before System::new",
             ));
         }
         // A build against an ipc-channel whose layout differs fails here, clearly.
-        crate::fd::check_layout()?;
+        crate::sys::fd::check_layout()?;
         let clock = AppClock::start();
         let logh = log::init_with(&config.name, clock, config.log_level, config.log_format);
         let log = logh.logger.clone();
-        crate::addr::set_writer_log(&log);
+        crate::transport::set_writer_log(&log);
         let private_dir = private_bootstrap_dir()?;
 
         let (sig_tx, sig_rx) = crossbeam_channel::unbounded();
@@ -733,7 +733,7 @@ where
                 // (before it, a signal to a stopping child lets it finish its backlog).
                 Counters::set(
                     &slot.ops.counters().get().stop_requested,
-                    crate::counters::STOP_NOW,
+                    crate::wire::counters::STOP_NOW,
                 );
                 r.signal(libc::SIGCONT);
                 r.signal(libc::SIGTERM);
@@ -934,7 +934,7 @@ fn private_bootstrap_dir() -> std::io::Result<PathBuf> {
     let path = std::env::temp_dir().join(format!(
         "mpactor-{}-{}",
         std::process::id(),
-        &crate::bootstrap::new_secret()?[..8]
+        &crate::sys::random::new_secret()?[..8]
     ));
     std::fs::DirBuilder::new().mode(0o700).create(&path)?;
     // The mode above is masked by the umask, which can only remove bits; set it exactly anyway.

@@ -32,9 +32,9 @@
 //! assert_eq!(kit.stop(), Outcome::Clean);
 //! ```
 
-use crate::addr::{Addr, Item};
-use crate::counters::Counters;
 use crate::threads::LocalInbox;
+use crate::transport::{Addr, Item};
+use crate::wire::counters::Counters;
 use actor_core::lifecycle::{self, Outcome};
 use actor_core::supervision::DEFAULT_MAILBOX_CAPACITY;
 use actor_core::{log, Actor, AppClock, Context, EventPort, SendError, StopFlag};
@@ -86,7 +86,7 @@ impl<A: Actor> TestKit<A> {
         let (tx, rx) = bounded(DEFAULT_MAILBOX_CAPACITY);
         let counters = Counters::new();
         // Incarnation 1, as the root numbers them: stop frames for 0 are wake-ups.
-        crate::counters::next_incarnation(&counters);
+        crate::wire::counters::next_incarnation(&counters);
         let addr = Addr::local(name.to_string(), tx.clone(), counters.clone());
         let (ev_tx, events) = bounded(DEFAULT_MAILBOX_CAPACITY);
         let logh = std::env::var_os(log::LOG_ENV)
@@ -98,7 +98,7 @@ impl<A: Actor> TestKit<A> {
         let stop = StopFlag::new();
         // Setting the flag (a dropped kit) wakes the actor's receive, as the runtime does.
         stop.on_set(move || {
-            let _ = tx.try_send(Item::Stop(crate::wake::WAKE));
+            let _ = tx.try_send(Item::Stop(crate::transport::wake::WAKE));
         });
         let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
         let mut ctx: Context<A> = Context::new(
@@ -109,7 +109,7 @@ impl<A: Actor> TestKit<A> {
             Box::new(LocalInbox::new(rx, counters.clone())),
             Box::new(KitEvents { tx: ev_tx }),
         );
-        ctx.set_extension(crate::myself::Myself(addr.clone()));
+        ctx.set_extension(crate::transport::myself::Myself(addr.clone()));
         let handle = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
@@ -188,7 +188,7 @@ impl<A: Actor> TestKit<A> {
     /// an actor that ignores its stop is a failing test.
     pub fn stop(mut self) -> Outcome {
         let deadline = Instant::now() + KIT_DEADLINE;
-        let incarnation = crate::counters::ask_stop(&self.counters);
+        let incarnation = crate::wire::counters::ask_stop(&self.counters);
         self.addr.send_stop(deadline, incarnation);
         let handle = self.handle.take().expect("stop is called once");
         while !handle.is_finished() {

@@ -8,10 +8,10 @@
 //! corrupts memory takes the whole process with it, and addresses cannot leave the process.
 //! That is what processes are for.
 
-use crate::addr::{Addr, Item};
 use crate::child::RootPort;
-use crate::counters::Counters;
 use crate::slot::{Incarnation, Running, SlotOps, StartEnv, StartError};
+use crate::transport::{Addr, Item};
+use crate::wire::counters::Counters;
 use actor_core::lifecycle::{self, Outcome};
 use actor_core::supervision::WATCH_POLL;
 use actor_core::{Actor, ChildOptions, Context, InboxPort, Recv, Report, StopFlag};
@@ -129,7 +129,7 @@ impl<A: Actor> ThreadSlot<A> {
 /// last act.
 struct EndingGuard {
     ending: Arc<AtomicBool>,
-    wake: crate::wake::RootWake,
+    wake: crate::transport::wake::RootWake,
 }
 
 impl Drop for EndingGuard {
@@ -141,13 +141,13 @@ impl Drop for EndingGuard {
 
 impl<A: Actor> SlotOps for ThreadSlot<A> {
     fn start(&mut self, interrupted: &dyn Fn() -> bool) -> Result<Running, StartError> {
-        crate::counters::next_incarnation(&self.counters);
+        crate::wire::counters::next_incarnation(&self.counters);
         let stop = StopFlag::new();
         // A stop flag set by the root (its stop deadline passed) wakes a thread blocked in
         // its receive with a wake item, as a wake frame wakes a process.
         let wake_tx = self.wake_tx.clone();
         stop.on_set(move || {
-            let _ = wake_tx.try_send(Item::Stop(crate::wake::WAKE));
+            let _ = wake_tx.try_send(Item::Stop(crate::transport::wake::WAKE));
         });
         let ending = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = bounded::<Result<u32, String>>(1);
@@ -224,7 +224,7 @@ impl<A: Actor> SlotOps for ThreadSlot<A> {
     }
 
     fn request_stop(&self, deadline: Instant) {
-        let incarnation = crate::counters::ask_stop(&self.counters);
+        let incarnation = crate::wire::counters::ask_stop(&self.counters);
         self.addr.send_stop(deadline, incarnation);
     }
 
@@ -279,7 +279,7 @@ impl<A: Actor> ThreadBody<A> {
                 name: self.name.clone(),
             }),
         );
-        ctx.set_extension(crate::myself::Myself(self.myself));
+        ctx.set_extension(crate::transport::myself::Myself(self.myself));
         let ready = self.ready;
         let outcome = lifecycle::run::<A>(self.args, &mut ctx, |_| {
             let _ = ready.send(Ok(tid));

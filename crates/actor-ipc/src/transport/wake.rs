@@ -16,12 +16,12 @@
 //! the inbox (the actor saw the flag before it read the frame) is dropped harmlessly by the
 //! next incarnation or by the root's drain.
 
-use crate::frame::Frame;
+use crate::wire::frame::Frame;
 use ipc_channel::ipc::IpcSender;
 use rustix::event::{eventfd, EventfdFlags};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-/// The incarnation number of a wake frame: none has it (see [`crate::counters`]: the root
+/// The incarnation number of a wake frame: none has it (see [`crate::wire::counters`]: the root
 /// numbers incarnations from 1).
 pub(crate) const WAKE: u32 = 0;
 
@@ -33,7 +33,7 @@ pub(crate) fn wake_inbox<M>(tx: IpcSender<Frame<M>>) -> Option<impl Fn() + Send 
 where
     M: serde::Serialize + Send + 'static,
 {
-    let fd = crate::fd::sender_fd(&tx)?;
+    let fd = crate::sys::fd::sender_fd(&tx)?;
     let mut buf = [0u8; 16];
     let len = postcard::to_slice(&Frame::<()>::Stop(WAKE), &mut buf)
         .ok()?
@@ -43,7 +43,7 @@ where
     let keep = tx.to_opaque();
     Some(move || {
         let _ = &keep;
-        crate::fd::try_send_frame(fd, &buf[..len]);
+        crate::sys::fd::try_send_frame(fd, &buf[..len]);
     })
 }
 
@@ -79,8 +79,8 @@ impl RootWake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counters::Counters;
-    use crate::inbox::IpcInbox;
+    use crate::transport::inbox::IpcInbox;
+    use crate::wire::counters::Counters;
     use actor_core::{InboxPort, Recv};
     use std::time::{Duration, Instant};
 
@@ -88,7 +88,7 @@ mod tests {
     fn a_wake_frame_ends_a_long_receive_and_is_no_message() {
         let (tx, rx) = ipc_channel::ipc::channel::<Frame<u32>>().expect("channel");
         let counters = Counters::new();
-        crate::counters::next_incarnation(&counters);
+        crate::wire::counters::next_incarnation(&counters);
         let mut inbox = IpcInbox::new(rx, counters, "T", actor_core::log::discard());
         let wake = wake_inbox(tx.clone()).expect("a seqpacket socket");
         let waker = std::thread::spawn(move || {

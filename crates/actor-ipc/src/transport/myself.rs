@@ -7,7 +7,7 @@
 //! `Addr<Self::Msg>` without annotations, and it is one `use` away (the `mpactor` facade
 //! re-exports it).
 
-use crate::addr::Addr;
+use crate::transport::Addr;
 use actor_core::{Actor, Context};
 
 /// The actor's own address as the runtime attached it.

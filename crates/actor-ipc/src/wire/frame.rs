@@ -16,7 +16,7 @@
 //! that list along. So messages are encoded on the writer's thread right before the frame's
 //! `send`, and every message whose channels are on the list is in that frame.
 
-use crate::shm::{Region, ShmPool, SHM_THRESHOLD};
+use crate::wire::shm::{Region, ShmPool, SHM_THRESHOLD};
 use ipc_channel::ipc::IpcSharedMemory;
 use serde::de::{DeserializeOwned, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -175,7 +175,7 @@ fn decode_shm_entry<M: DeserializeOwned>(entry: &[u8]) -> Result<M, String> {
     let len = u32::from_le_bytes(*len) as usize;
     let shm = postcard::from_bytes::<IpcSharedMemory>(region)
         .map_err(|e| format!("a shared-memory reference without its region: {e}"))?;
-    crate::shm::decode_region(shm, len)
+    crate::wire::shm::decode_region(shm, len)
 }
 
 /// Why a message was not put into a frame.

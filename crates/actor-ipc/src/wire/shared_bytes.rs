@@ -1,6 +1,6 @@
 //! [`SharedBytes`]: a byte payload that a receiving actor reads in place, without a copy.
 
-use crate::shm::{region_of, Held};
+use crate::wire::shm::{region_of, Held};
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::ops::Deref;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 /// Bytes for large payloads (images, blobs, file chunks): cheap to clone, read by the
 /// receiving actor straight out of the shared memory they arrived in.
 ///
-/// A message whose encoding is larger than [`SHM_THRESHOLD`](crate::SHM_THRESHOLD) (64 KiB)
+/// A message whose encoding is larger than [`SHM_THRESHOLD`](crate::wire::shm::SHM_THRESHOLD) (64 KiB)
 /// travels in shared memory whatever its type: the sending process's writer encodes it once
 /// into a memfd region that both processes map, and the frame on the socket only refers to
 /// it. Plain `Vec<u8>`, `serde_bytes::ByteBuf` or a large struct work that way unchanged; the
@@ -203,20 +203,24 @@ mod tests {
         let _one = crate::shm_tests::ONE_AT_A_TIME.lock();
         let payload: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
         let enc = postcard::to_stdvec(&(7u8, SharedBytes::from(payload.clone()))).expect("enc");
-        let mut region = vec![0u8; crate::shm::HEADER];
+        let mut region = vec![0u8; crate::wire::shm::HEADER];
         region.extend_from_slice(&enc);
         let shm = ipc_channel::ipc::IpcSharedMemory::from_bytes(&region);
         let (n, got): (u8, SharedBytes) =
-            crate::shm::decode_region(shm.clone(), enc.len()).expect("decode");
+            crate::wire::shm::decode_region(shm.clone(), enc.len()).expect("decode");
         assert_eq!(n, 7);
         assert!(got.is_mapped());
         assert_eq!(&got[..], &payload[..]);
         let state = shm[0];
-        assert_eq!(state, crate::shm::RECEIVED as u8, "received, still held");
+        assert_eq!(
+            state,
+            crate::wire::shm::RECEIVED as u8,
+            "received, still held"
+        );
         drop(got);
         assert_eq!(
             shm[0],
-            (crate::shm::RECEIVED | crate::shm::RELEASED) as u8,
+            (crate::wire::shm::RECEIVED | crate::wire::shm::RELEASED) as u8,
             "released with its last handle"
         );
     }

@@ -47,20 +47,13 @@ pub(crate) fn spawn(cmd: Command) -> io::Result<Child> {
     Ok(child)
 }
 
-/// The command that starts a child running actor type `key` as `name`.
-pub(crate) fn child_command(
-    key: &str,
-    name: &str,
-    server: &str,
-    secret: &str,
-) -> io::Result<Command> {
+/// The command that starts a child as `name` (its `argv[0]`), with `env` added to its
+/// environment (what the bootstrap tells it).
+pub(crate) fn child_command(name: &str, env: &[(&str, &str)]) -> io::Result<Command> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg0(name)
-        .env(crate::bootstrap::ENV_CHILD, key)
-        .env(crate::bootstrap::ENV_SERVER, server)
-        .env(crate::bootstrap::ENV_SECRET, secret)
-        .env(crate::bootstrap::ENV_NAME, name)
+        .envs(env.iter().copied())
         .stdin(Stdio::null());
     let parent = std::process::id() as libc::pid_t;
     // The parent-death signal is SIGCONT, not SIGTERM: the root's death is seen at once

@@ -1,7 +1,7 @@
 //! The receiving side of an inbox in the actor's process.
 
-use crate::counters::Counters;
-use crate::frame::{Batch, Frame};
+use crate::wire::counters::Counters;
+use crate::wire::frame::{Batch, Frame};
 use actor_core::{InboxPort, Recv};
 use ipc_channel::ipc::IpcReceiver;
 use ipc_channel::{IpcError, TryRecvError};
@@ -32,7 +32,7 @@ pub(crate) struct IpcInbox<M> {
 /// rest). ipc-channel's timed receive is a `poll` and a `recvmsg`: one system call more per
 /// message that wakes a waiting actor (~0.5 µs of a ~10 µs round trip on one CPU). Shorter
 /// waits take that way. Nothing needs the socket to give up sooner: a stop flag being set
-/// wakes the receive with a wake frame (see `crate::wake`), so an idle actor wakes once per
+/// wakes the receive with a wake frame (see `crate::transport::wake`), so an idle actor wakes once per
 /// this long, not more.
 const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -45,7 +45,7 @@ fn set_recv_timeout<T>(rx: &IpcReceiver<T>) -> bool {
     // SAFETY: setsockopt reads one timeval from the pointer we pass.
     unsafe {
         libc::setsockopt(
-            crate::fd::raw_fd(rx),
+            crate::sys::fd::raw_fd(rx),
             libc::SOL_SOCKET,
             libc::SO_RCVTIMEO,
             (&tv as *const libc::timeval).cast(),
@@ -85,7 +85,7 @@ where
     /// The inbox socket, for a poll set (the root waits on its report inbox with its
     /// children's pidfds).
     pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        crate::fd::borrow(&self.rx)
+        crate::sys::fd::borrow(&self.rx)
     }
 
     /// Messages already taken out of the socket and not handed out yet: a poll on the socket
@@ -147,7 +147,7 @@ where
             Ok(Frame::Stop(n)) if n == self.incarnation => Some(false),
             // A wake-up (the stop flag was set): nothing to hand out; the caller looks at the
             // flag.
-            Ok(Frame::Stop(crate::wake::WAKE)) => None,
+            Ok(Frame::Stop(crate::transport::wake::WAKE)) => None,
             Ok(Frame::Stop(n)) => {
                 // Queued for an incarnation that died before it read it: not ours.
                 slog::debug!(
@@ -342,7 +342,7 @@ where
 /// behind: the file description (and so its `O_NONBLOCK`) is shared by every process that
 /// holds the inbox. Returns false if it could not be read or set.
 pub(crate) fn make_blocking<T>(rx: &IpcReceiver<T>) -> bool {
-    let fd = crate::fd::raw_fd(rx);
+    let fd = crate::sys::fd::raw_fd(rx);
     // SAFETY: fcntl(F_GETFL/F_SETFL) on a descriptor this process owns.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);

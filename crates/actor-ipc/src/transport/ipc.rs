@@ -1,0 +1,481 @@
+//! The ipc flavor of an [`Addr`](super::Addr): the per-process writer thread behind every
+//! address of an actor in another process, the frames it ships, and the flush at exit.
+//!
+//! One writer thread per destination and process takes everything pending and ships it as
+//! one frame, so under load sends batch by themselves; a stuck receiver blocks only that
+//! writer, never the caller. The writer encodes each message on its own into the frame (see
+//! `crate::wire::frame`): one over the receiver's size limit, or that fails to encode, is
+//! refused alone, logged and counted; frames close at `FRAME_BYTES`, so large messages are
+//! not piled into huge frames, and a message over `SHM_THRESHOLD` travels in shared memory.
+
+use crate::wire::counters::Counters;
+use crate::wire::frame::{Frame, FrameBuf, OutBatch, FRAME_BYTES};
+use crate::wire::shm::{ShmPool, MAX_IN_FLIGHT};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use ipc_channel::ipc::IpcSender;
+use parking_lot::Mutex;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+/// The most messages one frame carries (ANCHORS.md: 512 per send is near the socket's rate).
+pub const MAX_BATCH: usize = 512;
+
+/// Set (to anything) to turn the direct path off: every send then goes through the writer
+/// thread. For comparisons (the benchmarks) and as an escape hatch.
+pub const ENV_NO_DIRECT: &str = "MPACTOR_NO_DIRECT_SEND";
+
+/// What sits in a sending queue: a message or the stop request for one incarnation.
+pub(crate) enum Item<M> {
+    Msg(M),
+    Stop(u32),
+}
+
+/// A frame as the writer sends it: the batch's entries are encoded by the writer into a
+/// buffer shared with the frame, so that the buffer is reused for the next frame and, when
+/// ipc-channel panics on a frame (more than 64 channels or shared-memory regions in it), the
+/// writer still has it. Encodes exactly like [`Frame`].
+enum Out {
+    Batch(Rc<FrameBuf>),
+    Stop(u32),
+}
+
+impl Serialize for Out {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Out::Batch(buf) => OutBatch(buf.bytes()).serialize(serializer),
+            Out::Stop(incarnation) => crate::wire::frame::stop_variant(serializer, *incarnation),
+        }
+    }
+}
+
+/// Only so that ipc-channel lets a sender of this type be made (`OpaqueIpcSender::to`):
+/// frames are always received as [`Frame`], never as `Out`.
+impl<'de> Deserialize<'de> for Out {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "Out is the sending side's view of a Frame; receive a Frame",
+        ))
+    }
+}
+
+pub(super) struct Outbox<M> {
+    pub(super) queue: Sender<Item<M>>,
+    pub(super) state: Arc<OutboxState>,
+    /// The inbox socket, when the direct path may be used for this message type.
+    pub(super) direct: Option<std::os::raw::c_int>,
+}
+
+/// What the writer and the flush at exit share.
+pub(super) struct OutboxState {
+    pub(super) name: String,
+    pub(super) counters: Counters,
+    /// Messages accepted in this process and neither shipped nor counted undelivered yet.
+    pub(super) pending: AtomicU64,
+    /// The receiver is gone: everything still pending is undelivered.
+    pub(super) dead: AtomicBool,
+    /// The shared-memory regions of large messages, and the byte budget.
+    pub(super) shm: ShmPool,
+}
+
+/// Every outbox of this process, for [`flush_all`].
+static OUTBOXES: Mutex<Vec<Weak<OutboxState>>> = Mutex::new(Vec::new());
+
+#[cfg(test)]
+impl<M> super::Addr<M>
+where
+    M: Serialize + Send + 'static,
+{
+    /// Ships `msgs` on the caller's thread with a writer of its own, as the writer thread
+    /// would ship them had they all been queued at once. For tests of framing.
+    #[cfg(test)]
+    pub(crate) fn ship_now(&self, msgs: Vec<M>) -> u64 {
+        let super::Route::Ipc(tx) = &self.inner.route else {
+            return 0;
+        };
+        let mut writer = Writer {
+            tx: tx.0.clone().to_opaque().to(),
+            state: Arc::new(OutboxState {
+                name: self.inner.name.clone(),
+                counters: self.inner.counters.clone(),
+                pending: AtomicU64::new(0),
+                dead: AtomicBool::new(false),
+                shm: ShmPool::new(self.inner.budget, crate::sys::fd::sender_fd(&tx.0)),
+            }),
+            max_bytes: self.inner.max_bytes,
+            max_batch: MAX_BATCH,
+            frame: FrameBuf::default(),
+            in_frame: Vec::new(),
+            refused: 0,
+            typical: 0,
+            unencoded: 0,
+        };
+        writer.ship(msgs.into_iter())
+    }
+}
+
+pub(super) fn start_writer<M: Serialize + Send + 'static>(
+    name: &str,
+    tx: &IpcSender<Frame<M>>,
+    counters: &Counters,
+    capacity: usize,
+    max_bytes: usize,
+    budget: u64,
+) -> Result<Outbox<M>, String> {
+    let (queue, rx) = bounded(capacity);
+    let state = Arc::new(OutboxState {
+        name: name.to_string(),
+        counters: counters.clone(),
+        pending: AtomicU64::new(0),
+        dead: AtomicBool::new(false),
+        shm: ShmPool::new(budget, crate::sys::fd::sender_fd(tx)),
+    });
+    let direct = (!std::mem::needs_drop::<M>() && std::env::var_os(ENV_NO_DIRECT).is_none())
+        .then(|| crate::sys::fd::sender_fd(tx))
+        .flatten();
+    let tx = tx.clone();
+    let writer_state = state.clone();
+    std::thread::Builder::new()
+        .name(format!("mpactor-to-{name}"))
+        // The writer's sender is typed for `Out` (not `Send`: it holds an `Rc`), so it is made
+        // inside the thread.
+        .spawn(move || {
+            let mut writer = Writer {
+                tx: tx.to_opaque().to(),
+                state: writer_state,
+                max_bytes,
+                max_batch: MAX_BATCH,
+                frame: FrameBuf::default(),
+                in_frame: Vec::new(),
+                refused: 0,
+                typical: 0,
+                unencoded: 0,
+            };
+            writer.run(rx)
+        })
+        .map_err(|e| format!("cannot start the writer thread: {e}"))?;
+    let mut all = OUTBOXES.lock();
+    all.retain(|w| w.strong_count() > 0);
+    all.push(Arc::downgrade(&state));
+    Ok(Outbox {
+        queue,
+        state,
+        direct,
+    })
+}
+
+/// How long a writer whose receiver is gone keeps counting what callers that raced with the
+/// failure still put in.
+const WRITER_IDLE: Duration = Duration::from_secs(1);
+
+/// One destination's writer, on its own thread: ships what the process's senders queued.
+struct Writer<M> {
+    tx: IpcSender<Out>,
+    state: Arc<OutboxState>,
+    /// The receiver's limit on one encoded message.
+    max_bytes: usize,
+    /// Shrinks when a frame turns out to carry too many channels (messages holding `Addr`s).
+    max_batch: usize,
+    /// The frame being built, reused.
+    frame: FrameBuf,
+    /// The messages encoded into `frame`, kept until it is sent: if ipc-channel refuses the
+    /// frame (too many channels) they are split and encoded again.
+    in_frame: Vec<M>,
+    /// Messages this writer refused.
+    refused: u64,
+    /// The largest recent message, encoded (decaying by 1/8 per message): published to the
+    /// senders, who charge it for each message still queued (see `Addr::admits`).
+    typical: u64,
+    /// Messages of the batch being shipped that are not encoded yet (published likewise).
+    unencoded: u64,
+}
+
+impl<M: Serialize> Writer<M> {
+    fn run(&mut self, rx: Receiver<Item<M>>) {
+        let mut batch: Vec<M> = Vec::with_capacity(64);
+        loop {
+            // Idle, the writer sleeps until something is queued: no deadline, because the
+            // wait ends by itself when the last copy of the address in this process is
+            // dropped (the queue disconnects). Only while it holds shared memory does it
+            // look again after WRITER_IDLE, to close what idle traffic no longer needs.
+            let first = if self.state.shm.holds_any() {
+                match rx.recv_timeout(WRITER_IDLE) {
+                    Ok(item) => item,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.state.shm.trim();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(item) => item,
+                    Err(_) => return,
+                }
+            };
+            let mut stop_after = None;
+            match first {
+                Item::Msg(m) => batch.push(m),
+                Item::Stop(incarnation) => stop_after = Some(incarnation),
+            }
+            while stop_after.is_none() && batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Item::Msg(m)) => batch.push(m),
+                    Ok(Item::Stop(incarnation)) => stop_after = Some(incarnation),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                let n = batch.len() as u64;
+                self.unencoded = n;
+                if self.typical >= crate::wire::shm::SHM_THRESHOLD as u64 {
+                    self.state.shm.set_unencoded(n);
+                }
+                // `ship` counts what it shipped frame by frame as each goes out (see
+                // `send_frame`); the rest was refused or the receiver is gone: undelivered.
+                let shipped = self.ship(batch.drain(..));
+                Counters::add(&self.state.counters.get().undelivered, n - shipped);
+                self.state.pending.fetch_sub(n, Ordering::SeqCst);
+            }
+            if let Some(incarnation) = stop_after {
+                if !self.state.dead.load(Ordering::SeqCst) {
+                    let _ = self.send(Out::Stop(incarnation));
+                }
+            }
+            if self.state.dead.load(Ordering::SeqCst) {
+                self.state.shm.clear();
+                // Everything queued behind is undeliverable: count it and keep counting what
+                // callers that raced with the failure still put in.
+                while let Ok(item) = rx.recv_timeout(WRITER_IDLE) {
+                    if let Item::Msg(_) = item {
+                        Counters::add(&self.state.counters.get().undelivered, 1);
+                        self.state.pending.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                return;
+            }
+        }
+    }
+
+    /// Encodes `msgs` into as few frames as [`FRAME_BYTES`], [`MAX_BATCH`] and the
+    /// transport's channel limit allow, and sends them. A message larger than
+    /// [`SHM_THRESHOLD`](crate::wire::shm::SHM_THRESHOLD) goes into a shared-memory region that its
+    /// frame refers to, and counts for its full size towards the frame's [`FRAME_BYTES`]:
+    /// every frame fits one packet of the socket. Returns how many were shipped; the others
+    /// were refused (each logged and counted) or the receiver is gone.
+    fn ship(&mut self, msgs: impl Iterator<Item = M>) -> u64 {
+        let mut shipped = 0;
+        for msg in msgs {
+            match self.frame.push_large(&msg, self.max_bytes, &self.state.shm) {
+                Ok(len) => {
+                    let typical = (len as u64).max(self.typical - self.typical / 8);
+                    self.unencoded = self.unencoded.saturating_sub(1);
+                    // Published at once, for the senders' byte budget (they charge `typical`
+                    // for every message still queued), but only when it changes or matters:
+                    // a store per small message would bounce the cache line the senders read
+                    // on every send between their CPU and this one.
+                    if typical != self.typical {
+                        self.typical = typical;
+                        self.state.shm.set_typical(typical);
+                    }
+                    if len >= crate::wire::shm::SHM_THRESHOLD || self.unencoded == 0 {
+                        self.state.shm.set_unencoded(self.unencoded);
+                    }
+                    self.in_frame.push(msg)
+                }
+                Err(why) => {
+                    self.refuse(&why);
+                    if std::mem::needs_drop::<M>() {
+                        // It may have left channels on ipc-channel's list (encoding an `Addr`
+                        // puts one there): they go now, behind those of the frame so far
+                        // (whose indices they do not move), not in front of the next
+                        // message's, where they would count against its frame's 64.
+                        shipped += self.send_frame();
+                    }
+                }
+            }
+            if self.frame.weight() >= FRAME_BYTES || self.in_frame.len() >= self.max_batch {
+                shipped += self.send_frame();
+            }
+        }
+        if !self.frame.is_empty() {
+            shipped += self.send_frame();
+        }
+        shipped
+    }
+
+    /// Before a frame with regions goes out: waits while [`MAX_IN_FLIGHT`] regions of this
+    /// writer are in the socket (each is a descriptor in flight, which the kernel limits per
+    /// user), as a send waits on a full socket. A receiver that is gone empties the socket,
+    /// which gives them all back.
+    fn wait_for_regions(&self, adding: usize) {
+        let shm = &self.state.shm;
+        let mut nap = Duration::from_micros(50);
+        while adding > 0 && shm.in_flight() + adding > MAX_IN_FLIGHT {
+            shm.reclaim();
+            if shm.in_flight() + adding <= MAX_IN_FLIGHT || self.state.dead.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(2));
+        }
+    }
+
+    /// Sends the frame built so far; returns how many of its messages were shipped.
+    ///
+    /// They are counted shipped *before* the send and taken back if it fails: this process
+    /// may end at any moment (its stop deadline passed, a SIGKILL), and a frame the socket
+    /// took must never be missing from `shipped` (the receiver would handle messages that
+    /// the accounting still holds as unsent: counted twice). A frame counted but never sent
+    /// shows as shipped and never received: a dead letter, counted once.
+    fn send_frame(&mut self) -> u64 {
+        let n = self.in_frame.len();
+        self.wait_for_regions(self.frame.region_count());
+        let shared = Rc::new(std::mem::take(&mut self.frame));
+        let shipped = &self.state.counters.get().shipped;
+        Counters::add(shipped, n as u64);
+        let sent = self.send(Out::Batch(shared.clone()));
+        if !matches!(sent, Sent::Ok) {
+            Counters::sub(shipped, n as u64);
+        }
+        // The frame handed to `send` is dropped by now, even when it panicked: ours is the
+        // last handle, and its buffer is kept for the next frame.
+        self.frame = Rc::try_unwrap(shared).unwrap_or_default();
+        let regions = self.frame.take_regions();
+        self.frame.clear();
+        match &sent {
+            Sent::Ok => self.state.shm.shipped(regions),
+            // Not shipped: a frame that is split is encoded again into other regions.
+            Sent::TooManyChannels => regions
+                .into_iter()
+                .for_each(|(r, _)| self.state.shm.give_back(r)),
+            Sent::Gone => drop(regions),
+        }
+        match sent {
+            // Cleared, not replaced: the vector's room is kept for the next frame.
+            Sent::Ok => {
+                // Counted frame by frame (above): a sender killed in the middle of a batch
+                // has counted what it shipped, and the summary counts the rest of what it
+                // accepted as lost with it (`Counters::unsent`).
+                self.in_frame.clear();
+                n as u64
+            }
+            Sent::Gone => {
+                self.in_frame.clear();
+                0
+            }
+            // An empty frame that only took away channels a refused message left behind:
+            // they are gone with it, and no message was in it.
+            Sent::TooManyChannels if n == 0 => 0,
+            Sent::TooManyChannels if n == 1 => {
+                self.in_frame.clear();
+                self.refuse(&"it carries more channels than one send can (64)");
+                0
+            }
+            Sent::TooManyChannels => {
+                // Split and encode again: the channels were taken off ipc-channel's list by
+                // the send that panicked, so the halves start from an empty list.
+                let msgs = std::mem::take(&mut self.in_frame);
+                self.max_batch = (n / 2).max(1);
+                self.ship(msgs.into_iter())
+            }
+        }
+    }
+
+    fn send(&self, frame: Out) -> Sent {
+        match catch_unwind(AssertUnwindSafe(|| self.tx.send(frame))) {
+            Ok(Ok(())) => Sent::Ok,
+            Ok(Err(e)) => {
+                // Said before it is marked: `flush_all` returns once it is, and the process's
+                // logger is flushed right after that.
+                if !self.state.dead.load(Ordering::SeqCst) {
+                    writer_says(
+                        false,
+                        &format!("the inbox of {} is gone ({e})", self.state.name),
+                    );
+                }
+                self.state.dead.store(true, Ordering::SeqCst);
+                Sent::Gone
+            }
+            Err(_) => Sent::TooManyChannels,
+        }
+    }
+
+    /// A message that is not shipped, and why: logged and counted (the caller counts
+    /// it undelivered too, so it is a dead letter). Said for the 1st, 2nd, 4th, 8th... of
+    /// this writer, so that a flood of them does not flood the log.
+    fn refuse(&mut self, why: &dyn std::fmt::Display) {
+        Counters::add(&self.state.counters.get().refused, 1);
+        self.refused += 1;
+        if self.refused.is_power_of_two() {
+            writer_says(
+                true,
+                &format!(
+                    "a message for {} was refused and not sent: {why} ({} refused by this process)",
+                    self.state.name, self.refused
+                ),
+            );
+        }
+    }
+}
+
+/// What became of one frame.
+enum Sent {
+    Ok,
+    /// The receiver is gone.
+    Gone,
+    /// ipc-channel refused the frame by panicking: more channels than one send carries.
+    TooManyChannels,
+}
+
+/// The logger of this process (the actor's, or the root's) for what writers have to say.
+static WRITER_LOG: OnceLock<slog::Logger> = OnceLock::new();
+
+/// Gives this process's writers a logger: their lines then carry the clock, the level and the
+/// name of the process's actor like every other line. The first call wins.
+pub(crate) fn set_writer_log(log: &slog::Logger) {
+    let _ = WRITER_LOG.set(log.clone());
+}
+
+/// What a writer has to say: an error when it refused a message, a warning when the inbox is
+/// gone. Through the process's logger; without one (an `Addr` used outside a runtime), on
+/// stderr, the one place that always exists.
+fn writer_says(error: bool, text: &str) {
+    match WRITER_LOG.get() {
+        Some(log) if error => slog::error!(log, "{text}"),
+        Some(log) => slog::warn!(log, "{text}"),
+        None => actor_core::log::stderr_line(&format!(
+            "mpactor ({}): {text}",
+            crate::sys::process::process_label()
+        )),
+    }
+}
+
+/// Waits until every outbox of this process has shipped what it accepted, at most until
+/// `deadline`, and returns how many messages were still on their way then.
+///
+/// Those are not counted here: the writer that holds them may still ship them (this process
+/// goes on), or not (it ends). Either way each is counted once: shipped by the writer, or, if
+/// this process ends first, as accepted and never shipped, which the root's summary counts as
+/// a dead letter (`unsent`).
+pub fn flush_all(deadline: Instant) -> u64 {
+    let states: Vec<Arc<OutboxState>> = OUTBOXES.lock().iter().filter_map(Weak::upgrade).collect();
+    let mut left = 0;
+    for state in states {
+        loop {
+            let pending = state.pending.load(Ordering::SeqCst);
+            if pending == 0 || state.dead.load(Ordering::SeqCst) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                left += pending;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    left
+}

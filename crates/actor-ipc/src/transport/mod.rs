@@ -1,0 +1,499 @@
+//! The third floor: [`Addr`], the sending side of an actor's inbox, over its flavors (the
+//! ipc route through this process's writer thread, `ipc`; the local route straight into a
+//! thread actor's queue), and the receiving side (`inbox`, `wake`). It builds on
+//! `crate::wire` and `crate::sys`.
+//!
+//! A send puts the message on a bounded queue in the sending process (that bound is what
+//! `try_send` and `send_timeout` mean); the ipc flavor's writer ships it (see `ipc`).
+//!
+//! When the actor is waiting (it has read everything sent to it) and nothing of this process
+//! is on its way, a small message of a type without `Drop` skips the writer: the caller
+//! writes it into the socket itself, without blocking (see `Addr::send_direct`). That keeps
+//! a round trip at the transport's cost instead of adding a thread hop each way.
+
+pub(crate) mod inbox;
+mod ipc;
+pub(crate) mod myself;
+pub(crate) mod wake;
+
+pub(crate) use ipc::set_writer_log;
+pub(crate) use ipc::Item;
+pub use ipc::{flush_all, ENV_NO_DIRECT, MAX_BATCH};
+use ipc::{start_writer, Outbox, OutboxState};
+
+use crate::wire::counters::Counters;
+use crate::wire::frame::{encode_single, Frame};
+use actor_core::supervision::{
+    DEFAULT_MAILBOX_BYTES, DEFAULT_SEND_TIMEOUT,
+    MAX_MESSAGE_BYTES_CEILING as MAX_MESSAGE_BYTES_LIMIT,
+};
+use actor_core::SendError;
+use crossbeam_channel::{Sender, TrySendError};
+use ipc_channel::ipc::IpcSender;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The largest encoded frame the direct path writes (on the caller's stack). Latency
+/// matters for small messages; large ones go through the writer.
+const DIRECT_MAX: usize = 512;
+
+/// The address of an actor: sends messages of type `M` to its inbox.
+///
+/// Cheap to clone; serializable, so it can be handed to another actor in its `Args` or in a
+/// message. Sends are bounded: [`try_send`](Addr::try_send) says `Full` at once,
+/// [`send_timeout`](Addr::send_timeout) gives up at its deadline, and [`send`](Addr::send)
+/// waits at most [`DEFAULT_SEND_TIMEOUT`]. A send to an actor that is gone for good says
+/// `Disconnected`. While an actor is being restarted its inbox stays open: sends queue up
+/// for the next incarnation, within the bound.
+///
+/// ```no_run
+/// # fn demo(consumer: mpactor_doc::Addr<u64>) -> Result<(), Box<dyn std::error::Error>> {
+/// match consumer.try_send(7) {
+///     Ok(()) => {}
+///     Err(e) if e.is_full() => { /* back off, or use send_timeout */ }
+///     Err(e) => return Err(e.into()),
+/// }
+/// consumer.send_timeout(8, std::time::Duration::from_millis(100))?;
+/// # Ok(()) }
+/// # mod mpactor_doc { pub use actor_ipc::Addr; }
+/// ```
+pub struct Addr<M: Send + 'static> {
+    inner: Arc<Inner<M>>,
+}
+
+struct Inner<M: Send + 'static> {
+    name: String,
+    route: Route<M>,
+    counters: Counters,
+    capacity: usize,
+    /// The largest encoded message the actor takes (the receiver's limit, carried by every
+    /// copy of the address).
+    max_bytes: usize,
+    /// The byte budget of what this process has queued towards the actor
+    /// (`ChildOptions::mailbox_bytes`).
+    budget: u64,
+    outbox: OnceLock<Result<Outbox<M>, String>>,
+}
+
+/// Where an address delivers.
+enum Route<M> {
+    /// To an inbox in another process (or this one) over ipc-channel, through this process's
+    /// writer thread for that destination.
+    Ipc(SharedSender<M>),
+    /// Straight into the bounded queue of an actor running as a thread of this process.
+    Local(Sender<Item<M>>),
+}
+
+/// An `IpcSender` that may be shared between threads whatever `M` is.
+struct SharedSender<M>(IpcSender<Frame<M>>);
+
+// SAFETY: `IpcSender<T>` holds an `Arc` of a socket descriptor and a `PhantomData<T>`; it
+// never holds a `T`, so sharing it between threads cannot share a `T`. It is only `!Sync` for
+// `!Sync` messages because of the marker.
+unsafe impl<M: Send> Sync for SharedSender<M> {}
+
+impl<M: Send + 'static> Clone for Addr<M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<M: Send + 'static> std::fmt::Debug for Addr<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Addr({})", self.inner.name)
+    }
+}
+
+impl<M> Addr<M>
+where
+    M: Serialize + Send + 'static,
+{
+    pub(crate) fn new(
+        name: String,
+        tx: IpcSender<Frame<M>>,
+        counters: Counters,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> Self {
+        Self::new_bounded(
+            name,
+            tx,
+            counters,
+            capacity,
+            max_bytes,
+            DEFAULT_MAILBOX_BYTES as u64,
+        )
+    }
+
+    /// As [`new`](Self::new), with a byte budget (`ChildOptions::mailbox_bytes`).
+    pub(crate) fn new_bounded(
+        name: String,
+        tx: IpcSender<Frame<M>>,
+        counters: Counters,
+        capacity: usize,
+        max_bytes: usize,
+        budget: u64,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                name,
+                route: Route::Ipc(SharedSender(tx)),
+                counters,
+                capacity: capacity.max(1),
+                max_bytes: max_bytes.min(MAX_MESSAGE_BYTES_LIMIT),
+                budget: budget.max(1),
+                outbox: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// An address of an actor running as a thread: `queue` is its inbox (bounded).
+    pub(crate) fn local(name: String, queue: Sender<Item<M>>, counters: Counters) -> Self {
+        let capacity = queue.capacity().unwrap_or(usize::MAX);
+        Self {
+            inner: Arc::new(Inner {
+                name,
+                route: Route::Local(queue),
+                counters,
+                capacity,
+                // Messages to a thread are moved, never encoded: there is nothing to limit.
+                max_bytes: usize::MAX,
+                budget: u64::MAX,
+                outbox: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The name of the actor this address points to.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The largest message, encoded, that this actor takes: its
+    /// [`ChildOptions::max_message_bytes`](actor_core::ChildOptions::max_message_bytes).
+    /// A larger one is refused by the sending process's writer: not shipped, logged by that
+    /// process (an error naming the actor and the limit), and counted as a dead letter
+    /// (`refused` in the summary). `usize::MAX` for an actor running as a thread, whose
+    /// messages are moved, not encoded.
+    ///
+    /// Sends cannot say it at once, because a message's size is only known once it is
+    /// encoded, which happens on the writer; a sender that can tell its payload's size
+    /// cheaply (a buffer's length) can check it here first.
+    ///
+    /// ```no_run
+    /// # fn demo(store: mpactor_doc::Addr<Vec<u8>>, image: Vec<u8>) {
+    /// // A Vec<u8> encodes as its bytes and a length of at most 10 bytes.
+    /// if image.len() + 10 > store.max_message_bytes() {
+    ///     eprintln!("image of {} bytes is too large for {}", image.len(), store.name());
+    /// } else {
+    ///     let _ = store.send(image);
+    /// }
+    /// # }
+    /// # mod mpactor_doc { pub use actor_ipc::Addr; }
+    /// ```
+    pub fn max_message_bytes(&self) -> usize {
+        self.inner.max_bytes
+    }
+
+    /// The inbox's socket sender, for an address of an actor in another process (or this one)
+    /// over ipc-channel: the wake-up of the actor's own receive writes to it.
+    pub(crate) fn ipc_sender(&self) -> Option<&IpcSender<Frame<M>>> {
+        match &self.inner.route {
+            Route::Ipc(tx) => Some(&tx.0),
+            Route::Local(_) => None,
+        }
+    }
+
+    /// True once the actor is gone for good (stopped, or ended and not restarted).
+    pub fn is_gone(&self) -> bool {
+        self.inner.counters.is_gone()
+    }
+
+    /// Queues `msg` if there is room now; says [`SendError::Full`] at once otherwise.
+    pub fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
+        let Ok((queue, state)) = self.queue() else {
+            return Err(SendError::Disconnected(msg));
+        };
+        let Err(msg) = self.send_direct(msg) else {
+            return Ok(());
+        };
+        if !self.admits(queue, state) {
+            return Err(SendError::Full(msg));
+        }
+        self.before_send(state);
+        let result = queue.try_send(Item::Msg(msg)).map_err(|e| match e {
+            TrySendError::Full(Item::Msg(m)) => SendError::Full(m),
+            TrySendError::Disconnected(Item::Msg(m)) => SendError::Disconnected(m),
+            _ => unreachable!("only messages are sent here"),
+        });
+        self.after_send(state, result)
+    }
+
+    /// Queues `msg`, waiting at most `timeout` for room.
+    pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendError<M>> {
+        let Ok((queue, state)) = self.queue() else {
+            return Err(SendError::Disconnected(msg));
+        };
+        let Err(msg) = self.send_direct(msg) else {
+            return Ok(());
+        };
+        let timeout = match self.wait_for_budget(queue, state, timeout) {
+            Ok(left) => left,
+            Err(()) if self.is_gone() => return Err(SendError::Disconnected(msg)),
+            Err(()) => return Err(SendError::Timeout(msg)),
+        };
+        self.before_send(state);
+        let result = queue
+            .send_timeout(Item::Msg(msg), timeout)
+            .map_err(|e| match e {
+                crossbeam_channel::SendTimeoutError::Timeout(Item::Msg(m)) if self.is_gone() => {
+                    SendError::Disconnected(m)
+                }
+                crossbeam_channel::SendTimeoutError::Timeout(Item::Msg(m)) => SendError::Timeout(m),
+                crossbeam_channel::SendTimeoutError::Disconnected(Item::Msg(m)) => {
+                    SendError::Disconnected(m)
+                }
+                _ => unreachable!("only messages are sent here"),
+            });
+        self.after_send(state, result)
+    }
+
+    /// Queues `msg`, waiting at most [`DEFAULT_SEND_TIMEOUT`] for room.
+    pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
+        self.send_timeout(msg, DEFAULT_SEND_TIMEOUT)
+    }
+
+    /// Queues the stop request for `incarnation` behind everything this process accepted for
+    /// the actor. Returns false if it could not be queued by `deadline`.
+    pub(crate) fn send_stop(&self, deadline: Instant, incarnation: u32) -> bool {
+        let queue = match &self.inner.route {
+            Route::Local(queue) => queue,
+            Route::Ipc(_) => match self.outbox() {
+                Ok(outbox) => &outbox.queue,
+                Err(()) => return false,
+            },
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        queue.send_timeout(Item::Stop(incarnation), left).is_ok()
+    }
+
+    /// The queue a send goes into, and the writer's state for an ipc route.
+    fn queue(&self) -> Result<(&Sender<Item<M>>, Option<&OutboxState>), ()> {
+        if self.inner.counters.is_gone() {
+            return Err(());
+        }
+        match &self.inner.route {
+            Route::Local(queue) => Ok((queue, None)),
+            Route::Ipc(_) => {
+                let outbox = self.outbox()?;
+                if outbox.state.dead.load(Ordering::SeqCst) {
+                    return Err(());
+                }
+                Ok((&outbox.queue, Some(&outbox.state)))
+            }
+        }
+    }
+
+    /// The direct path: the caller writes the message into the inbox socket itself, without
+    /// waking this process's writer thread, when all of these hold:
+    ///
+    /// * the message type has no `Drop`, so it cannot hold a channel or shared memory
+    ///   (encoding those has side effects in ipc-channel that only its own `send` may
+    ///   consume), and it encodes into [`DIRECT_MAX`] bytes;
+    /// * nothing this process accepted for the actor is still on its way (order is kept);
+    /// * the actor's process has taken every message shipped to it: it is waiting, so
+    ///   batching has nothing to gain and the writer hop would only add latency (under
+    ///   load this is false and sends batch as before);
+    /// * the socket has room now (`MSG_DONTWAIT`): it never blocks.
+    ///
+    /// Hands the message back when any of that fails; the caller then queues it as usual.
+    fn send_direct(&self, msg: M) -> Result<(), M> {
+        let Some(Ok(outbox)) = self.inner.outbox.get() else {
+            return Err(msg);
+        };
+        let Some(fd) = outbox.direct else {
+            return Err(msg);
+        };
+        let b = self.inner.counters.get();
+        if outbox.state.pending.load(Ordering::SeqCst) != 0
+            || Counters::load(&b.shipped) != Counters::load(&b.received)
+        {
+            return Err(msg);
+        }
+        let mut buf = [0u8; DIRECT_MAX];
+        // Counted before the write and taken back if it fails: a process killed right after
+        // the write has counted what the actor will receive (see `Writer::send_frame`).
+        Counters::add(&b.accepted, 1);
+        Counters::add(&b.shipped, 1);
+        let sent = match encode_single(&msg, &mut buf) {
+            // Near the limit, the writer decides (and says why when it refuses).
+            Some(frame) if frame.len() <= self.inner.max_bytes => {
+                crate::sys::fd::try_send_frame(fd, frame)
+            }
+            _ => false,
+        };
+        if !sent {
+            b.accepted.fetch_sub(1, Ordering::SeqCst);
+            b.shipped.fetch_sub(1, Ordering::SeqCst);
+            return Err(msg);
+        }
+        Ok(())
+    }
+
+    /// Whether the byte budget takes one more message now. A message still in the queue is
+    /// charged as much as the largest recent message to this actor (its size is known only
+    /// once the writer encodes it; for a type without `Drop`, at least its size in memory),
+    /// a large message shipped in shared memory its exact size until the actor's process
+    /// has received it. See `ChildOptions::mailbox_bytes`.
+    fn admits(&self, queue: &Sender<Item<M>>, state: Option<&OutboxState>) -> bool {
+        let Some(state) = state else {
+            return true;
+        };
+        let each = state.shm.typical().max(std::mem::size_of::<M>() as u64);
+        // Accepted and not yet encoded: in the queue, and in the writer's batch (it takes up
+        // to MAX_BATCH at once and encodes them one by one).
+        let queued = || queue.len() + state.shm.unencoded() as usize;
+        state.shm.admits(queued, self.inner.capacity, each)
+    }
+
+    /// Waits until the byte budget takes one more message, at most `timeout`; returns the time
+    /// left. The budget frees up as the actor's process receives what was shipped: that
+    /// happens in another process, so this looks again in growing naps (50 µs to 2 ms).
+    fn wait_for_budget(
+        &self,
+        queue: &Sender<Item<M>>,
+        state: Option<&OutboxState>,
+        timeout: Duration,
+    ) -> Result<Duration, ()> {
+        // The usual case: room at once, and no clock read (two per send cost small messages
+        // a tenth of their throughput).
+        if self.admits(queue, state) {
+            return Ok(timeout);
+        }
+        let deadline = Instant::now() + timeout;
+        let mut nap = Duration::from_micros(50);
+        while !self.admits(queue, state) {
+            let now = Instant::now();
+            if now >= deadline || state.is_some_and(|s| s.dead.load(Ordering::SeqCst)) {
+                return Err(());
+            }
+            std::thread::sleep(nap.min(deadline - now));
+            nap = (nap * 2).min(Duration::from_millis(2));
+        }
+        Ok(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    fn before_send(&self, state: Option<&OutboxState>) {
+        // Counted as pending before it is queued, so the writer never sees it go below zero;
+        // and as accepted, so that the writer never ships a message not yet counted accepted
+        // (a sender killed in between would leave the summary one off).
+        if let Some(state) = state {
+            state.pending.fetch_add(1, Ordering::SeqCst);
+            Counters::add(&self.inner.counters.get().accepted, 1);
+        }
+    }
+
+    fn after_send(
+        &self,
+        state: Option<&OutboxState>,
+        result: Result<(), SendError<M>>,
+    ) -> Result<(), SendError<M>> {
+        let b = self.inner.counters.get();
+        match (&result, state) {
+            (Ok(()), Some(_)) => {}
+            (Ok(()), None) => {
+                // A local route puts the message straight into the inbox.
+                Counters::add(&b.accepted, 1);
+                Counters::add(&b.shipped, 1);
+            }
+            (Err(_), Some(state)) => {
+                b.accepted.fetch_sub(1, Ordering::SeqCst);
+                state.pending.fetch_sub(1, Ordering::SeqCst);
+            }
+            (Err(_), None) => {}
+        }
+        result
+    }
+
+    fn outbox(&self) -> Result<&Outbox<M>, ()> {
+        let Route::Ipc(tx) = &self.inner.route else {
+            return Err(());
+        };
+        self.inner
+            .outbox
+            .get_or_init(|| {
+                start_writer(
+                    &self.inner.name,
+                    &tx.0,
+                    &self.inner.counters,
+                    self.inner.capacity,
+                    self.inner.max_bytes,
+                    self.inner.budget,
+                )
+            })
+            .as_ref()
+            .map_err(|_| ())
+    }
+}
+
+#[derive(Serialize)]
+struct WireRef<'a, M> {
+    name: &'a str,
+    tx: &'a IpcSender<Frame<M>>,
+    counters: &'a Counters,
+    capacity: u32,
+    max_bytes: u32,
+    budget: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(bound = "")]
+struct Wire<M> {
+    name: String,
+    tx: IpcSender<Frame<M>>,
+    counters: Counters,
+    capacity: u32,
+    max_bytes: u32,
+    budget: u64,
+    #[serde(skip)]
+    _m: PhantomData<M>,
+}
+
+impl<M: Serialize + Send + 'static> Serialize for Addr<M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Route::Ipc(tx) = &self.inner.route else {
+            return Err(serde::ser::Error::custom(format!(
+                "the address of {} (an actor running as a thread) cannot cross a process boundary",
+                self.inner.name
+            )));
+        };
+        WireRef {
+            name: &self.inner.name,
+            tx: &tx.0,
+            counters: &self.inner.counters,
+            capacity: self.inner.capacity.min(u32::MAX as usize) as u32,
+            max_bytes: self.inner.max_bytes.min(MAX_MESSAGE_BYTES_LIMIT) as u32,
+            budget: self.inner.budget,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, M: Serialize + Send + 'static> Deserialize<'de> for Addr<M> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let w = Wire::<M>::deserialize(deserializer)?;
+        Ok(Addr::new_bounded(
+            w.name,
+            w.tx,
+            w.counters,
+            w.capacity as usize,
+            w.max_bytes as usize,
+            w.budget,
+        ))
+    }
+}
