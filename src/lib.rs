@@ -35,6 +35,8 @@
 //! }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub use actor_core::slog;
 pub use actor_core::{
     self, lifecycle, log, loops, signals, supervision, Actor, ActorError, ActorSummary, AppClock,

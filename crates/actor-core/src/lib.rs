@@ -14,6 +14,7 @@
 //! * [`events`]: reports from actors to the root, exit statuses and the final [`Summary`].
 //! * [`log`]: the slog logger every process uses; [`signals`]: the signal policy.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(

@@ -20,6 +20,7 @@
 //! 127.0.0.1 9999` and `tail -f send_file.txt`.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod listen;

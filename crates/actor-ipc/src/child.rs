@@ -146,10 +146,7 @@ fn child_main<A: Actor>() -> i32 {
     // is only sent (`kill -SEGV`), not a fault, then passes without effect. An actor's process
     // must end on it like on any fatal signal, so the root sees "killed by SIGSEGV": restore
     // the default action (a real stack overflow still ends the process by SIGSEGV).
-    // SAFETY: signal(2) with the default disposition, before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
-    }
+    crate::sys::process::default_segv();
     if let Err(e) = crate::sys::fd::check_layout() {
         actor_core::log::stderr_line(&format!("mpactor child {}: {e}", boot.name));
         return 2;
@@ -220,8 +217,7 @@ fn run_actor<A: Actor>(
     let root_gone = Arc::new(AtomicBool::new(false));
     // Set once the actor's life is over: what happens to the root after that is no news.
     let finished = Arc::new(AtomicBool::new(false));
-    // SAFETY: getppid has no preconditions.
-    let parent = unsafe { libc::getppid() };
+    let parent = crate::sys::process::parent_pid();
 
     // Signals: the first two are reported to the root, which stops the whole system in order;
     // the third ends this process at once.
@@ -248,8 +244,7 @@ fn run_actor<A: Actor>(
                 // A signal that comes after the root died (its SIGTERM at the deadline raced its
                 // death, a user's Ctrl-C): then the
                 // parent has changed, and there is nobody to report to.
-                // SAFETY: getppid has no preconditions.
-                if unsafe { libc::getppid() } != parent {
+                if crate::sys::process::parent_pid() != parent {
                     root_gone.store(true, Ordering::SeqCst);
                 }
                 let asked = Counters::load(&counters.get().stop_requested);
@@ -418,8 +413,7 @@ fn watch_lifeline(lifeline: IpcReceiver<()>, orphaning: Orphaning, log: slog::Lo
                 log,
                 "still running {ORPHAN_GRACE:?} after the root died: exiting now"
             );
-            // SAFETY: ends the process without running destructors, which may be stuck.
-            unsafe { libc::_exit(1) };
+            crate::sys::process::exit_now(1);
         });
     if let Err(e) = spawned {
         actor_core::log::stderr_line(&format!("mpactor: cannot watch the root: {e}"));

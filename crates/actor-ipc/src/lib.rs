@@ -17,6 +17,10 @@
 //! See `docs/SEMANTICS.md` at the repository root for every guarantee and deadline.
 
 #![warn(missing_docs)]
+// `unsafe` lives in `sys` (system calls without a safe wrapper, ipc-channel's layout,
+// `pre_exec`) and in the two shared-memory mappings of `wire` (the counters and the
+// large-message regions); everywhere else it is refused.
+#![deny(unsafe_code)]
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
@@ -27,6 +31,7 @@ compile_error!(
 // Floors that only look down: `sys` (the operating system) → `wire` (what travels between
 // processes) → `transport` (addresses and inboxes) → supervision (the rest: the handshake,
 // the child's side, slots, the root, thread actors, the test kit).
+#[allow(unsafe_code)]
 mod sys;
 mod transport;
 mod wire;
@@ -41,8 +46,10 @@ mod threads;
 #[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
+#[allow(unsafe_code)] // tests set up broken states by hand
 mod fault_tests;
 #[cfg(test)]
+#[allow(unsafe_code)] // tests set up broken states by hand
 mod shm_tests;
 
 pub use child::{Registry, ORPHAN_GRACE};

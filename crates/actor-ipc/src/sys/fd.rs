@@ -70,6 +70,23 @@ pub(crate) fn borrow<T>(rx: &IpcReceiver<T>) -> std::os::fd::BorrowedFd<'_> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(raw_fd(rx)) }
 }
 
+/// An `IpcSender` that may be shared between threads whatever `T` is.
+pub(crate) struct SyncSender<T>(pub IpcSender<T>);
+
+// SAFETY: `IpcSender<T>` in ipc-channel 0.23.1 holds an `Arc` of a socket descriptor and a
+// `PhantomData<T>`; it never holds a `T`, so sharing it between threads cannot share a `T`.
+// It is only `!Sync` for `!Sync` messages because of the marker.
+unsafe impl<T: Send> Sync for SyncSender<T> {}
+
+/// How many bytes this process sent on `fd` that its peer has not read yet (`SIOCOUTQ`);
+/// `None` if the kernel cannot say.
+pub(crate) fn unread_bytes(fd: c_int) -> Option<usize> {
+    let mut queued: c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
+    (r == 0).then_some(queued.max(0) as usize)
+}
+
 /// Wraps a connected `SOCK_SEQPACKET` socket (one we accepted ourselves) as an ipc-channel
 /// receiver, which then owns it.
 pub(crate) fn receiver_from_fd<T>(fd: c_int) -> IpcReceiver<T> {
@@ -89,12 +106,9 @@ pub(crate) fn duplicate<T>(rx: &IpcReceiver<T>) -> io::Result<IpcReceiver<T>> {
             "receiver already moved",
         ));
     }
-    // SAFETY: plain fcntl on a descriptor we own a handle to.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(receiver_from_fd(dup))
+    use std::os::fd::IntoRawFd;
+    let dup = rustix::io::fcntl_dupfd_cloexec(borrow(rx), 0)?;
+    Ok(receiver_from_fd(dup.into_raw_fd()))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -77,6 +77,29 @@ pub(crate) fn child_command(name: &str, env: &[(&str, &str)]) -> io::Result<Comm
     Ok(cmd)
 }
 
+/// This process's parent's pid (0 when it has none any more).
+pub(crate) fn parent_pid() -> i32 {
+    rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get())
+}
+
+/// Restores SIGSEGV's default action. Rust's standard library handles SIGSEGV to report
+/// stack overflows, and a SIGSEGV that is only sent (`kill -SEGV`), not a fault, then passes
+/// without effect; an actor's process must end on it like on any fatal signal (a real stack
+/// overflow still ends the process by SIGSEGV). Called before any other thread exists.
+pub(crate) fn default_segv() {
+    // SAFETY: signal(2) with the default disposition: no handler runs, nothing is shared.
+    unsafe {
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+    }
+}
+
+/// Ends this process at once with `code`, running no destructor and no exit handler (they
+/// may be stuck: this is the orphan's last resort).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) ends the process; nothing runs after it.
+    unsafe { libc::_exit(code) }
+}
+
 /// Forgets a reaped child.
 pub(crate) fn forget(pid: u32) {
     LIVE.lock().retain(|p| *p != pid);

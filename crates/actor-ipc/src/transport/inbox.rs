@@ -38,20 +38,12 @@ const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sets `SO_RCVTIMEO` on an inbox socket. False if it could not be set.
 fn set_recv_timeout<T>(rx: &IpcReceiver<T>) -> bool {
-    let tv = libc::timeval {
-        tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
-        tv_usec: RECV_TIMEOUT.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: setsockopt reads one timeval from the pointer we pass.
-    unsafe {
-        libc::setsockopt(
-            crate::sys::fd::raw_fd(rx),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        ) == 0
-    }
+    rustix::net::sockopt::set_socket_timeout(
+        crate::sys::fd::borrow(rx),
+        rustix::net::sockopt::Timeout::Recv,
+        Some(RECV_TIMEOUT),
+    )
+    .is_ok()
 }
 
 impl<M> IpcInbox<M>
@@ -342,14 +334,13 @@ where
 /// behind: the file description (and so its `O_NONBLOCK`) is shared by every process that
 /// holds the inbox. Returns false if it could not be read or set.
 pub(crate) fn make_blocking<T>(rx: &IpcReceiver<T>) -> bool {
-    let fd = crate::sys::fd::raw_fd(rx);
-    // SAFETY: fcntl(F_GETFL/F_SETFL) on a descriptor this process owns.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 {
-            return false;
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+    let fd = crate::sys::fd::borrow(rx);
+    match fcntl_getfl(fd) {
+        Ok(flags) if flags.contains(OFlags::NONBLOCK) => {
+            fcntl_setfl(fd, flags - OFlags::NONBLOCK).is_ok()
         }
-        flags & libc::O_NONBLOCK == 0
-            || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+        Ok(_) => true,
+        Err(_) => false,
     }
 }

@@ -88,12 +88,7 @@ enum Route<M> {
 }
 
 /// An `IpcSender` that may be shared between threads whatever `M` is.
-struct SharedSender<M>(IpcSender<Frame<M>>);
-
-// SAFETY: `IpcSender<T>` holds an `Arc` of a socket descriptor and a `PhantomData<T>`; it
-// never holds a `T`, so sharing it between threads cannot share a `T`. It is only `!Sync` for
-// `!Sync` messages because of the marker.
-unsafe impl<M: Send> Sync for SharedSender<M> {}
+type SharedSender<M> = crate::sys::fd::SyncSender<Frame<M>>;
 
 impl<M: Send + 'static> Clone for Addr<M> {
     fn clone(&self) -> Self {
@@ -142,7 +137,7 @@ where
         Self {
             inner: Arc::new(Inner {
                 name,
-                route: Route::Ipc(SharedSender(tx)),
+                route: Route::Ipc(crate::sys::fd::SyncSender(tx)),
                 counters,
                 capacity: capacity.max(1),
                 max_bytes: max_bytes.min(MAX_MESSAGE_BYTES_LIMIT),

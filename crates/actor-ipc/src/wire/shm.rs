@@ -329,11 +329,7 @@ impl ShmPool {
     /// True when nothing this process sent is left in the inbox socket.
     fn socket_drained(&self) -> bool {
         let Some(fd) = self.sock else { return false };
-        let mut queued: c_int = 0;
-        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int: the bytes sent on this socket that its
-        // peer has not read yet.
-        let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
-        r == 0 && queued == 0
+        crate::sys::fd::unread_bytes(fd) == Some(0)
     }
 }
 
