@@ -96,23 +96,13 @@ where
         let super::Route::Ipc(tx) = &self.inner.route else {
             return 0;
         };
-        let mut writer = Writer {
-            tx: tx.0.clone().to_opaque().to(),
-            state: Arc::new(OutboxState {
-                name: self.inner.name.clone(),
-                counters: self.inner.counters.clone(),
-                pending: AtomicU64::new(0),
-                dead: AtomicBool::new(false),
-                shm: ShmPool::new(self.inner.budget, crate::sys::fd::sender_fd(&tx.0)),
-            }),
-            max_bytes: self.inner.max_bytes,
-            max_batch: MAX_BATCH,
-            frame: FrameBuf::default(),
-            in_frame: Vec::new(),
-            refused: 0,
-            typical: 0,
-            unencoded: 0,
-        };
+        let state = OutboxState::new(
+            &self.inner.name,
+            &self.inner.counters,
+            self.inner.budget,
+            &tx.0,
+        );
+        let mut writer = Writer::new(tx.0.clone(), Arc::new(state), self.inner.max_bytes);
         writer.ship(msgs.into_iter())
     }
 }
@@ -126,13 +116,7 @@ pub(super) fn start_writer<M: Serialize + Send + 'static>(
     budget: u64,
 ) -> Result<Outbox<M>, String> {
     let (queue, rx) = bounded(capacity);
-    let state = Arc::new(OutboxState {
-        name: name.to_string(),
-        counters: counters.clone(),
-        pending: AtomicU64::new(0),
-        dead: AtomicBool::new(false),
-        shm: ShmPool::new(budget, crate::sys::fd::sender_fd(tx)),
-    });
+    let state = Arc::new(OutboxState::new(name, counters, budget, tx));
     let direct = (!std::mem::needs_drop::<M>() && std::env::var_os(ENV_NO_DIRECT).is_none())
         .then(|| crate::sys::fd::sender_fd(tx))
         .flatten();
@@ -142,20 +126,7 @@ pub(super) fn start_writer<M: Serialize + Send + 'static>(
         .name(format!("mpactor-to-{name}"))
         // The writer's sender is typed for `Out` (not `Send`: it holds an `Rc`), so it is made
         // inside the thread.
-        .spawn(move || {
-            let mut writer = Writer {
-                tx: tx.to_opaque().to(),
-                state: writer_state,
-                max_bytes,
-                max_batch: MAX_BATCH,
-                frame: FrameBuf::default(),
-                in_frame: Vec::new(),
-                refused: 0,
-                typical: 0,
-                unencoded: 0,
-            };
-            writer.run(rx)
-        })
+        .spawn(move || Writer::new(tx, writer_state, max_bytes).run(rx))
         .map_err(|e| format!("cannot start the writer thread: {e}"))?;
     let mut all = OUTBOXES.lock();
     all.retain(|w| w.strong_count() > 0);
@@ -191,6 +162,36 @@ struct Writer<M> {
     typical: u64,
     /// Messages of the batch being shipped that are not encoded yet (published likewise).
     unencoded: u64,
+}
+
+impl OutboxState {
+    fn new<M>(name: &str, counters: &Counters, budget: u64, tx: &IpcSender<Frame<M>>) -> Self {
+        OutboxState {
+            name: name.to_string(),
+            counters: counters.clone(),
+            pending: AtomicU64::new(0),
+            dead: AtomicBool::new(false),
+            shm: ShmPool::new(budget, crate::sys::fd::sender_fd(tx)),
+        }
+    }
+}
+
+impl<M> Writer<M> {
+    /// A writer for the inbox `tx` sends to. Its sender is typed for `Out` (not `Send`: it
+    /// holds an `Rc`), so a writer is made on the thread that runs it.
+    fn new<T: Serialize>(tx: IpcSender<T>, state: Arc<OutboxState>, max_bytes: usize) -> Self {
+        Writer {
+            tx: tx.to_opaque().to(),
+            state,
+            max_bytes,
+            max_batch: MAX_BATCH,
+            frame: FrameBuf::default(),
+            in_frame: Vec::new(),
+            refused: 0,
+            typical: 0,
+            unencoded: 0,
+        }
+    }
 }
 
 impl<M: Serialize> Writer<M> {
