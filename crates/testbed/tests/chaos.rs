@@ -4,7 +4,7 @@
 //! past its deadline, and no process may be left.
 //!
 //! Seeded: the seed is printed, and `MPACTOR_CHAOS_SEED=N` replays a run. `cargo test` runs a
-//! short one; `MPACTOR_CHAOS_ROUNDS=20 cargo test --release --test chaos -- --nocapture` a
+//! short one; `MPACTOR_CHAOS_ROUNDS=20 cargo test -p mpactor-testbed --test chaos -- --nocapture` a
 //! longer one (`MPACTOR_CHAOS_FAULTS` sets the faults per round).
 
 mod common;
