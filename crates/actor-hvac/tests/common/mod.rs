@@ -1,5 +1,5 @@
 //! What the hvac integration tests share: run the real `hvac` binary as a root in its own
-//! process group, on a free port, with its send file and TMPDIR in a fresh folder; collect its
+//! process group, on port 0 (the kernel picks; LISTEN logs it), with its send file and TMPDIR in a fresh folder; collect its
 //! log; talk to it over TCP; wait for log lines and exits under deadlines; and afterwards
 //! check that no process of the run is left. A guard SIGKILLs the whole group if a test
 //! panics.
@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -23,12 +23,6 @@ pub const START_DEADLINE: Duration = Duration::from_secs(30);
 pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local address").port()
-}
-
 #[derive(Default)]
 struct Lines {
     lines: Mutex<Vec<String>>,
@@ -40,6 +34,8 @@ pub struct Hvac {
     child: Child,
     pub pid: u32,
     pub port: u16,
+    /// Started with port 0: the port is read from LISTEN's log line (see `listening_port`).
+    dynamic_port: bool,
     pub dir: PathBuf,
     pub send_file: PathBuf,
     log: Arc<Lines>,
@@ -110,6 +106,7 @@ impl Hvac {
             child,
             pid,
             port,
+            dynamic_port: port == 0,
             dir,
             send_file,
             log,
@@ -117,26 +114,58 @@ impl Hvac {
         }
     }
 
-    /// Starts `hvac` on a free port and waits until all four actors have started. Retries on
-    /// another port if a concurrent test took the one picked.
+    /// Starts `hvac` on port 0 (the kernel picks a free one: no probing, no race with another
+    /// test), waits until all four actors have started and reads the port LISTEN bound from
+    /// its "listening on 127.0.0.1:PORT" line.
     pub fn start(extra: &[&str]) -> Hvac {
         Hvac::start_with(extra, |_| {})
     }
 
     /// As [`Hvac::start`], with `setup` applied to the command (see [`Hvac::spawn_with`]).
     pub fn start_with(extra: &[&str], setup: impl Fn(&mut Command)) -> Hvac {
-        for _ in 0..3 {
-            let mut h = Hvac::spawn_with(free_port(), extra, &setup);
-            let ready = h.wait_line(START_DEADLINE, |l| root_says(l, "OBSERVATION started"));
-            if ready.is_some() {
-                return h;
+        let mut h = Hvac::spawn_with(0, extra, &setup);
+        let ready = h.wait_line(START_DEADLINE, |l| root_says(l, "OBSERVATION started"));
+        assert!(ready.is_some(), "hvac did not start:\n{}", h.log_text());
+        h.port = h.listening_port();
+        h
+    }
+
+    /// The port LISTEN's latest incarnation bound (with `--listen 127.0.0.1:0`, a restarted
+    /// LISTEN binds another): from its "listening on 127.0.0.1:PORT" line, waiting (bounded)
+    /// until there is one for every time the root logged "LISTEN started".
+    pub fn listening_port(&self) -> u16 {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let lines = self.lines();
+            let starts = lines
+                .iter()
+                .filter(|l| root_says(l, "LISTEN started"))
+                .count();
+            let said: Vec<&String> = lines
+                .iter()
+                .filter(|l| l.contains(" LISTEN ") && l.contains("listening on 127.0.0.1:"))
+                .collect();
+            if starts > 0 && said.len() >= starts {
+                let last = said[said.len() - 1];
+                return last
+                    .split("listening on 127.0.0.1:")
+                    .nth(1)
+                    .and_then(|rest| {
+                        rest.chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect::<String>()
+                            .parse()
+                            .ok()
+                    })
+                    .unwrap_or_else(|| panic!("no port in {last:?}"));
             }
-            let _ = h.wait_exit(STOP_DEADLINE);
-            if !h.log_text().contains("Address already in use") {
-                panic!("hvac did not start:\n{}", h.log_text());
-            }
+            assert!(
+                Instant::now() < deadline,
+                "LISTEN did not say its port:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
-        panic!("no free port after three tries");
     }
 
     /// Every log line so far.
@@ -191,9 +220,13 @@ impl Hvac {
 
     /// Connects to the listener.
     pub fn connect(&self) -> TcpStream {
-        let addr = format!("127.0.0.1:{}", self.port)
-            .parse()
-            .expect("an address");
+        // Started on port 0, a restarted LISTEN has a port of its own.
+        let port = if self.port == 0 || self.dynamic_port {
+            self.listening_port()
+        } else {
+            self.port
+        };
+        let addr = format!("127.0.0.1:{port}").parse().expect("an address");
         let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect to hvac");
         s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
         s.set_write_timeout(Some(IO_TIMEOUT))
