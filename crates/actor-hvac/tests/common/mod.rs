@@ -1,8 +1,8 @@
 //! What the hvac integration tests share: run the real `hvac` binary as a root in its own
 //! process group, on port 0 (the kernel picks; LISTEN logs it), with its send file and TMPDIR
-//! in a fresh folder; collect its log; talk to it over TCP; wait for log lines and exits under deadlines; and afterwards
-//! check that no process of the run is left. A guard SIGKILLs the whole group if a test
-//! panics.
+//! in a fresh folder; collect its log; talk to it over TCP; wait for log lines and exits
+//! under deadlines; and afterwards check that no process of the run is left. A guard SIGKILLs
+//! the whole group if a test panics.
 
 #![allow(dead_code)]
 
