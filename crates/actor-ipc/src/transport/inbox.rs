@@ -20,28 +20,37 @@ pub(crate) struct IpcInbox<M> {
     handled: u64,
     log: slog::Logger,
     name: String,
-    /// The socket gives up a blocking receive after [`RECV_TIMEOUT`] (`SO_RCVTIMEO`).
-    timed_recv: bool,
+    /// The receive timeout set on the socket now (`SO_RCVTIMEO`, one of [`RECV_SLICES`]);
+    /// `None` if it cannot be set (every wait is then a `poll` and a `recvmsg`).
+    slice: Option<Duration>,
     /// This incarnation's number: only a stop frame that carries it stops the actor.
     incarnation: u32,
 }
 
-/// The receive timeout set on an inbox socket (`SO_RCVTIMEO`): a wait at least this long is
-/// one plain blocking `recvmsg`, which the socket ends after this long at the latest (an
-/// early "nothing yet": [`Context::recv`](actor_core::Context::recv) waits again for the
-/// rest). ipc-channel's timed receive is a `poll` and a `recvmsg`: one system call more per
-/// message that wakes a waiting actor (~0.5 µs of a ~10 µs round trip on one CPU). Shorter
-/// waits take that way. Nothing needs the socket to give up sooner: a stop flag being set
-/// wakes the receive with a wake frame (see `crate::transport::wake`), so an idle actor wakes once per
-/// this long, not more.
-const RECV_TIMEOUT: Duration = Duration::from_secs(10);
+/// The receive timeouts an inbox socket is given (`SO_RCVTIMEO`), longest first. A wait of
+/// at least one of them is one plain blocking `recvmsg` that the socket ends after the
+/// longest slice not above the wait (an early "nothing yet":
+/// [`Context::recv`](actor_core::Context::recv) waits again for the rest). ipc-channel's
+/// timed receive is a `poll` and a `recvmsg`: one system call more per message that wakes a
+/// waiting actor (~0.4 µs of a ~4 µs round trip on one CPU); only waits shorter than the
+/// shortest slice take that way. The slice is set again only when a wait falls in another
+/// class than the last one. Nothing needs the socket to give up sooner: a stop flag being set
+/// wakes the receive with a wake frame (see `crate::transport::wake`), so an idle actor in
+/// `loops::queue` wakes once per 10 s, not more, and one that waits 5 s at a time once per
+/// second.
+const RECV_SLICES: [Duration; 4] = [
+    Duration::from_secs(10),
+    Duration::from_secs(1),
+    Duration::from_millis(100),
+    Duration::from_millis(20),
+];
 
 /// Sets `SO_RCVTIMEO` on an inbox socket. False if it could not be set.
-fn set_recv_timeout<T>(rx: &IpcReceiver<T>) -> bool {
+fn set_recv_timeout<T>(rx: &IpcReceiver<T>, timeout: Duration) -> bool {
     rustix::net::sockopt::set_socket_timeout(
         crate::sys::fd::borrow(rx),
         rustix::net::sockopt::Timeout::Recv,
-        Some(RECV_TIMEOUT),
+        Some(timeout),
     )
     .is_ok()
 }
@@ -59,7 +68,7 @@ where
         if !make_blocking(&rx) {
             slog::warn!(log, "cannot make {name}'s inbox socket blocking again");
         }
-        let timed_recv = set_recv_timeout(&rx);
+        let slice = set_recv_timeout(&rx, RECV_SLICES[0]).then_some(RECV_SLICES[0]);
         let incarnation = Counters::load(&counters.get().incarnation) as u32;
         Self {
             rx,
@@ -69,7 +78,7 @@ where
             handled: 0,
             log,
             name: name.to_string(),
-            timed_recv,
+            slice,
             incarnation,
         }
     }
@@ -86,12 +95,30 @@ where
         !self.local.is_empty()
     }
 
+    /// True when a wait of `timeout` can be one blocking receive: the socket's timeout is then
+    /// the longest slice not above it (set again only when that changes).
+    fn blocking_fits(&mut self, timeout: Duration) -> bool {
+        let Some(current) = self.slice else {
+            return false;
+        };
+        let Some(want) = RECV_SLICES.into_iter().find(|s| *s <= timeout) else {
+            return false;
+        };
+        if want != current {
+            if !set_recv_timeout(&self.rx, want) {
+                return false;
+            }
+            self.slice = Some(want);
+        }
+        true
+    }
+
     /// Reads one frame. `Some(true)` if messages arrived, `Some(false)` for a stop frame,
     /// `None` if nothing (or nothing usable) arrived.
     fn read_frame(&mut self, timeout: Duration) -> Option<bool> {
-        // A wait of at least the socket's own timeout is a blocking receive that the socket
-        // ends after RECV_TIMEOUT (an early "nothing yet": `Context::recv` waits again).
-        let received = if self.timed_recv && timeout >= RECV_TIMEOUT {
+        // A wait of at least a slice is a blocking receive that the socket ends after that
+        // slice (an early "nothing yet": `Context::recv` waits again).
+        let received = if self.blocking_fits(timeout) {
             recv_blocking_contained(&self.rx)
         } else {
             recv_contained(&self.rx, timeout)
