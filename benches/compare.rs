@@ -316,8 +316,8 @@ fn bytes(opts: &Opts, t: &mut Table) -> BenchResult<()> {
         }
         eprintln!("bench: {label} payloads, {count} per round…");
         let r = raw::ipc_bytes(size, count, rounds)?;
-        let m = common::mpactor_bytes(size, count, rounds, big)?;
-        let sh = common::mpactor_shared(size, count, rounds, big)?;
+        let m = common::mpactor_payload::<serde_bytes::ByteBuf>(size, count, rounds, big)?;
+        let sh = common::mpactor_payload::<mpactor::SharedBytes>(size, count, rounds, big)?;
         let (mm, mr, ms) = (median(&m), median(&r), median(&sh));
         let (target, anchor) = match size {
             4096 => ("≥ 1.5×", "IpcBytesSender 1.54 GB/s; ByteBuf 1.54 GB/s"),

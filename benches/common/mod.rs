@@ -73,10 +73,10 @@ pub fn registry() -> Registry {
     Registry::new()
         .register::<Consumer>()
         .register::<Producer>()
-        .register::<BytesConsumer>()
-        .register::<BytesProducer>()
-        .register::<SharedConsumer>()
-        .register::<SharedProducer>()
+        .register::<PayloadConsumer<ByteBuf>>()
+        .register::<PayloadProducer<ByteBuf>>()
+        .register::<PayloadConsumer<SharedBytes>>()
+        .register::<PayloadProducer<SharedBytes>>()
         .register::<Pinger>()
         .register::<Ponger>()
         .register::<PlainPinger>()
@@ -221,58 +221,48 @@ fn time_round_trips<A: Actor>(
     Ok(Some(times))
 }
 
-/// Counts byte messages; an empty one is a producer's marker.
-pub struct BytesConsumer {
-    rounds: Rounds,
-    bytes: u64,
+/// A payload type of the byte benchmarks: `ByteBuf` (an ordinary message, encoded and
+/// decoded) or `SharedBytes` (read in place, in shared memory).
+pub trait Payload: Serialize + serde::de::DeserializeOwned + Send + 'static {
+    /// The bytes.
+    fn bytes(&self) -> &[u8];
+    /// A payload of `size` bytes, the template of a round.
+    fn of_size(size: usize) -> Self;
+    /// The next message of a round, from its template: a fresh buffer for `ByteBuf` (as a
+    /// user's would be), a clone sharing the bytes for `SharedBytes` (as the raw reference
+    /// sends one buffer `n` times).
+    fn next(template: &Self) -> Self;
+    /// The empty marker that ends a round.
+    fn marker() -> Self;
 }
 
-impl Actor for BytesConsumer {
-    type Args = ConsumerArgs;
-    type Msg = ByteBuf;
-    type Event = ();
-
-    fn init_args(args: ConsumerArgs) -> Result<Self, ActorError> {
-        Ok(BytesConsumer {
-            rounds: Rounds::new(args),
-            bytes: 0,
-        })
+impl Payload for ByteBuf {
+    fn bytes(&self) -> &[u8] {
+        self
     }
-
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, msg| {
-            this.bytes += touch(&msg);
-            if msg.is_empty() {
-                this.rounds.marker()?;
-            }
-            Ok(())
-        })
+    fn of_size(size: usize) -> Self {
+        ByteBuf::from(vec![0xa5u8; size])
+    }
+    fn next(template: &Self) -> Self {
+        ByteBuf::from(template.bytes().to_vec())
+    }
+    fn marker() -> Self {
+        ByteBuf::new()
     }
 }
 
-/// Sends `n` payloads of `size` bytes (each a fresh `ByteBuf`, as a user's would be) and an
-/// empty marker for every `(n, size)` it is sent.
-pub struct BytesProducer {
-    to: Addr<ByteBuf>,
-}
-
-impl Actor for BytesProducer {
-    type Args = Addr<ByteBuf>;
-    type Msg = (u64, u64);
-    type Event = ();
-
-    fn init_args(to: Addr<ByteBuf>) -> Result<Self, ActorError> {
-        Ok(BytesProducer { to })
+impl Payload for SharedBytes {
+    fn bytes(&self) -> &[u8] {
+        self
     }
-
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, (n, size)| {
-            let template = vec![0xa5u8; size as usize];
-            for _ in 0..n {
-                send_patiently(&this.to, ByteBuf::from(template.clone()))?;
-            }
-            send_patiently(&this.to, ByteBuf::new())
-        })
+    fn of_size(size: usize) -> Self {
+        SharedBytes::from(vec![0xa5u8; size])
+    }
+    fn next(template: &Self) -> Self {
+        template.clone()
+    }
+    fn marker() -> Self {
+        SharedBytes::new()
     }
 }
 
@@ -284,28 +274,30 @@ pub fn touch(bytes: &[u8]) -> u64 {
     bytes.len() as u64
 }
 
-/// As [`BytesConsumer`], with [`SharedBytes`] messages (read in place, in shared memory).
-pub struct SharedConsumer {
+/// Counts payloads; an empty one is a producer's marker.
+pub struct PayloadConsumer<P> {
     rounds: Rounds,
     bytes: u64,
+    _payload: std::marker::PhantomData<P>,
 }
 
-impl Actor for SharedConsumer {
+impl<P: Payload> Actor for PayloadConsumer<P> {
     type Args = ConsumerArgs;
-    type Msg = SharedBytes;
+    type Msg = P;
     type Event = ();
 
     fn init_args(args: ConsumerArgs) -> Result<Self, ActorError> {
-        Ok(SharedConsumer {
+        Ok(PayloadConsumer {
             rounds: Rounds::new(args),
             bytes: 0,
+            _payload: std::marker::PhantomData,
         })
     }
 
     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         loops::queue(self, ctx, |this, _ctx, msg| {
-            this.bytes += touch(&msg);
-            if msg.is_empty() {
+            this.bytes += touch(msg.bytes());
+            if msg.bytes().is_empty() {
                 this.rounds.marker()?;
             }
             Ok(())
@@ -313,29 +305,27 @@ impl Actor for SharedConsumer {
     }
 }
 
-/// Sends `n` payloads of `size` bytes as [`SharedBytes`] and an empty marker for every
-/// `(n, size)` it is sent. The payload is built once and every message is a clone of it
-/// (`SharedBytes` clones share the bytes), as the raw reference sends one buffer `n` times.
-pub struct SharedProducer {
-    to: Addr<SharedBytes>,
+/// Sends `n` payloads of `size` bytes and an empty marker for every `(n, size)` it is sent.
+pub struct PayloadProducer<P: Payload> {
+    to: Addr<P>,
 }
 
-impl Actor for SharedProducer {
-    type Args = Addr<SharedBytes>;
+impl<P: Payload> Actor for PayloadProducer<P> {
+    type Args = Addr<P>;
     type Msg = (u64, u64);
     type Event = ();
 
-    fn init_args(to: Addr<SharedBytes>) -> Result<Self, ActorError> {
-        Ok(SharedProducer { to })
+    fn init_args(to: Addr<P>) -> Result<Self, ActorError> {
+        Ok(PayloadProducer { to })
     }
 
     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         loops::queue(self, ctx, |this, _ctx, (n, size)| {
-            let payload = SharedBytes::from(vec![0xa5u8; size as usize]);
+            let template = P::of_size(size as usize);
             for _ in 0..n {
-                send_patiently(&this.to, payload.clone())?;
+                send_patiently(&this.to, P::next(&template))?;
             }
-            send_patiently(&this.to, SharedBytes::new())
+            send_patiently(&this.to, P::marker())
         })
     }
 }
@@ -757,9 +747,9 @@ pub fn mpactor_small_isolated(
     Ok(rates)
 }
 
-/// mpactor, byte payloads of `size`: one producer actor → one consumer actor whose inbox has
-/// `options`. Bytes per second, per round.
-pub fn mpactor_bytes(
+/// Payloads of `size` bytes, `count` per round, from one producer process to one consumer,
+/// as `P` (`ByteBuf` or `SharedBytes`): bytes per second of each round.
+pub fn mpactor_payload<P: Payload>(
     size: u64,
     count: u64,
     rounds: usize,
@@ -767,7 +757,7 @@ pub fn mpactor_bytes(
 ) -> BenchResult<Vec<f64>> {
     let mut system = System::<()>::new(registry(), config())?;
     let (done_tx, done_rx) = ipc::channel::<u64>()?;
-    let consumer = system.spawn_with::<BytesConsumer>(
+    let consumer = system.spawn_with::<PayloadConsumer<P>>(
         "CONSUMER",
         ConsumerArgs {
             producers: 1,
@@ -775,35 +765,7 @@ pub fn mpactor_bytes(
         },
         options,
     )?;
-    let producer = system.spawn::<BytesProducer>("PRODUCER", consumer)?;
-    let rates = rates(rounds, || {
-        let t0 = now_ns();
-        producer.send((count, size))?;
-        let t1 = done_rx.try_recv_timeout(ROUND_DEADLINE)?;
-        Ok((count * size, secs(t0, t1)))
-    })?;
-    stop_and_check(system)?;
-    Ok(rates)
-}
-
-/// As [`mpactor_bytes`], with [`SharedBytes`] messages.
-pub fn mpactor_shared(
-    size: u64,
-    count: u64,
-    rounds: usize,
-    options: ChildOptions,
-) -> BenchResult<Vec<f64>> {
-    let mut system = System::<()>::new(registry(), config())?;
-    let (done_tx, done_rx) = ipc::channel::<u64>()?;
-    let consumer = system.spawn_with::<SharedConsumer>(
-        "CONSUMER",
-        ConsumerArgs {
-            producers: 1,
-            done: done_tx,
-        },
-        options,
-    )?;
-    let producer = system.spawn::<SharedProducer>("PRODUCER", consumer)?;
+    let producer = system.spawn::<PayloadProducer<P>>("PRODUCER", consumer)?;
     let rates = rates(rounds, || {
         let t0 = now_ns();
         producer.send((count, size))?;

@@ -378,22 +378,26 @@ impl Actor for Flood {
 }
 
 // ---------------------------------------------------------------------------------------------
-// TICKER: a timer actor.
+// TICKER: a timer actor; as a chatter, it logs a line at INFO every tick instead of reporting
+// it (a log-heavy actor).
 
 struct Ticker {
     every: Duration,
     ticks: u64,
+    chatty: bool,
 }
 
 impl Actor for Ticker {
-    type Args = u64;
+    /// The interval in milliseconds, and whether it chatters.
+    type Args = (u64, bool);
     type Msg = ();
     type Event = Event;
 
-    fn init_args(every_ms: u64) -> Result<Self, ActorError> {
+    fn init_args((every_ms, chatty): (u64, bool)) -> Result<Self, ActorError> {
         Ok(Ticker {
             every: Duration::from_millis(every_ms.max(1)),
             ticks: 0,
+            chatty,
         })
     }
 
@@ -404,46 +408,16 @@ impl Actor for Ticker {
             self.every,
             |this, ctx| {
                 this.ticks += 1;
-                ctx.emit(Event::Tick(this.ticks)).map_err(Into::into)
-            },
-            |_, _, ()| Ok(()),
-        )
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// CHATTER: a timer actor that logs a line at INFO every tick (a log-heavy actor).
-
-struct Chatter {
-    every: Duration,
-    lines: u64,
-}
-
-impl Actor for Chatter {
-    type Args = u64;
-    type Msg = ();
-    type Event = Event;
-
-    fn init_args(every_ms: u64) -> Result<Self, ActorError> {
-        Ok(Chatter {
-            every: Duration::from_millis(every_ms.max(1)),
-            lines: 0,
-        })
-    }
-
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::timer(
-            self,
-            ctx,
-            self.every,
-            |this, ctx| {
-                this.lines += 1;
-                slog::info!(
-                    ctx.log(),
-                    "chatter line {} with some words to make it as long as a real log line",
-                    this.lines
-                );
-                Ok(())
+                if this.chatty {
+                    slog::info!(
+                        ctx.log(),
+                        "chatter line {} with some words to make it as long as a real log line",
+                        this.ticks
+                    );
+                    Ok(())
+                } else {
+                    ctx.emit(Event::Tick(this.ticks)).map_err(Into::into)
+                }
             },
             |_, _, ()| Ok(()),
         )
@@ -782,13 +756,13 @@ fn start_children(system: &mut System<Event>, opts: &Opts) -> Result<(), StartEr
                     .map(|_| ())
             }
             Kind::Ticker => system
-                .spawn_with::<Ticker>(name, child.every_ms, child.options)
+                .spawn_with::<Ticker>(name, (child.every_ms, false), child.options)
                 .map(|_| ()),
             Kind::Text => system
                 .spawn_with::<Text>(name, (), child.options)
                 .map(|_| ()),
             Kind::Chatter => system
-                .spawn_with::<Chatter>(name, child.every_ms, child.options)
+                .spawn_with::<Ticker>(name, (child.every_ms, true), child.options)
                 .map(|_| ()),
             Kind::Dependent => system
                 .spawn_with::<Dependent>(name, String::new(), child.options)
@@ -1116,7 +1090,6 @@ fn main() {
         .register::<Flood>()
         .register::<Ticker>()
         .register::<Text>()
-        .register::<Chatter>()
         .register::<Dependent>()
         .register::<large::Sink>()
         .register::<large::BigFlood>()

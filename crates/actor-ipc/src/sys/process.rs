@@ -257,26 +257,39 @@ impl ChildProc {
     /// Waits `grace` for it to end; then SIGKILLs it and waits (bounded: SIGKILL cannot be
     /// ignored). `None` only if it is still there 2 s after SIGKILL.
     pub fn reap(&mut self, grace: Duration) -> Option<Ended> {
-        let until = std::time::Instant::now() + grace;
+        if let Some(ended) = self.wait_until(std::time::Instant::now() + grace) {
+            return Some(ended);
+        }
+        self.signal(libc::SIGCONT);
+        self.signal(libc::SIGKILL);
+        self.wait_until(std::time::Instant::now() + Duration::from_secs(2))
+    }
+
+    /// Waits until the child has ended, at most until `deadline`: woken by its pidfd when it
+    /// ends; without a pidfd, looking every 2 ms.
+    fn wait_until(&mut self, deadline: std::time::Instant) -> Option<Ended> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
         loop {
             if let Some(ended) = self.try_wait() {
                 return Some(ended);
             }
-            if std::time::Instant::now() >= until {
-                break;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
             }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        self.signal(libc::SIGCONT);
-        self.signal(libc::SIGKILL);
-        let until = std::time::Instant::now() + Duration::from_secs(2);
-        while std::time::Instant::now() < until {
-            if let Some(ended) = self.try_wait() {
-                return Some(ended);
+            match &self.pidfd {
+                Some(fd) => {
+                    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+                    let timeout = Timespec::try_from(left).unwrap_or(Timespec {
+                        tv_sec: 2,
+                        tv_nsec: 0,
+                    });
+                    // Readable once it has ended; EINTR or the deadline: look again.
+                    let _ = poll(&mut fds, Some(&timeout));
+                }
+                None => std::thread::sleep(left.min(Duration::from_millis(2))),
             }
-            std::thread::sleep(Duration::from_millis(2));
         }
-        None
     }
 }
 

@@ -217,6 +217,27 @@ pub(crate) struct FrameBuf {
     in_regions: usize,
 }
 
+/// Why an encoding that failed was refused: no shared memory for it, over the limit (the
+/// output is full only when the limit is reached), or its `Serialize` failed.
+fn refusal(e: postcard::Error, no_shared_memory: Option<String>, limit: usize) -> Refused {
+    if let Some(why) = no_shared_memory {
+        Refused::NoSharedMemory(why)
+    } else if e == postcard::Error::SerializeBufferFull {
+        Refused::TooLarge { limit }
+    } else {
+        Refused::Encode(e.to_string())
+    }
+}
+
+/// A message whose `Serialize` panicked is the message's fault, not the writer's: refused
+/// like one that fails, with the panic's text.
+fn panicked(payload: &(dyn std::any::Any + Send)) -> Refused {
+    Refused::Encode(format!(
+        "its Serialize panicked: {}",
+        actor_core::lifecycle::panic_message(payload)
+    ))
+}
+
 impl FrameBuf {
     /// Encodes `msg` as the next entry. A message whose encoding would exceed `limit` bytes
     /// is refused as soon as its encoding passes the limit (a huge message is not encoded in
@@ -244,23 +265,16 @@ impl FrameBuf {
                 self.count += 1;
                 Ok(len)
             }
-            Ok(Err(e)) => {
-                self.bytes.truncate(start);
-                // Only the output can be full: it is full when the limit is reached.
-                Err(if e == postcard::Error::SerializeBufferFull {
-                    Refused::TooLarge { limit }
-                } else {
-                    Refused::Encode(e.to_string())
-                })
-            }
-            Err(payload) => {
-                self.bytes.truncate(start);
-                Err(Refused::Encode(format!(
-                    "its Serialize panicked: {}",
-                    actor_core::lifecycle::panic_message(&*payload)
-                )))
-            }
+            // Only the output can be full: it is full when the limit is reached.
+            Ok(Err(e)) => Err(self.undo(start, refusal(e, None, limit))),
+            Err(payload) => Err(self.undo(start, panicked(&*payload))),
         }
+    }
+
+    /// Takes a refused entry (from `start` on) back out of the frame; returns why.
+    fn undo(&mut self, start: usize, why: Refused) -> Refused {
+        self.bytes.truncate(start);
+        why
     }
 
     /// Encodes `msg` as the next entry; if its encoding passes [`SHM_THRESHOLD`], into a
@@ -322,23 +336,8 @@ impl FrameBuf {
                 self.count += 1;
                 Ok(len)
             }
-            Ok(Err(e)) => {
-                self.bytes.truncate(start);
-                Err(if let Some(why) = failed.into_inner() {
-                    Refused::NoSharedMemory(why)
-                } else if e == postcard::Error::SerializeBufferFull {
-                    Refused::TooLarge { limit }
-                } else {
-                    Refused::Encode(e.to_string())
-                })
-            }
-            Err(payload) => {
-                self.bytes.truncate(start);
-                Err(Refused::Encode(format!(
-                    "its Serialize panicked: {}",
-                    actor_core::lifecycle::panic_message(&*payload)
-                )))
-            }
+            Ok(Err(e)) => Err(self.undo(start, refusal(e, failed.into_inner(), limit))),
+            Err(payload) => Err(self.undo(start, panicked(&*payload))),
         }
     }
 
