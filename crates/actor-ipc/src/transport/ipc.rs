@@ -162,6 +162,11 @@ struct Writer<M> {
     typical: u64,
     /// Messages of the batch being shipped that are not encoded yet (published likewise).
     unencoded: u64,
+    /// The pool may hold a region (this writer took one since the pool was last found
+    /// empty). Known here, not asked of the pool: its lock, taken once per batch, cost small
+    /// messages a tenth or more of their throughput (it bounced between the writer's CPU and
+    /// the senders', who read the budget beside it on every send).
+    holds_shm: bool,
 }
 
 impl OutboxState {
@@ -190,6 +195,7 @@ impl<M> Writer<M> {
             refused: 0,
             typical: 0,
             unencoded: 0,
+            holds_shm: false,
         }
     }
 }
@@ -202,11 +208,13 @@ impl<M: Serialize> Writer<M> {
             // wait ends by itself when the last copy of the address in this process is
             // dropped (the queue disconnects). Only while it holds shared memory does it
             // look again after WRITER_IDLE, to close what idle traffic no longer needs.
-            let first = if self.state.shm.holds_any() {
+            let first = if self.holds_shm {
                 match rx.recv_timeout(WRITER_IDLE) {
                     Ok(item) => item,
                     Err(RecvTimeoutError::Timeout) => {
                         self.state.shm.trim();
+                        // Regions still in flight stay until they are received.
+                        self.holds_shm = self.state.shm.holds_any();
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => return,
@@ -282,6 +290,9 @@ impl<M: Serialize> Writer<M> {
                         self.typical = typical;
                         self.state.shm.set_typical(typical);
                     }
+                    if len >= crate::wire::shm::SHM_THRESHOLD {
+                        self.holds_shm = true;
+                    }
                     if len >= crate::wire::shm::SHM_THRESHOLD || self.unencoded == 0 {
                         self.state.shm.set_unencoded(self.unencoded);
                     }
@@ -289,6 +300,8 @@ impl<M: Serialize> Writer<M> {
                 }
                 Err(why) => {
                     self.refuse(&why);
+                    // Its encoding may have taken a region and given it back to the pool.
+                    self.holds_shm = true;
                     if std::mem::needs_drop::<M>() {
                         // It may have left channels on ipc-channel's list (encoding an `Addr`
                         // puts one there): they go now, behind those of the frame so far
