@@ -45,5 +45,5 @@ pub use actor_core::{
 };
 pub use actor_ipc::{
     self, flush_all, testkit, ActorStatus, Addr, ContextExt, Registry, RootCtx, SharedBytes,
-    StartError, System, SHM_THRESHOLD,
+    StartError, StopChildError, System, SHM_THRESHOLD,
 };

@@ -36,6 +36,14 @@ pub enum StartError {
         /// The actor's name.
         actor: String,
     },
+    /// The system is stopping (a stop was requested or triggered): no new child starts.
+    /// What [`RootCtx::spawn`](crate::RootCtx::spawn) says when the handler starts a child
+    /// after the stop began.
+    #[error("cannot start {actor}: the system is stopping")]
+    SystemStopping {
+        /// The actor's name.
+        actor: String,
+    },
     /// `init_args` or `startup` failed.
     #[error("{actor} failed to start: {why}")]
     StartupFailed {
