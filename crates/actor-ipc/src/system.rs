@@ -782,12 +782,21 @@ where
                 return;
             }
             self.restart(i);
-        } else if failed {
+        } else if restart.stops_system_after(failed) {
             let error = slot
                 .last_error
                 .clone()
                 .unwrap_or_else(|| status.to_string());
             self.stop = Some(StopReason::Fatal { actor: name, error });
+        } else if failed {
+            // OTP's temporary: the failure is logged above with its cause and shows in the
+            // summary; nothing else changes.
+            slog::warn!(
+                self.log,
+                "{name} failed; its restart type ({restart:?}) neither restarts it nor stops the system"
+            );
+            slot.ended = true;
+            Counters::set(&slot.ops.counters().get().gone, 1);
         } else {
             slog::info!(
                 self.log,

@@ -41,7 +41,7 @@
 //!                           or `stop failed: NAME: ERROR`
 //!
 //! child keys (kind=worker unless said otherwise)
-//!   kind=worker|flood|ticker|text|chatter|dependent    restart=permanent|transient|temporary
+//!   kind=worker|flood|ticker|text|chatter|dependent    restart=permanent|transient|temporary|stop_system
 //!   capacity=N   start_timeout_ms=N   max_bytes=N (the largest message it takes, encoded)
 //!   root_sends=N (worker: the root sends it N messages once it started: `root sent NAME=N`)
 //!   worker: startup=ok|fail|panic|hang|exit:N|sleep:MS
@@ -669,6 +669,7 @@ fn parse_child(spec: &str, opts: &Opts) -> Result<ChildSpec, String> {
                     "permanent" => Restart::Permanent,
                     "transient" => Restart::Transient,
                     "temporary" => Restart::Temporary,
+                    "stop_system" => Restart::StopSystemOnFailure,
                     other => return Err(format!("unknown restart type {other:?}")),
                 })
             }
