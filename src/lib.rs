@@ -23,15 +23,15 @@
 //!     }
 //! }
 //!
-//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! fn main() -> Result<mpactor::Summary, Box<dyn std::error::Error>> {
 //!     // First thing: in a child process this runs the actor and never returns.
 //!     let registry = Registry::new().register::<Counter>().run_if_child();
 //!     let mut system = System::<()>::new(registry, SystemConfig::new("MAIN"))?;
 //!     let counter = system.spawn::<Counter>("COUNTER", ())?;
 //!     for n in 0..1000 { counter.send(n)?; }
 //!     system.request_stop("sent everything");
-//!     let summary = system.run(|_root, _from, ()| {});
-//!     std::process::exit(summary.exit_code());
+//!     // The process exits with the summary's code (0, 2 or 3) once main returned.
+//!     Ok(system.run(|_root, _from, ()| {}))
 //! }
 //! ```
 

@@ -182,6 +182,20 @@ impl fmt::Display for StopReason {
 }
 
 /// What the root hands back when the system has stopped.
+///
+/// `main` can return it: the process then exits with [`Summary::exit_code`] after every
+/// destructor ran (`std::process::exit` would skip them).
+///
+/// ```no_run
+/// # use actor_core::{StopReason, Summary};
+/// # fn run_the_system() -> Summary {
+/// #     Summary { reason: StopReason::RunFor, actors: vec![], stop_millis: 0 }
+/// # }
+/// fn main() -> Summary {
+///     // ... build the system and spawn its children, then:
+///     run_the_system() // exit code 0, 2 or 3, as the summary says
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     /// Why it stopped.
@@ -223,5 +237,27 @@ impl Summary {
     /// ```
     pub fn failed(&self) -> impl Iterator<Item = &ActorSummary> {
         self.actors.iter().filter(|a| a.exit.is_failure())
+    }
+}
+
+/// The root process's exit code: [`Summary::exit_code`] (0, 2 or 3).
+impl std::process::Termination for Summary {
+    fn report(self) -> std::process::ExitCode {
+        (&self).into()
+    }
+}
+
+/// [`Summary::exit_code`] as the `ExitCode` a `main` returns.
+///
+/// ```
+/// # use actor_core::{StopReason, Summary};
+/// use std::process::ExitCode;
+/// let summary = Summary { reason: StopReason::RunFor, actors: vec![], stop_millis: 0 };
+/// assert_eq!(ExitCode::from(&summary), ExitCode::SUCCESS);
+/// ```
+impl From<&Summary> for std::process::ExitCode {
+    fn from(summary: &Summary) -> Self {
+        // Every code a reason gives fits in a byte; anything else would be a failure.
+        u8::try_from(summary.exit_code()).map_or(std::process::ExitCode::FAILURE, Into::into)
     }
 }

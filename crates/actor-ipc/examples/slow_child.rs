@@ -28,7 +28,7 @@ impl Actor for Idle {
     }
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     if std::env::var_os("MPACTOR_CHILD").is_some() {
         if let Some(code) = std::env::var("SLOW_CHILD_EXIT")
             .ok()
@@ -52,7 +52,7 @@ fn main() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("slow_child: {e}");
-            std::process::exit(2);
+            return std::process::ExitCode::from(2);
         }
     };
     let options = ChildOptions::default().start_timeout(Duration::from_millis(timeout_ms));
@@ -62,12 +62,12 @@ fn main() {
             println!("child pid {pid}");
             system.request_stop("started");
             let summary = system.run(|_, _, ()| {});
-            std::process::exit(summary.exit_code());
+            std::process::ExitCode::from(&summary)
         }
         Err(e) => {
+            // The system, dropped on return, stops what did start.
             eprintln!("slow_child: {e}");
-            drop(system);
-            std::process::exit(2);
+            std::process::ExitCode::from(2)
         }
     }
 }

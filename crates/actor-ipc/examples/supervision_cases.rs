@@ -15,6 +15,7 @@ use actor_ipc::{Addr, ContextExt, Registry, System};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// What the root sends.
@@ -163,7 +164,7 @@ fn parse() -> Args {
     }
 }
 
-fn main() {
+fn main() -> ExitCode {
     let registry = Registry::new().register::<Worker>().run_if_child();
     let args = parse();
     let b = Behaviour {
@@ -185,7 +186,7 @@ fn main() {
         Ok(s) => s,
         Err(e) => {
             println!("start error: {e}");
-            std::process::exit(2);
+            return ExitCode::from(2);
         }
     };
 
@@ -261,9 +262,9 @@ fn main() {
         Ok(())
     })();
     if let Err(e) = started {
+        // The system, dropped on return, stops what did start.
         println!("start error: {e}");
-        drop(system);
-        std::process::exit(2);
+        return ExitCode::from(2);
     }
 
     let addr_of = |name: &str| {
@@ -279,7 +280,7 @@ fn main() {
             for _ in 0..1000 {
                 if slow.send(Cmd::Work).is_err() {
                     println!("send failed");
-                    std::process::exit(70);
+                    return ExitCode::from(70);
                 }
             }
             system.request_stop("flood sent");
@@ -333,5 +334,5 @@ fn main() {
         );
     }
     println!("reason {}", summary.reason);
-    std::process::exit(summary.exit_code());
+    ExitCode::from(&summary)
 }

@@ -227,13 +227,15 @@ fn status_of(slots: &[Slot]) -> Vec<ActorStatus> {
 /// #         loops::queue(self, ctx, |_, _, _| Ok(()))
 /// #     }
 /// # }
-/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// fn main() -> Result<actor_core::Summary, Box<dyn std::error::Error>> {
 ///     let registry = Registry::new().register::<Worker>().run_if_child();
 ///     let mut system = System::<()>::new(registry, SystemConfig::new("MAIN"))?;
 ///     let worker = system.spawn::<Worker>("WORKER", ())?;   // waits until it started
 ///     worker.send(42)?;
-///     let summary = system.run(|root, _from, ()| root.request_stop("done"));
-///     std::process::exit(summary.exit_code());
+///     system.request_stop("sent");
+///     // Runs until the stop, then stops and drains everything; the process exits with the
+///     // summary's code (0, 2 or 3) once main returned.
+///     Ok(system.run(|_root, _from, ()| {}))
 /// }
 /// ```
 pub struct System<E: Send + 'static> {
@@ -545,7 +547,11 @@ where
 
     /// Runs the root's loop until a stop trigger (a signal, a request from `handler`, a
     /// fatal failure, exhausted restarts, the run-for deadline), then stops everything and
-    /// returns the summary. `handler` gets every application event with the sender's name.
+    /// returns the summary. `handler` gets every application event with the sender's name,
+    /// and a [`RootCtx`] to stop the system or start and stop children.
+    ///
+    /// It takes the system: a system runs once. The [`Summary`] it returns can be returned
+    /// from `main` (it implements [`Termination`](std::process::Termination)).
     pub fn run<H>(mut self, mut handler: H) -> Summary
     where
         H: FnMut(&mut RootCtx<'_, E>, &str, E),
