@@ -43,6 +43,7 @@ pub use actor_core::{
     ChildOptions, Context, ExitStatus, Intensity, Isolation, Outcome, Recv, Restart, SendError,
     StopFlag, StopReason, Strategy, Summary, SystemConfig,
 };
+pub use actor_ipc::enable_test_support;
 pub use actor_ipc::{
     self, flush_all, testkit, ActorStatus, Addr, ContextExt, Registry, RootCtx, SharedBytes,
     StartError, StopChildError, System, SHM_THRESHOLD,

@@ -42,6 +42,9 @@ type Entry = fn() -> i32;
 #[derive(Default, Clone)]
 pub struct Registry {
     entries: HashMap<&'static str, Entry>,
+    /// In a test binary: the path of the test that runs the child entry
+    /// ([`crate::enable_test_support`]), without the crate's name.
+    test_entry: Option<String>,
 }
 
 impl Registry {
@@ -74,6 +77,36 @@ impl Registry {
             }
         };
         std::process::exit(code)
+    }
+
+    /// Marks a registry built in a test binary by [`crate::enable_test_support`]: children
+    /// re-execute the test binary with a filter that runs only the test at `entry` (its
+    /// `module_path!()`-style path, crate name first), which hands control to the actor.
+    #[doc(hidden)]
+    pub fn __test_entry(mut self, entry: &str) -> Self {
+        // libtest names a test by its path inside the crate.
+        let path = entry.split_once("::").map_or(entry, |(_, rest)| rest);
+        self.test_entry = Some(path.to_string());
+        self
+    }
+
+    /// The arguments a child process is started with.
+    pub(crate) fn child_args(&self) -> Vec<String> {
+        match &self.test_entry {
+            // Only the entry test runs (exactly that one, on the main thread's runner, with
+            // the actor's output not captured by the harness).
+            Some(path) => [
+                path.as_str(),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+                "-q",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            None => Vec::new(),
+        }
     }
 
     pub(crate) fn contains<A: Actor>(&self) -> bool {

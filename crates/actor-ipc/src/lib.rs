@@ -40,6 +40,7 @@ mod child;
 mod handshake;
 mod slot;
 mod system;
+mod test_support;
 pub mod testkit;
 mod threads;
 

@@ -253,6 +253,9 @@ pub(crate) struct StartEnv<E: Send + 'static> {
     pub log: slog::Logger,
     /// Wakes the root's wait (an actor thread that ends).
     pub wake: crate::transport::wake::RootWake,
+    /// The arguments a child process is started with: none for a program, the test filter
+    /// that runs only the child entry in a test binary (see [`crate::enable_test_support`]).
+    pub child_args: Vec<String>,
 }
 
 impl<E: Send + 'static> Clone for StartEnv<E> {
@@ -266,6 +269,7 @@ impl<E: Send + 'static> Clone for StartEnv<E> {
             dir: self.dir.clone(),
             log: self.log.clone(),
             wake: self.wake.clone(),
+            child_args: self.child_args.clone(),
         }
     }
 }
@@ -455,7 +459,7 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
         let secret = new_secret().map_err(|e| self.err(e))?;
         crate::wire::counters::next_incarnation(&self.counters);
         let server = listener.name();
-        let cmd = process::child_command(
+        let mut cmd = process::child_command(
             &self.name,
             &[
                 (ENV_CHILD, type_key::<A>()),
@@ -465,6 +469,7 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
             ],
         )
         .map_err(|e| self.err(format!("command: {e}")))?;
+        cmd.args(&self.env.child_args);
         let mut child =
             ChildProc::new(process::spawn(cmd).map_err(|e| self.err(format!("spawn: {e}")))?);
         let deadline = Instant::now() + self.options.start_timeout;

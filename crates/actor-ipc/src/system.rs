@@ -337,6 +337,7 @@ where
             dir: private_dir.clone(),
             log: log.clone(),
             wake: wake.clone(),
+            child_args: registry.child_args(),
         };
         slog::info!(log, "root started"; "pid" => std::process::id());
         Ok(Self {

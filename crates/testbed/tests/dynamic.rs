@@ -204,3 +204,42 @@ fn a_process_stopped_by_name_is_drained_and_counted() {
 fn a_thread_stopped_by_name_is_drained_and_counted() {
     stopped_by_name_is_drained_and_counted("dyn-stop-thread", true);
 }
+
+/// The pool example grows to its peak and shrinks back to nothing, with every job counted.
+fn pool_grows_and_shrinks(test: &str, threads: bool) {
+    let mut args = vec!["--peak", "3"];
+    if threads {
+        args.push("--threads");
+    }
+    let mut root = Root::start(
+        common::example("pool"),
+        common::test_dir(test),
+        &args,
+        |_| {},
+    );
+    assert_eq!(root.wait_code(PATIENCE), 0, "{}", root.dump());
+    let line = root.wait_out(&["pool: "], PATIENCE);
+    let n = |key: &str| common::number_after::<u64>(&line, key);
+    assert_eq!(
+        (n("spawned="), n("stopped="), n("peak=")),
+        (3, 3, 3),
+        "{line}"
+    );
+    assert_eq!(n("jobs="), n("handled=") + n("dead_letters="), "{line}");
+    assert!(n("jobs=") > 0 && n("failed=") == 0, "{line}");
+    // Each worker was stopped on its own by the handler, cleanly.
+    for w in 1..=3 {
+        root.wait_log(&[&format!("WORKER-{w} stopped: exit 0")], PATIENCE);
+    }
+    root.assert_nothing_left();
+}
+
+#[test]
+fn the_pool_example_grows_and_shrinks_in_processes() {
+    pool_grows_and_shrinks("dyn-pool-proc", false);
+}
+
+#[test]
+fn the_pool_example_grows_and_shrinks_in_threads() {
+    pool_grows_and_shrinks("dyn-pool-thread", true);
+}
