@@ -32,7 +32,10 @@ pub mod loops;
 pub mod signals;
 pub mod supervision;
 
-pub use actor::{Actor, Context, EventPort, InboxPort, Recv, StopFlag};
+pub use actor::{Actor, Context, Recv, StopFlag};
+// Runtime-only: what a runtime implements to host actors (actor-ipc does); not for actors.
+#[doc(hidden)]
+pub use actor::{EventPort, InboxPort};
 pub use clock::AppClock;
 pub use error::{ActorError, SendError};
 pub use events::{ActorSummary, ExitStatus, Report, StopReason, Summary};

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 pub enum StartError {
     /// The actor type was not added to the [`Registry`](crate::Registry).
     #[error(
-        "cannot start {actor}: its actor type {type_name} is not registered (Registry::register)"
+        "cannot start {actor}: its actor type {type_name} is not registered: add \
+         .register::<{type_name}>() to the Registry that main builds before run_if_child()"
     )]
     Unregistered {
         /// The actor's name.

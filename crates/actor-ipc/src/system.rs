@@ -1,7 +1,7 @@
 //! [`System`]: the root supervisor. It starts children in order, watches them, restarts or
 //! stops them by policy, and on a stop closes and drains every mailbox.
 
-use crate::child::{type_key, Registry};
+use crate::child::Registry;
 use crate::slot::{Running, SlotOps, StartEnv, StartError, TypedSlot, Watch};
 use crate::sys::process;
 use crate::threads::ThreadSlot;
@@ -410,7 +410,7 @@ where
                     if !self.registry.contains::<A>() {
                         return Err(StartError::Unregistered {
                             actor: name.to_string(),
-                            type_name: type_key::<A>(),
+                            type_name: std::any::type_name::<A>(),
                         });
                     }
                     let typed = TypedSlot::<A>::new(name, args, options, self.env.clone())
