@@ -17,8 +17,8 @@
 
 use clap::Parser;
 use mpactor::{
-    loops, slog, Actor, ActorError, Addr, ChildOptions, Context, Isolation, Registry, Restart,
-    RootCtx, System, SystemConfig,
+    slog, Actor, ActorError, Addr, ChildOptions, Context, Isolation, Registry, Restart, RootCtx,
+    System, SystemConfig,
 };
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
@@ -47,26 +47,27 @@ impl Actor for LoadMeter {
         Ok(LoadMeter { peak, tick: 0 })
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::timer(
-            self,
-            ctx,
-            Duration::from_millis(50),
-            |this, ctx| {
-                this.tick += 1;
-                // Up to the peak over `peak` ticks, held for as long, then down.
-                let (up, held) = (this.peak, 2 * this.peak);
-                let load = if this.tick <= up {
-                    this.tick
-                } else if this.tick <= held {
-                    this.peak
-                } else {
-                    this.peak.saturating_sub(this.tick - held)
-                };
-                ctx.emit(Event::Load(load)).map_err(Into::into)
-            },
-            |_, _, ()| Ok(()),
-        )
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(Duration::from_millis(50))
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        self.tick += 1;
+        // Up to the peak over `peak` ticks, held for as long, then down.
+        let (up, held) = (self.peak, 2 * self.peak);
+        let load = if self.tick <= up {
+            self.tick
+        } else if self.tick <= held {
+            self.peak
+        } else {
+            self.peak.saturating_sub(self.tick - held)
+        };
+        Ok(ctx.emit(Event::Load(load))?)
+    }
+
+    /// It takes no messages of its own.
+    fn handle(&mut self, _ctx: &mut Context<Self>, (): ()) -> Result<(), ActorError> {
+        Ok(())
     }
 }
 
@@ -84,13 +85,11 @@ impl Actor for Worker {
         Ok(Worker { done: 0 })
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, job| {
-            // Stands for real work: a little arithmetic per job.
-            std::hint::black_box((0..1000u64).fold(job, |a, b| a.wrapping_mul(31) ^ b));
-            this.done += 1;
-            Ok(())
-        })
+    fn handle(&mut self, _ctx: &mut Context<Self>, job: Self::Msg) -> Result<(), ActorError> {
+        // Stands for real work: a little arithmetic per job.
+        std::hint::black_box((0..1000u64).fold(job, |a, b| a.wrapping_mul(31) ^ b));
+        self.done += 1;
+        Ok(())
     }
 
     fn shutdown(&mut self, ctx: &mut Context<Self>) {

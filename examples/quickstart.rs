@@ -14,9 +14,7 @@
 
 use clap::Parser;
 use mpactor::log::{LogFormat, LogLevel};
-use mpactor::{
-    loops, slog, Actor, ActorError, Addr, Context, Isolation, Registry, System, SystemConfig,
-};
+use mpactor::{slog, Actor, ActorError, Addr, Context, Isolation, Registry, System, SystemConfig};
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -98,11 +96,9 @@ impl Actor for Consumer {
         Ok(Consumer { total: 0.0 })
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, reading| {
-            this.total += reading.celsius;
-            Ok(())
-        })
+    fn handle(&mut self, _ctx: &mut Context<Self>, reading: Self::Msg) -> Result<(), ActorError> {
+        self.total += reading.celsius;
+        Ok(())
     }
 
     fn shutdown(&mut self, ctx: &mut Context<Self>) {

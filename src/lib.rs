@@ -8,7 +8,7 @@
 //! (the process runtime: [`Registry`], [`System`], [`Addr`]).
 //!
 //! ```no_run
-//! use mpactor::{loops, Actor, ActorError, Context, Registry, System, SystemConfig};
+//! use mpactor::{Actor, ActorError, Context, Registry, System, SystemConfig};
 //!
 //! /// Counts the numbers it gets, in its own process.
 //! struct Counter { seen: u64 }
@@ -18,8 +18,10 @@
 //!     type Msg = u64;
 //!     type Event = ();
 //!     fn init_args(_: ()) -> Result<Self, ActorError> { Ok(Counter { seen: 0 }) }
-//!     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-//!         loops::queue(self, ctx, |this, _ctx, _n| { this.seen += 1; Ok(()) })
+//!     // One call per message, until the root asks it to stop.
+//!     fn handle(&mut self, _ctx: &mut Context<Self>, _n: u64) -> Result<(), ActorError> {
+//!         self.seen += 1;
+//!         Ok(())
 //!     }
 //! }
 //!

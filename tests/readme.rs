@@ -2,7 +2,7 @@
 //! (the one line `enable_test_support!` makes the test binary their entry), and the summary
 //! asserted on.
 
-use mpactor::{loops, Actor, ActorError, Context, System, SystemConfig};
+use mpactor::{Actor, ActorError, Context, System, SystemConfig};
 
 /// Adds up the readings it is sent, in its own process.
 struct Totaliser {
@@ -18,11 +18,9 @@ impl Actor for Totaliser {
         Ok(Totaliser { total: start })
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, reading| {
-            this.total += reading;
-            Ok(())
-        })
+    fn handle(&mut self, _ctx: &mut Context<Self>, reading: Self::Msg) -> Result<(), ActorError> {
+        self.total += reading;
+        Ok(())
     }
 }
 

@@ -52,8 +52,11 @@ pub trait Actor: Sized + 'static {
     type Args: Serialize + DeserializeOwned + Clone + Send + 'static;
     /// The one message type of this actor's inbox.
     type Msg: Serialize + DeserializeOwned + Send + 'static;
-    /// The application's own event type, reported to the root with [`Context::emit`].
-    /// Every actor of one system shares it; use `()` when an actor reports nothing.
+    /// The application's own event type, reported to the root with [`Context::emit`]. It is
+    /// the system's: every actor of one `System<E>` has `type Event = E` (an enum when
+    /// several actors report different things; `()` when none reports anything). A `spawn`
+    /// of an actor with another event type does not compile ("type mismatch resolving
+    /// `<A as Actor>::Event == E`").
     type Event: Serialize + DeserializeOwned + Send + 'static;
 
     /// The key that names this actor type between the root and the processes it starts

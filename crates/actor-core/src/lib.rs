@@ -8,7 +8,8 @@
 //! * [`Context`]: what an actor works through: its name, its inbox ([`Context::recv`]), the
 //!   stop flag ([`Context::should_stop`]), events to the root ([`Context::emit`]), the logger
 //!   and the [`AppClock`].
-//! * [`loops`]: the ready-made main loops: [`loops::queue`] and [`loops::timer`].
+//! * [`loops`]: the loops the default `main_loop` runs ([`loops::queue`] with
+//!   [`Actor::handle`], [`loops::timer`] with [`Actor::tick`]), for a `main_loop` of one's own.
 //! * [`lifecycle`]: runs an actor through its lifecycle, panics caught.
 //! * [`supervision`]: restart types, strategies, intensity, and the default deadlines.
 //! * [`events`]: reports from actors to the root, exit statuses and the final [`Summary`].

@@ -9,7 +9,7 @@
 //! Arguments: `[start_timeout_ms]` (default 3000). Prints `child pid N` when the child has
 //! started; exits with the root's exit code (2 when the start failed).
 
-use actor_core::{loops, Actor, ActorError, ChildOptions, Context, SystemConfig};
+use actor_core::{Actor, ActorError, ChildOptions, Context, SystemConfig};
 use actor_ipc::{Registry, System};
 use std::time::Duration;
 
@@ -23,8 +23,8 @@ impl Actor for Idle {
     fn init_args(_: ()) -> Result<Self, ActorError> {
         Ok(Idle)
     }
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |_, _, ()| Ok(()))
+    fn handle(&mut self, _ctx: &mut Context<Self>, (): ()) -> Result<(), ActorError> {
+        Ok(())
     }
 }
 

@@ -100,29 +100,32 @@ impl Actor for Worker {
         if self.b.crash_at_once {
             panic!("crashing at once, as configured");
         }
-        loops::queue(self, ctx, |this, ctx, cmd| {
-            match cmd {
-                Cmd::Work => std::thread::sleep(Duration::from_millis(this.b.slow_ms)),
-                Cmd::Crash => panic!("crash requested"),
-                Cmd::Ping => ctx.emit(Event::Pong(ctx.name().to_string()))?,
-                Cmd::Ask { server } => server.send(Cmd::Remember {
-                    reply_to: ctx.myself(),
-                })?,
-                Cmd::Remember { reply_to } => {
-                    reply_to.send(Cmd::Reply(1))?;
-                    this.reply_to = Some(reply_to);
-                }
-                Cmd::Answer => match &this.reply_to {
-                    Some(to) => to.send(Cmd::Reply(2))?,
-                    None => return Err(ActorError::new("Answer before Remember")),
-                },
-                Cmd::Reply(n) => {
-                    trace(&this.b.trace, &format!("{} got reply {n}", ctx.name()));
-                    ctx.emit(Event::Replied(ctx.name().to_string(), n))?;
-                }
+        // A loop of its own only for the crash above; then the queue loop, with `handle`.
+        loops::queue(self, ctx, Self::handle)
+    }
+
+    fn handle(&mut self, ctx: &mut Context<Self>, cmd: Cmd) -> Result<(), ActorError> {
+        match cmd {
+            Cmd::Work => std::thread::sleep(Duration::from_millis(self.b.slow_ms)),
+            Cmd::Crash => panic!("crash requested"),
+            Cmd::Ping => ctx.emit(Event::Pong(ctx.name().to_string()))?,
+            Cmd::Ask { server } => server.send(Cmd::Remember {
+                reply_to: ctx.myself(),
+            })?,
+            Cmd::Remember { reply_to } => {
+                reply_to.send(Cmd::Reply(1))?;
+                self.reply_to = Some(reply_to);
             }
-            Ok(())
-        })
+            Cmd::Answer => match &self.reply_to {
+                Some(to) => to.send(Cmd::Reply(2))?,
+                None => return Err(ActorError::new("Answer before Remember")),
+            },
+            Cmd::Reply(n) => {
+                trace(&self.b.trace, &format!("{} got reply {n}", ctx.name()));
+                ctx.emit(Event::Replied(ctx.name().to_string(), n))?;
+            }
+        }
+        Ok(())
     }
 
     fn shutdown(&mut self, ctx: &mut Context<Self>) {

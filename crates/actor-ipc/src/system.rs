@@ -104,15 +104,15 @@ where
     ///
     /// ```no_run
     /// # use actor_ipc::{Registry, System};
-    /// # use actor_core::{Actor, ActorError, Context, SystemConfig, loops};
+    /// # use actor_core::{Actor, ActorError, Context, SystemConfig};
     /// # #[derive(serde::Serialize, serde::Deserialize)]
     /// # enum Event { Job(u64) }
     /// # struct Worker;
     /// # impl Actor for Worker {
     /// #     type Args = (); type Msg = u64; type Event = Event;
     /// #     fn init_args(_: ()) -> Result<Self, ActorError> { Ok(Worker) }
-    /// #     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-    /// #         loops::queue(self, ctx, |_, _, _| Ok(()))
+    /// #     fn handle(&mut self, _: &mut Context<Self>, _: u64) -> Result<(), ActorError> {
+    /// #         Ok(())
     /// #     }
     /// # }
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -215,16 +215,23 @@ fn status_of(slots: &[Slot]) -> Vec<ActorStatus> {
 
 /// The root supervisor of one application.
 ///
+/// `E`, in `System<E>`, is the system's event type: what its actors report to the root with
+/// [`Context::emit`](actor_core::Context::emit) and what the handler of [`System::run`] gets.
+/// There is one per system: every actor spawned into it has `type Event = E` (use `()` when
+/// none reports anything, an enum when several report different things). An actor with
+/// another event type does not compile at `spawn`: the error reads "type mismatch resolving
+/// `<Actor as Actor>::Event == E`" and points at the actor's `type Event`.
+///
 /// ```no_run
 /// use actor_ipc::{Registry, System};
 /// use actor_core::SystemConfig;
-/// # use actor_core::{Actor, ActorError, Context, loops};
+/// # use actor_core::{Actor, ActorError, Context};
 /// # struct Worker;
 /// # impl Actor for Worker {
 /// #     type Args = (); type Msg = u32; type Event = ();
 /// #     fn init_args(_: ()) -> Result<Self, ActorError> { Ok(Worker) }
-/// #     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-/// #         loops::queue(self, ctx, |_, _, _| Ok(()))
+/// #     fn handle(&mut self, _: &mut Context<Self>, _: u32) -> Result<(), ActorError> {
+/// #         Ok(())
 /// #     }
 /// # }
 /// fn main() -> Result<actor_core::Summary, Box<dyn std::error::Error>> {

@@ -18,7 +18,7 @@
 ///   passes at once.
 ///
 /// ```no_run
-/// use actor_core::{loops, Actor, ActorError, Context, SystemConfig};
+/// use actor_core::{Actor, ActorError, Context, SystemConfig};
 /// use actor_ipc::System;
 ///
 /// struct Counter;
@@ -27,8 +27,8 @@
 ///     type Msg = u64;
 ///     type Event = ();
 ///     fn init_args(_: ()) -> Result<Self, ActorError> { Ok(Counter) }
-///     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-///         loops::queue(self, ctx, |_, _, _| Ok(()))
+///     fn handle(&mut self, _ctx: &mut Context<Self>, _n: u64) -> Result<(), ActorError> {
+///         Ok(())
 ///     }
 /// }
 ///

@@ -407,26 +407,26 @@ impl Actor for Ticker {
         })
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::timer(
-            self,
-            ctx,
-            self.every,
-            |this, ctx| {
-                this.ticks += 1;
-                if this.chatty {
-                    slog::info!(
-                        ctx.log(),
-                        "chatter line {} with some words to make it as long as a real log line",
-                        this.ticks
-                    );
-                    Ok(())
-                } else {
-                    ctx.emit(Event::Tick(this.ticks)).map_err(Into::into)
-                }
-            },
-            |_, _, ()| Ok(()),
-        )
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(self.every)
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        self.ticks += 1;
+        if self.chatty {
+            slog::info!(
+                ctx.log(),
+                "chatter line {} with some words to make it as long as a real log line",
+                self.ticks
+            );
+            Ok(())
+        } else {
+            Ok(ctx.emit(Event::Tick(self.ticks))?)
+        }
+    }
+
+    fn handle(&mut self, _ctx: &mut Context<Self>, (): ()) -> Result<(), ActorError> {
+        Ok(())
     }
 }
 
@@ -444,11 +444,9 @@ impl Actor for Text {
         Ok(Text)
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |_, ctx, line| {
-            slog::debug!(ctx.log(), "got {line:?}");
-            Ok(())
-        })
+    fn handle(&mut self, ctx: &mut Context<Self>, line: Self::Msg) -> Result<(), ActorError> {
+        slog::debug!(ctx.log(), "got {line:?}");
+        Ok(())
     }
 }
 
@@ -489,8 +487,8 @@ impl Actor for Dependent {
         Ok(())
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |_, _, ()| Ok(()))
+    fn handle(&mut self, _ctx: &mut Context<Self>, (): ()) -> Result<(), ActorError> {
+        Ok(())
     }
 }
 
