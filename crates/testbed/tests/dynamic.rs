@@ -243,3 +243,44 @@ fn the_pool_example_grows_and_shrinks_in_processes() {
 fn the_pool_example_grows_and_shrinks_in_threads() {
     pool_grows_and_shrinks("dyn-pool-thread", true);
 }
+
+/// The strategy counts a child started at run time: with one_for_all, its crash restarts the
+/// children started before `run` too, stopped in reverse order (it first) and started again
+/// in order.
+#[test]
+fn one_for_all_restarts_the_children_started_before_with_one_started_at_run_time() {
+    let mut root = Root::testbed_recording(
+        "dyn-one-for-all",
+        "run",
+        &[
+            "--strategy",
+            "one_for_all",
+            "--child",
+            "A:restart=permanent",
+            "--child",
+            "T:kind=ticker,every_ms=20,restart=permanent",
+            "--spawn-at-tick",
+            "2=D:restart=permanent,fault=panic,after=20,once,alive",
+            "--sample-at",
+            "1",
+        ],
+    );
+    assert_eq!(root.wait_code(PATIENCE), 0, "{}", root.dump());
+    root.wait_log(&["stopping A to restart it with D"], PATIENCE);
+    for name in ["A", "T", "D"] {
+        assert_eq!(root.summary(name).restarts, 1, "{name}\n{}", root.dump());
+    }
+    // Started again in order: A's second incarnation before D's.
+    let record = root.record();
+    let second = |name: &str| {
+        record
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(&format!("{name} startup")))
+            .nth(1)
+            .map(|(i, _)| i)
+            .unwrap_or_else(|| panic!("no second start of {name}\n{}", root.dump()))
+    };
+    assert!(second("A") < second("D"), "{}", root.dump());
+    root.assert_nothing_left();
+}
