@@ -491,7 +491,9 @@ where
     /// it is drained and counted as dead letters. Its line stays in the final
     /// [`Summary`], in start order; its name may be given to a new child.
     ///
-    /// The root's loop waits for the stop: at most the stop timeout plus the kill grace.
+    /// The root's loop waits for the stop: at most the stop timeout plus the kill grace, then
+    /// at most 0.7 s to flush the root's own sends to it (200 ms) and drain its mailbox
+    /// (500 ms).
     ///
     /// ```no_run
     /// # use actor_ipc::System;
