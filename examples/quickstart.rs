@@ -14,10 +14,9 @@
 
 use clap::Parser;
 use mpactor::log::{LogFormat, LogLevel};
-use mpactor::{
-    loops, slog, Actor, ActorError, Addr, Context, Isolation, Registry, System, SystemConfig,
-};
+use mpactor::{slog, Actor, ActorError, Addr, Context, Isolation, Registry, System, SystemConfig};
 use serde::{Deserialize, Serialize};
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// One small message (about 64 bytes in memory).
@@ -97,11 +96,9 @@ impl Actor for Consumer {
         Ok(Consumer { total: 0.0 })
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, reading| {
-            this.total += reading.celsius;
-            Ok(())
-        })
+    fn handle(&mut self, _ctx: &mut Context<Self>, reading: Self::Msg) -> Result<(), ActorError> {
+        self.total += reading.celsius;
+        Ok(())
     }
 
     fn shutdown(&mut self, ctx: &mut Context<Self>) {
@@ -129,7 +126,7 @@ struct Cli {
     threads: bool,
 }
 
-fn main() {
+fn main() -> ExitCode {
     // First: in a child process this runs the actor it was started for and exits.
     let registry = Registry::new()
         .register::<Producer>()
@@ -150,7 +147,7 @@ fn main() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("quickstart: cannot start the root: {e}");
-            std::process::exit(2);
+            return ExitCode::from(2);
         }
     };
 
@@ -168,8 +165,7 @@ fn main() {
         });
     if let Err(e) = started {
         eprintln!("quickstart: {e}");
-        drop(system); // stops whatever did start
-        std::process::exit(2);
+        return ExitCode::from(2); // the system, dropped here, stops whatever did start
     }
 
     let mut sent = None;
@@ -190,5 +186,6 @@ fn main() {
         consumer.handled,
         consumer.dead_letters
     );
-    std::process::exit(summary.exit_code());
+    // Returned, not `process::exit`: 0, 2 or 3 as the summary says, after every destructor.
+    ExitCode::from(&summary)
 }

@@ -8,7 +8,7 @@
 //! (the process runtime: [`Registry`], [`System`], [`Addr`]).
 //!
 //! ```no_run
-//! use mpactor::{loops, Actor, ActorError, Context, Registry, System, SystemConfig};
+//! use mpactor::{Actor, ActorError, Context, Registry, System, SystemConfig};
 //!
 //! /// Counts the numbers it gets, in its own process.
 //! struct Counter { seen: u64 }
@@ -18,20 +18,22 @@
 //!     type Msg = u64;
 //!     type Event = ();
 //!     fn init_args(_: ()) -> Result<Self, ActorError> { Ok(Counter { seen: 0 }) }
-//!     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-//!         loops::queue(self, ctx, |this, _ctx, _n| { this.seen += 1; Ok(()) })
+//!     // One call per message, until the root asks it to stop.
+//!     fn handle(&mut self, _ctx: &mut Context<Self>, _n: u64) -> Result<(), ActorError> {
+//!         self.seen += 1;
+//!         Ok(())
 //!     }
 //! }
 //!
-//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! fn main() -> Result<mpactor::Summary, Box<dyn std::error::Error>> {
 //!     // First thing: in a child process this runs the actor and never returns.
 //!     let registry = Registry::new().register::<Counter>().run_if_child();
 //!     let mut system = System::<()>::new(registry, SystemConfig::new("MAIN"))?;
 //!     let counter = system.spawn::<Counter>("COUNTER", ())?;
 //!     for n in 0..1000 { counter.send(n)?; }
 //!     system.request_stop("sent everything");
-//!     let summary = system.run(|_root, _from, ()| {});
-//!     std::process::exit(summary.exit_code());
+//!     // The process exits with the summary's code (0, 2 or 3) once main returned.
+//!     Ok(system.run(|_root, _from, ()| {}))
 //! }
 //! ```
 
@@ -43,7 +45,8 @@ pub use actor_core::{
     ChildOptions, Context, ExitStatus, Intensity, Isolation, Outcome, Recv, Restart, SendError,
     StopFlag, StopReason, Strategy, Summary, SystemConfig,
 };
+pub use actor_ipc::enable_test_support;
 pub use actor_ipc::{
     self, flush_all, testkit, ActorStatus, Addr, ContextExt, Registry, RootCtx, SharedBytes,
-    StartError, System, SHM_THRESHOLD,
+    StartError, StopChildError, System, SHM_THRESHOLD,
 };

@@ -14,8 +14,8 @@
 
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
 use mpactor::{
-    loops, Actor, ActorError, Addr, ChildOptions, Context, Isolation, Recv, Registry, SharedBytes,
-    System, SystemConfig,
+    Actor, ActorError, Addr, ChildOptions, Context, Isolation, Recv, Registry, SharedBytes, System,
+    SystemConfig,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -146,13 +146,11 @@ impl Actor for Consumer {
         })
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, msg| {
-            if msg.seq == Small::MARKER {
-                this.rounds.marker()?;
-            }
-            Ok(())
-        })
+    fn handle(&mut self, _ctx: &mut Context<Self>, msg: Self::Msg) -> Result<(), ActorError> {
+        if msg.seq == Small::MARKER {
+            self.rounds.marker()?;
+        }
+        Ok(())
     }
 }
 
@@ -170,13 +168,11 @@ impl Actor for Producer {
         Ok(Producer { to })
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, n| {
-            for seq in 0..n {
-                send_patiently(&this.to, Small::new(seq))?;
-            }
-            send_patiently(&this.to, Small::new(Small::MARKER))
-        })
+    fn handle(&mut self, _ctx: &mut Context<Self>, n: Self::Msg) -> Result<(), ActorError> {
+        for seq in 0..n {
+            send_patiently(&self.to, Small::new(seq))?;
+        }
+        send_patiently(&self.to, Small::new(Small::MARKER))
     }
 }
 
@@ -294,14 +290,12 @@ impl<P: Payload> Actor for PayloadConsumer<P> {
         })
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, msg| {
-            this.bytes += touch(msg.bytes());
-            if msg.bytes().is_empty() {
-                this.rounds.marker()?;
-            }
-            Ok(())
-        })
+    fn handle(&mut self, _ctx: &mut Context<Self>, msg: Self::Msg) -> Result<(), ActorError> {
+        self.bytes += touch(msg.bytes());
+        if msg.bytes().is_empty() {
+            self.rounds.marker()?;
+        }
+        Ok(())
     }
 }
 
@@ -319,14 +313,12 @@ impl<P: Payload> Actor for PayloadProducer<P> {
         Ok(PayloadProducer { to })
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, (n, size)| {
-            let template = P::of_size(size as usize);
-            for _ in 0..n {
-                send_patiently(&this.to, P::next(&template))?;
-            }
-            send_patiently(&this.to, P::marker())
-        })
+    fn handle(&mut self, _ctx: &mut Context<Self>, (n, size): Self::Msg) -> Result<(), ActorError> {
+        let template = P::of_size(size as usize);
+        for _ in 0..n {
+            send_patiently(&self.to, P::next(&template))?;
+        }
+        send_patiently(&self.to, P::marker())
     }
 }
 
@@ -385,25 +377,23 @@ impl Actor for Pinger {
         Ok(())
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, ctx, msg| {
-            let PingerMsg::Go { rounds, warmup } = msg else {
-                return Ok(());
-            };
-            let ponger = &this.args.ponger;
-            let pong = |m: &PingerMsg| match m {
-                PingerMsg::Pong(j) => Some(*j),
-                _ => None,
-            };
-            let ping = |i| send_patiently(ponger, PongerMsg::Ping(i));
-            let Some(times) = time_round_trips(ctx, rounds, warmup, ping, pong)? else {
-                return Ok(());
-            };
-            this.args
-                .report
-                .send(times)
-                .map_err(|e| ActorError::new(format!("report: {e}")))
-        })
+    fn handle(&mut self, ctx: &mut Context<Self>, msg: Self::Msg) -> Result<(), ActorError> {
+        let PingerMsg::Go { rounds, warmup } = msg else {
+            return Ok(());
+        };
+        let ponger = &self.args.ponger;
+        let pong = |m: &PingerMsg| match m {
+            PingerMsg::Pong(j) => Some(*j),
+            _ => None,
+        };
+        let ping = |i| send_patiently(ponger, PongerMsg::Ping(i));
+        let Some(times) = time_round_trips(ctx, rounds, warmup, ping, pong)? else {
+            return Ok(());
+        };
+        self.args
+            .report
+            .send(times)
+            .map_err(|e| ActorError::new(format!("report: {e}")))
     }
 }
 
@@ -429,17 +419,17 @@ impl Actor for Ponger {
         Ok(())
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, msg| match msg {
+    fn handle(&mut self, _ctx: &mut Context<Self>, msg: Self::Msg) -> Result<(), ActorError> {
+        match msg {
             PongerMsg::Hello(addr) => {
-                this.pinger = Some(addr);
+                self.pinger = Some(addr);
                 Ok(())
             }
-            PongerMsg::Ping(i) => match &this.pinger {
+            PongerMsg::Ping(i) => match &self.pinger {
                 Some(p) => send_patiently(p, PingerMsg::Pong(i)),
                 None => Err(ActorError::new("a ping before the hello")),
             },
-        })
+        }
     }
 }
 
@@ -504,34 +494,32 @@ impl Actor for PlainPinger {
         Ok(())
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, ctx, msg| {
-            let PlainPingerMsg::Go { rounds, warmup } = msg else {
-                return Ok(());
-            };
-            if this.ponger.is_none() {
-                let rx = this.ponger_rx.take().ok_or("no way to learn the ponger")?;
-                let addr = rx
-                    .try_recv_timeout(Duration::from_secs(5))
-                    .map_err(|e| ActorError::new(format!("the ponger's address: {e:?}")))?;
-                this.ponger = Some(addr);
-            }
-            let Some(ponger) = this.ponger.clone() else {
-                return Ok(());
-            };
-            let pong = |m: &PlainPingerMsg| match m {
-                PlainPingerMsg::Pong(j) => Some(*j),
-                _ => None,
-            };
-            let ping = |i| send_patiently(&ponger, i);
-            let Some(times) = time_round_trips(ctx, rounds, warmup, ping, pong)? else {
-                return Ok(());
-            };
-            this.args
-                .report
-                .send(times)
-                .map_err(|e| ActorError::new(format!("report: {e}")))
-        })
+    fn handle(&mut self, ctx: &mut Context<Self>, msg: Self::Msg) -> Result<(), ActorError> {
+        let PlainPingerMsg::Go { rounds, warmup } = msg else {
+            return Ok(());
+        };
+        if self.ponger.is_none() {
+            let rx = self.ponger_rx.take().ok_or("no way to learn the ponger")?;
+            let addr = rx
+                .try_recv_timeout(Duration::from_secs(5))
+                .map_err(|e| ActorError::new(format!("the ponger's address: {e:?}")))?;
+            self.ponger = Some(addr);
+        }
+        let Some(ponger) = self.ponger.clone() else {
+            return Ok(());
+        };
+        let pong = |m: &PlainPingerMsg| match m {
+            PlainPingerMsg::Pong(j) => Some(*j),
+            _ => None,
+        };
+        let ping = |i| send_patiently(&ponger, i);
+        let Some(times) = time_round_trips(ctx, rounds, warmup, ping, pong)? else {
+            return Ok(());
+        };
+        self.args
+            .report
+            .send(times)
+            .map_err(|e| ActorError::new(format!("report: {e}")))
     }
 }
 
@@ -557,10 +545,8 @@ impl Actor for PlainPonger {
         Ok(())
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, i| {
-            send_patiently(&this.pinger, PlainPingerMsg::Pong(i))
-        })
+    fn handle(&mut self, _ctx: &mut Context<Self>, i: Self::Msg) -> Result<(), ActorError> {
+        send_patiently(&self.pinger, PlainPingerMsg::Pong(i))
     }
 }
 
@@ -576,8 +562,8 @@ impl Actor for Idle {
         Ok(Idle)
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |_, _, ()| Ok(()))
+    fn handle(&mut self, _ctx: &mut Context<Self>, (): ()) -> Result<(), ActorError> {
+        Ok(())
     }
 }
 

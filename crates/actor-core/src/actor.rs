@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 /// and [`shutdown`](Actor::shutdown) always runs: after `main_loop` returned, failed or
 /// panicked, and after a failed `startup`.
 ///
-/// Most actors write `main_loop` with a ready-made loop from [`crate::loops`]:
+/// An actor that only handles messages writes [`handle`](Actor::handle): the default
+/// `main_loop` calls it once per message until the actor is asked to stop (mptools'
+/// `QueueProcWorker`):
 ///
 /// ```
-/// use actor_core::{loops, Actor, ActorError, Context};
+/// use actor_core::{Actor, ActorError, Context};
 ///
 /// /// Adds up the numbers it is sent.
 /// struct Adder { total: u64 }
@@ -34,23 +36,48 @@ use std::time::{Duration, Instant};
 ///         Ok(Adder { total: start })
 ///     }
 ///
-///     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-///         // One call per message, until the root asks this actor to stop.
-///         loops::queue(self, ctx, |this, _ctx, n| {
-///             this.total += n;
-///             Ok(())
-///         })
+///     fn handle(&mut self, _ctx: &mut Context<Self>, n: u64) -> Result<(), ActorError> {
+///         self.total += n;
+///         Ok(())
 ///     }
 /// }
 /// ```
+///
+/// An actor that also does something every interval says how often with
+/// [`tick_interval`](Actor::tick_interval) and what with [`tick`](Actor::tick) (mptools'
+/// `TimerProcWorker`); an actor with a loop of its own (a socket listener, a producer)
+/// writes [`main_loop`](Actor::main_loop) instead.
 pub trait Actor: Sized + 'static {
     /// What the root hands over at spawn (and again at every restart).
     type Args: Serialize + DeserializeOwned + Clone + Send + 'static;
     /// The one message type of this actor's inbox.
     type Msg: Serialize + DeserializeOwned + Send + 'static;
-    /// The application's own event type, reported to the root with [`Context::emit`].
-    /// Every actor of one system shares it; use `()` when an actor reports nothing.
+    /// The application's own event type, reported to the root with [`Context::emit`]. It is
+    /// the system's: every actor of one `System<E>` has `type Event = E` (an enum when
+    /// several actors report different things; `()` when none reports anything). A `spawn`
+    /// of an actor with another event type does not compile ("type mismatch resolving
+    /// `<A as Actor>::Event == E`").
     type Event: Serialize + DeserializeOwned + Send + 'static;
+
+    /// The key that names this actor type between the root and the processes it starts
+    /// (both run the same binary): `None` (the default) for its Rust type name
+    /// ([`std::any::type_name`]), or a name of your own that stays the same whatever the
+    /// type is called or where it moves. Two registered types with the same key are refused
+    /// by the registry.
+    ///
+    /// ```
+    /// # use actor_core::{Actor, ActorError, Context};
+    /// struct Billing;
+    /// impl Actor for Billing {
+    ///     type Args = (); type Msg = u64; type Event = ();
+    ///     const KEY: Option<&'static str> = Some("billing-v1");
+    ///     fn init_args(_: ()) -> Result<Self, ActorError> { Ok(Billing) }
+    ///     fn handle(&mut self, _: &mut Context<Self>, _cents: u64) -> Result<(), ActorError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    const KEY: Option<&'static str> = None;
 
     /// Builds the actor from its arguments, in its own process.
     fn init_args(args: Self::Args) -> Result<Self, ActorError>;
@@ -63,7 +90,65 @@ pub trait Actor: Sized + 'static {
 
     /// The actor's work. Returns when [`Context::should_stop`] says so (the ready-made loops
     /// do this for you), or with an error that is reported to the root as fatal.
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError>;
+    ///
+    /// The default runs [`handle`](Actor::handle) once per message
+    /// ([`loops::queue`](crate::loops::queue)) or, when
+    /// [`tick_interval`](Actor::tick_interval) gives an interval, [`tick`](Actor::tick) every
+    /// interval with `handle` for the messages in between
+    /// ([`loops::timer`](crate::loops::timer)), until the actor is asked to stop.
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        match self.tick_interval() {
+            Some(every) => crate::loops::timer(self, ctx, every, Self::tick, Self::handle),
+            None => crate::loops::queue(self, ctx, Self::handle),
+        }
+    }
+
+    /// Handles one message: what the default [`main_loop`](Actor::main_loop) calls for each.
+    /// An error ends the actor with that error (a failure for its supervisor).
+    ///
+    /// An actor that writes its own `main_loop` need not write this. One that writes neither
+    /// fails at its first message, with an error that says so.
+    fn handle(&mut self, ctx: &mut Context<Self>, _msg: Self::Msg) -> Result<(), ActorError> {
+        Err(ActorError::new(format!(
+            "{} got a message but implements neither Actor::handle nor Actor::main_loop",
+            ctx.name()
+        )))
+    }
+
+    /// How often the default [`main_loop`](Actor::main_loop) calls [`tick`](Actor::tick):
+    /// `None` (the default) for never.
+    ///
+    /// ```
+    /// use actor_core::{Actor, ActorError, Context};
+    /// use std::time::Duration;
+    ///
+    /// /// Reports a heartbeat every second, and takes no messages.
+    /// struct Heartbeat { beats: u64 }
+    ///
+    /// impl Actor for Heartbeat {
+    ///     type Args = ();
+    ///     type Msg = ();
+    ///     type Event = u64;
+    ///     fn init_args(_: ()) -> Result<Self, ActorError> { Ok(Heartbeat { beats: 0 }) }
+    ///     fn tick_interval(&self) -> Option<Duration> { Some(Duration::from_secs(1)) }
+    ///     fn tick(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+    ///         self.beats += 1;
+    ///         Ok(ctx.emit(self.beats)?)
+    ///     }
+    ///     fn handle(&mut self, _: &mut Context<Self>, (): ()) -> Result<(), ActorError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Called every [`tick_interval`](Actor::tick_interval) by the default `main_loop` (the
+    /// first one interval after the start; ticks that fall behind are skipped, not bunched).
+    fn tick(&mut self, _ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        Ok(())
+    }
 
     /// Cleans up. Always runs, whatever `main_loop` did.
     fn shutdown(&mut self, _ctx: &mut Context<Self>) {}
@@ -83,6 +168,7 @@ pub enum Recv<M> {
 
 /// The receiving side of an inbox, as a runtime provides it. Users call
 /// [`Context::recv`]; runtimes implement this.
+#[doc(hidden)]
 pub trait InboxPort<M>: Send {
     /// Waits at most `timeout` for the next message or the stop request.
     fn recv_timeout(&mut self, timeout: Duration) -> Recv<M>;
@@ -99,6 +185,7 @@ pub trait InboxPort<M>: Send {
 }
 
 /// The sending side towards the supervisor, as a runtime provides it.
+#[doc(hidden)]
 pub trait EventPort<E>: Send {
     /// Sends an application event to the supervisor.
     fn emit(&self, event: E) -> Result<(), SendError<E>>;
@@ -143,6 +230,7 @@ impl StopFlag {
     pub fn is_set(&self) -> bool {
         self.0.set.load(Ordering::SeqCst)
     }
+    #[doc(hidden)]
     /// Runtime use: runs `wake` each time the flag is set (at once if it is set already).
     /// A runtime wakes the actor's blocked receive with it (a control frame into its own
     /// inbox), so that nothing needs to poll the flag. `wake` must not block: it runs on
@@ -175,6 +263,7 @@ pub struct Context<A: Actor> {
 
 impl<A: Actor> Context<A> {
     /// Assembles a context. Runtimes call this; actors receive it.
+    #[doc(hidden)]
     pub fn new(
         name: impl Into<String>,
         log: slog::Logger,
@@ -194,6 +283,7 @@ impl<A: Actor> Context<A> {
         }
     }
 
+    #[doc(hidden)]
     /// Runtime use: attaches a value of the runtime's own to this context (one per type; a
     /// second value of a type replaces the first). `actor-core` knows nothing of transports:
     /// this is how a runtime hands the actor what only it can make, such as the actor's own
@@ -269,6 +359,7 @@ impl<A: Actor> Context<A> {
         self.inbox.handled()
     }
 
+    #[doc(hidden)]
     /// Runtime use: drains what is left in the inbox after the actor stopped, as dead letters.
     pub fn drain_inbox(&mut self, deadline: Instant) -> u64 {
         self.inbox.drain(deadline)

@@ -63,6 +63,11 @@ impl ExitStatus {
     pub fn is_clean(&self) -> bool {
         matches!(self, ExitStatus::Code(0))
     }
+
+    /// A non-zero exit or a signal: an end that was a failure (not running, not unknown).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, ExitStatus::Code(c) if *c != 0) || matches!(self, ExitStatus::Signal(_))
+    }
 }
 
 impl fmt::Display for ExitStatus {
@@ -125,7 +130,9 @@ pub enum StopReason {
     },
     /// The application asked (the root's event handler, or `System::request_stop`).
     Requested(String),
-    /// An actor failed and its restart policy does not restart it.
+    /// An actor failed and its restart type is
+    /// [`StopSystemOnFailure`](crate::Restart::StopSystemOnFailure) (the default), or its
+    /// restart failed.
     Fatal {
         /// Which actor.
         actor: String,
@@ -175,6 +182,20 @@ impl fmt::Display for StopReason {
 }
 
 /// What the root hands back when the system has stopped.
+///
+/// `main` can return it: the process then exits with [`Summary::exit_code`] after every
+/// destructor ran (`std::process::exit` would skip them).
+///
+/// ```no_run
+/// # use actor_core::{StopReason, Summary};
+/// # fn run_the_system() -> Summary {
+/// #     Summary { reason: StopReason::RunFor, actors: vec![], stop_millis: 0 }
+/// # }
+/// fn main() -> Summary {
+///     // ... build the system and spawn its children, then:
+///     run_the_system() // exit code 0, 2 or 3, as the summary says
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     /// Why it stopped.
@@ -191,8 +212,52 @@ impl Summary {
         self.reason.exit_code()
     }
 
-    /// The summary line of the actor with this name.
+    /// The summary line of the actor with this name (the latest, if the name was given to
+    /// a new child after the first was stopped).
     pub fn actor(&self, name: &str) -> Option<&ActorSummary> {
-        self.actors.iter().find(|a| a.name == name)
+        self.actors.iter().rfind(|a| a.name == name)
+    }
+
+    /// The actors whose last end was a failure (a non-zero exit, a signal): with
+    /// [`Restart::Temporary`](crate::Restart::Temporary) children, the system may stop
+    /// cleanly (exit code 0) with some of them failed.
+    ///
+    /// ```
+    /// # use actor_core::{ActorSummary, ExitStatus, StopReason, Summary};
+    /// # let line = |name: &str, exit| ActorSummary { name: name.into(), pid: 1, exit,
+    /// #     accepted: 0, handled: 0, dead_letters: 0, lost_in_crash: 0, unsent: 0,
+    /// #     decode_failures: 0, refused: 0, restarts: 0 };
+    /// let summary = Summary {
+    ///     reason: StopReason::Requested("done".into()),
+    ///     actors: vec![line("JOB-1", ExitStatus::Code(0)), line("JOB-2", ExitStatus::Code(2))],
+    ///     stop_millis: 3,
+    /// };
+    /// assert_eq!(summary.exit_code(), 0);
+    /// assert_eq!(summary.failed().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["JOB-2"]);
+    /// ```
+    pub fn failed(&self) -> impl Iterator<Item = &ActorSummary> {
+        self.actors.iter().filter(|a| a.exit.is_failure())
+    }
+}
+
+/// The root process's exit code: [`Summary::exit_code`] (0, 2 or 3).
+impl std::process::Termination for Summary {
+    fn report(self) -> std::process::ExitCode {
+        (&self).into()
+    }
+}
+
+/// [`Summary::exit_code`] as the `ExitCode` a `main` returns.
+///
+/// ```
+/// # use actor_core::{StopReason, Summary};
+/// use std::process::ExitCode;
+/// let summary = Summary { reason: StopReason::RunFor, actors: vec![], stop_millis: 0 };
+/// assert_eq!(ExitCode::from(&summary), ExitCode::SUCCESS);
+/// ```
+impl From<&Summary> for std::process::ExitCode {
+    fn from(summary: &Summary) -> Self {
+        // Every code a reason gives fits in a byte; anything else would be a failure.
+        u8::try_from(summary.exit_code()).map_or(std::process::ExitCode::FAILURE, Into::into)
     }
 }

@@ -8,7 +8,8 @@
 //! * [`Context`]: what an actor works through: its name, its inbox ([`Context::recv`]), the
 //!   stop flag ([`Context::should_stop`]), events to the root ([`Context::emit`]), the logger
 //!   and the [`AppClock`].
-//! * [`loops`]: the ready-made main loops: [`loops::queue`] and [`loops::timer`].
+//! * [`loops`]: the loops the default `main_loop` runs ([`loops::queue`] with
+//!   [`Actor::handle`], [`loops::timer`] with [`Actor::tick`]), for a `main_loop` of one's own.
 //! * [`lifecycle`]: runs an actor through its lifecycle, panics caught.
 //! * [`supervision`]: restart types, strategies, intensity, and the default deadlines.
 //! * [`events`]: reports from actors to the root, exit statuses and the final [`Summary`].
@@ -32,7 +33,10 @@ pub mod loops;
 pub mod signals;
 pub mod supervision;
 
-pub use actor::{Actor, Context, EventPort, InboxPort, Recv, StopFlag};
+pub use actor::{Actor, Context, Recv, StopFlag};
+// Runtime-only: what a runtime implements to host actors (actor-ipc does); not for actors.
+#[doc(hidden)]
+pub use actor::{EventPort, InboxPort};
 pub use clock::AppClock;
 pub use error::{ActorError, SendError};
 pub use events::{ActorSummary, ExitStatus, Report, StopReason, Summary};

@@ -4,6 +4,10 @@
 //! * [`timer`]: a tick every interval, with messages handled between ticks (mptools'
 //!   `TimerProcWorker`).
 //!
+//! The default [`Actor::main_loop`] runs one of them with the actor's own
+//! [`handle`](Actor::handle) and [`tick`](Actor::tick): an actor needs them by name only
+//! when it writes a `main_loop` of its own (to do something before the loop, say).
+//!
 //! A custom loop (a socket listener, a producer) polls [`Context::should_stop`] between
 //! bounded waits and calls [`Context::recv`] with a short timeout when it wants messages.
 

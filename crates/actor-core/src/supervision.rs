@@ -1,11 +1,16 @@
 //! Supervision policy, after Erlang/OTP: per child a restart type, per supervisor a strategy
 //! and a restart intensity, and the deadlines of start and stop.
 //!
-//! | restart type | restarted after a clean exit | after a failure (non-zero exit, signal) |
+//! | restart type | after a clean exit | after a failure (non-zero exit, signal) |
 //! |---|---|---|
-//! | [`Restart::Permanent`] | yes | yes |
-//! | [`Restart::Transient`] | no  | yes |
-//! | [`Restart::Temporary`] (default) | no | no: the failure stops the system |
+//! | [`Restart::Permanent`] | restarted | restarted |
+//! | [`Restart::Transient`] | ends | restarted |
+//! | [`Restart::Temporary`] | ends | ends: the failure is logged and shows in the summary; the system runs on (OTP's temporary) |
+//! | [`Restart::StopSystemOnFailure`] (default) | ends | the whole system stops, exit code 2 (mptools' rule) |
+//!
+//! The default is mptools' rule: an actor nobody said how to restart is one the application
+//! cannot run without, so its failure ends everything, cleanly and loudly, rather than leave
+//! the system running without it. The other three are OTP's, with OTP's meaning.
 //!
 //! | strategy | when one child is restarted |
 //! |---|---|
@@ -43,17 +48,35 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(3);
 /// late a crash is noticed.
 pub const WATCH_POLL: Duration = Duration::from_millis(10);
 
-/// When a child that ended is started again.
+/// What happens when a child ends: restarted, ended, or the whole system stopped. The table
+/// is in the [module docs](self).
+///
+/// ```
+/// use actor_core::{ChildOptions, Restart};
+/// // A job worker whose failure is logged and counted, while the pool runs on.
+/// let job = ChildOptions::default().restart(Restart::Temporary);
+/// assert!(!job.restart.restarts_after(true) && !job.restart.stops_system_after(true));
+/// // By default a failure stops everything (mptools' rule).
+/// assert_eq!(ChildOptions::default().restart, Restart::StopSystemOnFailure);
+/// assert!(Restart::default().stops_system_after(true));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Restart {
-    /// Always restarted.
+    /// Always restarted (OTP's permanent).
     Permanent,
-    /// Restarted only after a failure (non-zero exit or killed by a signal).
+    /// Restarted only after a failure: a non-zero exit or killed by a signal (OTP's
+    /// transient).
     Transient,
-    /// Never restarted; a failure stops the whole system (mptools' behaviour), a clean exit
-    /// just ends the child.
-    #[default]
+    /// Never restarted, and its end never stops the system (OTP's temporary): a failure is
+    /// logged as an error and shows in the summary (its exit, [`Summary::failed`]); the other
+    /// children run on.
+    ///
+    /// [`Summary::failed`]: crate::Summary::failed
     Temporary,
+    /// Never restarted; its failure stops the whole system in order, with exit code 2
+    /// (mptools' rule, the default); a clean exit just ends the child.
+    #[default]
+    StopSystemOnFailure,
 }
 
 impl Restart {
@@ -62,8 +85,13 @@ impl Restart {
         match self {
             Restart::Permanent => true,
             Restart::Transient => failed,
-            Restart::Temporary => false,
+            Restart::Temporary | Restart::StopSystemOnFailure => false,
         }
+    }
+
+    /// Whether the end of a child of this type, this way, stops the whole system.
+    pub fn stops_system_after(&self, failed: bool) -> bool {
+        failed && *self == Restart::StopSystemOnFailure
     }
 }
 

@@ -37,6 +37,7 @@ pub mod token;
 use actor_ipc::{Registry, StartError, System};
 use messages::HvacEvent;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 /// The root's name in the logs.
 pub const ROOT: &str = "MAIN";
@@ -84,13 +85,13 @@ fn send_dir(path: &Path) -> PathBuf {
 /// Runs the device until it is stopped; returns the process's exit code: 0 after a clean
 /// stop (signal, `REQUEST END`, `--run-for`), 2 when it could not start or stopped on a
 /// fatal event, 3 after a crash loop (see [`policy`]).
-pub fn run(registry: Registry, cli: &cli::Cli) -> i32 {
+pub fn run(registry: Registry, cli: &cli::Cli) -> ExitCode {
     let config = policy::system_config(cli.level(), cli.run_for).log_format(cli.log_format);
     let mut system = match System::<HvacEvent>::new(registry, config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("hvac: cannot start the root: {e}");
-            return EXIT_FAILED;
+            return ExitCode::from(EXIT_FAILED as u8);
         }
     };
     slog::info!(
@@ -106,7 +107,7 @@ pub fn run(registry: Registry, cli: &cli::Cli) -> i32 {
         Ok(routes) => routes,
         // A signal while the actors start: the same orderly stop as at any other moment.
         Err(e) if e.is_interrupted() => {
-            return system.run(|_root, _from, _event| {}).exit_code();
+            return (&system.run(|_root, _from, _event| {})).into();
         }
         Err(e) => {
             let hint = match &e {
@@ -117,9 +118,8 @@ pub fn run(registry: Registry, cli: &cli::Cli) -> i32 {
                 _ => String::new(),
             };
             eprintln!("hvac: cannot start: {e}{hint}");
-            // Stops the actors that did start, so none is left behind.
-            drop(system);
-            return EXIT_FAILED;
+            // The system, dropped on the way out, stops the actors that did start.
+            return ExitCode::from(EXIT_FAILED as u8);
         }
     };
 
@@ -128,7 +128,7 @@ pub fn run(registry: Registry, cli: &cli::Cli) -> i32 {
     if let Some(why) = router.fatal() {
         eprintln!("hvac: stopped on a fatal event from {why}");
     }
-    summary.exit_code()
+    (&summary).into()
 }
 
 /// Starts the four actors in order, each confirmed started before the next.

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-fn main() {
+fn main() -> std::process::ExitCode {
     // First: in an actor's process this runs the actor and exits; only the root goes on.
     let registry = actor_hvac::registry().run_if_child();
     let cli = match actor_hvac::cli::Cli::try_parse() {
@@ -12,12 +12,13 @@ fn main() {
             // on stderr and exits with EX_USAGE (clap's own exit code, 2, is the code of a
             // failed device).
             let _ = e.print();
-            std::process::exit(if e.use_stderr() {
-                actor_hvac::EXIT_USAGE
+            return if e.use_stderr() {
+                std::process::ExitCode::from(actor_hvac::EXIT_USAGE as u8)
             } else {
-                0
-            });
+                std::process::ExitCode::SUCCESS
+            };
         }
     };
-    std::process::exit(actor_hvac::run(registry, &cli));
+    // Returned, not `process::exit`: every destructor runs before the exit.
+    actor_hvac::run(registry, &cli)
 }

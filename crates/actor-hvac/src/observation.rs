@@ -4,7 +4,7 @@
 
 use crate::messages::{HvacEvent, ObservationMsg};
 use crate::thermal::{Params, RoomModel};
-use actor_core::{loops, Actor, ActorError, Context};
+use actor_core::{Actor, ActorError, Context};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -52,38 +52,36 @@ impl Actor for ObservationActor {
         Ok(())
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        let interval = self.interval;
-        loops::timer(
-            self,
-            ctx,
-            interval,
-            |this, ctx| {
-                let now = Instant::now();
-                // The model advances by the time that really passed (a late tick is not
-                // lost), but not by more than a few intervals after a stall.
-                let elapsed = now.duration_since(this.last).min(this.interval * 5);
-                this.last = now;
-                let reading = this.room.step(elapsed);
-                slog::debug!(ctx.log(), "reading {reading}");
-                if let Err(e) = ctx.emit(HvacEvent::Observation(reading)) {
-                    // One reading lost is not worth a restart: the next comes an interval later.
-                    slog::warn!(ctx.log(), "cannot report reading {}: {e}", reading.seq);
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(self.interval)
+    }
+
+    /// A reading: the room model advanced by the time that passed.
+    fn tick(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        let now = Instant::now();
+        // The model advances by the time that really passed (a late tick is not lost), but
+        // not by more than a few intervals after a stall.
+        let elapsed = now.duration_since(self.last).min(self.interval * 5);
+        self.last = now;
+        let reading = self.room.step(elapsed);
+        slog::debug!(ctx.log(), "reading {reading}");
+        if let Err(e) = ctx.emit(HvacEvent::Observation(reading)) {
+            // One reading lost is not worth a restart: the next comes an interval later.
+            slog::warn!(ctx.log(), "cannot report reading {}: {e}", reading.seq);
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, ctx: &mut Context<Self>, msg: ObservationMsg) -> Result<(), ActorError> {
+        match msg {
+            ObservationMsg::SetPoint(setpoint) => {
+                let old = self.room.set_setpoint(setpoint);
+                if old != setpoint {
+                    slog::info!(ctx.log(), "setpoint now {setpoint:.1}C (was {old:.1}C)");
                 }
-                Ok(())
-            },
-            |this, ctx, msg| {
-                match msg {
-                    ObservationMsg::SetPoint(setpoint) => {
-                        let old = this.room.set_setpoint(setpoint);
-                        if old != setpoint {
-                            slog::info!(ctx.log(), "setpoint now {setpoint:.1}C (was {old:.1}C)");
-                        }
-                    }
-                }
-                Ok(())
-            },
-        )
+            }
+        }
+        Ok(())
     }
 }
 

@@ -119,7 +119,7 @@ impl Router {
     }
 
     /// Handles one event from actor `from`.
-    pub fn on_event(&mut self, root: &mut RootCtx<'_>, from: &str, event: HvacEvent) {
+    pub fn on_event(&mut self, root: &mut RootCtx<'_, HvacEvent>, from: &str, event: HvacEvent) {
         match event {
             HvacEvent::Status(status) => self.record(root, LineKind::Status, status.to_string()),
             HvacEvent::Observation(reading) => {
@@ -156,7 +156,13 @@ impl Router {
         }
     }
 
-    fn on_request(&mut self, root: &mut RootCtx<'_>, incarnation: u32, id: u64, command: Command) {
+    fn on_request(
+        &mut self,
+        root: &mut RootCtx<'_, HvacEvent>,
+        incarnation: u32,
+        id: u64,
+        command: Command,
+    ) {
         let view = SystemView {
             uptime: self.clock.elapsed(),
             setpoint: self.setpoint,
@@ -200,7 +206,7 @@ impl Router {
         }
     }
 
-    fn record(&mut self, root: &mut RootCtx<'_>, kind: LineKind, text: String) {
+    fn record(&mut self, root: &mut RootCtx<'_, HvacEvent>, kind: LineKind, text: String) {
         match self
             .routes
             .send

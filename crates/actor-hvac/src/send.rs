@@ -13,7 +13,7 @@
 //!   accounts for every one.
 
 use crate::messages::{HvacEvent, LineKind, SendLine};
-use actor_core::{loops, Actor, ActorError, Context};
+use actor_core::{Actor, ActorError, Context};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -214,11 +214,9 @@ impl Actor for SendActor {
         Ok(())
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, ctx, line| {
-            this.write(ctx, line);
-            Ok(())
-        })
+    fn handle(&mut self, ctx: &mut Context<Self>, line: SendLine) -> Result<(), ActorError> {
+        self.write(ctx, line);
+        Ok(())
     }
 
     fn shutdown(&mut self, ctx: &mut Context<Self>) {

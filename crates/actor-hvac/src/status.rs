@@ -8,7 +8,7 @@
 //! check because a number moved; the numbers go to the log.
 
 use crate::messages::HvacEvent;
-use actor_core::{loops, Actor, ActorError, Context};
+use actor_core::{Actor, ActorError, Context};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -223,20 +223,24 @@ impl Actor for StatusActor {
         })
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        // The first status right away (it is a change from "unknown"), then every interval.
+    /// The first status right away (it is a change from "unknown"), then every interval.
+    fn startup(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         self.check(ctx);
-        let interval = self.args.interval;
-        loops::timer(
-            self,
-            ctx,
-            interval,
-            |this, ctx| {
-                this.check(ctx);
-                Ok(())
-            },
-            |_this, _ctx, ()| Ok(()),
-        )
+        Ok(())
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(self.args.interval)
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        self.check(ctx);
+        Ok(())
+    }
+
+    /// It takes no messages of its own (its inbox only carries the stop).
+    fn handle(&mut self, _ctx: &mut Context<Self>, (): ()) -> Result<(), ActorError> {
+        Ok(())
     }
 }
 

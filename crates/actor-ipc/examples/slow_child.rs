@@ -9,7 +9,7 @@
 //! Arguments: `[start_timeout_ms]` (default 3000). Prints `child pid N` when the child has
 //! started; exits with the root's exit code (2 when the start failed).
 
-use actor_core::{loops, Actor, ActorError, ChildOptions, Context, SystemConfig};
+use actor_core::{Actor, ActorError, ChildOptions, Context, SystemConfig};
 use actor_ipc::{Registry, System};
 use std::time::Duration;
 
@@ -23,12 +23,12 @@ impl Actor for Idle {
     fn init_args(_: ()) -> Result<Self, ActorError> {
         Ok(Idle)
     }
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |_, _, ()| Ok(()))
+    fn handle(&mut self, _ctx: &mut Context<Self>, (): ()) -> Result<(), ActorError> {
+        Ok(())
     }
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     if std::env::var_os("MPACTOR_CHILD").is_some() {
         if let Some(code) = std::env::var("SLOW_CHILD_EXIT")
             .ok()
@@ -52,7 +52,7 @@ fn main() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("slow_child: {e}");
-            std::process::exit(2);
+            return std::process::ExitCode::from(2);
         }
     };
     let options = ChildOptions::default().start_timeout(Duration::from_millis(timeout_ms));
@@ -62,12 +62,12 @@ fn main() {
             println!("child pid {pid}");
             system.request_stop("started");
             let summary = system.run(|_, _, ()| {});
-            std::process::exit(summary.exit_code());
+            std::process::ExitCode::from(&summary)
         }
         Err(e) => {
+            // The system, dropped on return, stops what did start.
             eprintln!("slow_child: {e}");
-            drop(system);
-            std::process::exit(2);
+            std::process::ExitCode::from(2)
         }
     }
 }

@@ -15,6 +15,7 @@ use actor_ipc::{Addr, ContextExt, Registry, System};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// What the root sends.
@@ -99,29 +100,32 @@ impl Actor for Worker {
         if self.b.crash_at_once {
             panic!("crashing at once, as configured");
         }
-        loops::queue(self, ctx, |this, ctx, cmd| {
-            match cmd {
-                Cmd::Work => std::thread::sleep(Duration::from_millis(this.b.slow_ms)),
-                Cmd::Crash => panic!("crash requested"),
-                Cmd::Ping => ctx.emit(Event::Pong(ctx.name().to_string()))?,
-                Cmd::Ask { server } => server.send(Cmd::Remember {
-                    reply_to: ctx.myself(),
-                })?,
-                Cmd::Remember { reply_to } => {
-                    reply_to.send(Cmd::Reply(1))?;
-                    this.reply_to = Some(reply_to);
-                }
-                Cmd::Answer => match &this.reply_to {
-                    Some(to) => to.send(Cmd::Reply(2))?,
-                    None => return Err(ActorError::new("Answer before Remember")),
-                },
-                Cmd::Reply(n) => {
-                    trace(&this.b.trace, &format!("{} got reply {n}", ctx.name()));
-                    ctx.emit(Event::Replied(ctx.name().to_string(), n))?;
-                }
+        // A loop of its own only for the crash above; then the queue loop, with `handle`.
+        loops::queue(self, ctx, Self::handle)
+    }
+
+    fn handle(&mut self, ctx: &mut Context<Self>, cmd: Cmd) -> Result<(), ActorError> {
+        match cmd {
+            Cmd::Work => std::thread::sleep(Duration::from_millis(self.b.slow_ms)),
+            Cmd::Crash => panic!("crash requested"),
+            Cmd::Ping => ctx.emit(Event::Pong(ctx.name().to_string()))?,
+            Cmd::Ask { server } => server.send(Cmd::Remember {
+                reply_to: ctx.myself(),
+            })?,
+            Cmd::Remember { reply_to } => {
+                reply_to.send(Cmd::Reply(1))?;
+                self.reply_to = Some(reply_to);
             }
-            Ok(())
-        })
+            Cmd::Answer => match &self.reply_to {
+                Some(to) => to.send(Cmd::Reply(2))?,
+                None => return Err(ActorError::new("Answer before Remember")),
+            },
+            Cmd::Reply(n) => {
+                trace(&self.b.trace, &format!("{} got reply {n}", ctx.name()));
+                ctx.emit(Event::Replied(ctx.name().to_string(), n))?;
+            }
+        }
+        Ok(())
     }
 
     fn shutdown(&mut self, ctx: &mut Context<Self>) {
@@ -163,7 +167,7 @@ fn parse() -> Args {
     }
 }
 
-fn main() {
+fn main() -> ExitCode {
     let registry = Registry::new().register::<Worker>().run_if_child();
     let args = parse();
     let b = Behaviour {
@@ -185,7 +189,7 @@ fn main() {
         Ok(s) => s,
         Err(e) => {
             println!("start error: {e}");
-            std::process::exit(2);
+            return ExitCode::from(2);
         }
     };
 
@@ -261,9 +265,9 @@ fn main() {
         Ok(())
     })();
     if let Err(e) = started {
+        // The system, dropped on return, stops what did start.
         println!("start error: {e}");
-        drop(system);
-        std::process::exit(2);
+        return ExitCode::from(2);
     }
 
     let addr_of = |name: &str| {
@@ -279,7 +283,7 @@ fn main() {
             for _ in 0..1000 {
                 if slow.send(Cmd::Work).is_err() {
                     println!("send failed");
-                    std::process::exit(70);
+                    return ExitCode::from(70);
                 }
             }
             system.request_stop("flood sent");
@@ -333,5 +337,5 @@ fn main() {
         );
     }
     println!("reason {}", summary.reason);
-    std::process::exit(summary.exit_code());
+    ExitCode::from(&summary)
 }

@@ -41,7 +41,12 @@ type Entry = fn() -> i32;
 /// ```
 #[derive(Default, Clone)]
 pub struct Registry {
-    entries: HashMap<&'static str, Entry>,
+    /// By [`Actor::KEY`] (or the type's name): the type, to refuse two types with one key,
+    /// and its child entry.
+    entries: HashMap<&'static str, (std::any::TypeId, Entry)>,
+    /// In a test binary: the path of the test that runs the child entry
+    /// ([`crate::enable_test_support`]), without the crate's name.
+    test_entry: Option<String>,
 }
 
 impl Registry {
@@ -50,9 +55,23 @@ impl Registry {
         Self::default()
     }
 
-    /// Adds actor type `A`.
+    /// Adds actor type `A`, under its key ([`Actor::KEY`], by default its type name).
+    ///
+    /// # Panics
+    ///
+    /// When another type was registered under the same key: the program could not tell
+    /// which one a child process must run. Give one of them its own [`Actor::KEY`].
     pub fn register<A: Actor>(mut self) -> Self {
-        self.entries.insert(type_key::<A>(), child_main::<A>);
+        let key = type_key::<A>();
+        let id = std::any::TypeId::of::<A>();
+        if let Some((other, _)) = self.entries.get(key) {
+            assert!(
+                *other == id,
+                "two actor types are registered under the key {key:?}: give one of them its \
+                 own `const KEY: Option<&'static str> = Some(\"...\")` in its impl Actor"
+            );
+        }
+        self.entries.insert(key, (id, child_main::<A>));
         self
     }
 
@@ -65,7 +84,7 @@ impl Registry {
         // Whatever this child starts itself must not take itself for an mpactor child.
         std::env::remove_var(ENV_CHILD);
         let code = match self.entries.get(key.as_str()) {
-            Some(entry) => entry(),
+            Some((_, entry)) => entry(),
             None => {
                 actor_core::log::stderr_line(&format!(
                     "mpactor: this binary has no actor type {key:?} registered"
@@ -76,13 +95,46 @@ impl Registry {
         std::process::exit(code)
     }
 
+    /// Marks a registry built in a test binary by [`crate::enable_test_support`]: children
+    /// re-execute the test binary with a filter that runs only the test at `entry` (its
+    /// `module_path!()`-style path, crate name first), which hands control to the actor.
+    #[doc(hidden)]
+    pub fn __test_entry(mut self, entry: &str) -> Self {
+        // libtest names a test by its path inside the crate.
+        let path = entry.split_once("::").map_or(entry, |(_, rest)| rest);
+        self.test_entry = Some(path.to_string());
+        self
+    }
+
+    /// The arguments a child process is started with.
+    pub(crate) fn child_args(&self) -> Vec<String> {
+        match &self.test_entry {
+            // Only the entry test runs (exactly that one, on the main thread's runner, with
+            // the actor's output not captured by the harness).
+            Some(path) => [
+                path.as_str(),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+                "-q",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            None => Vec::new(),
+        }
+    }
+
     pub(crate) fn contains<A: Actor>(&self) -> bool {
-        self.entries.contains_key(type_key::<A>())
+        self.entries
+            .get(type_key::<A>())
+            .is_some_and(|(id, _)| *id == std::any::TypeId::of::<A>())
     }
 }
 
+/// How the root names actor type `A` to a child process: [`Actor::KEY`], or its type name.
 pub(crate) fn type_key<A: Actor>() -> &'static str {
-    std::any::type_name::<A>()
+    A::KEY.unwrap_or_else(std::any::type_name::<A>)
 }
 
 struct BootEnv {

@@ -40,6 +40,7 @@ mod child;
 mod handshake;
 mod slot;
 mod system;
+mod test_support;
 pub mod testkit;
 mod threads;
 
@@ -54,7 +55,7 @@ mod shm_tests;
 
 pub use child::{Registry, ORPHAN_GRACE};
 pub use slot::StartError;
-pub use system::{ActorStatus, RootCtx, System};
+pub use system::{ActorStatus, RootCtx, StopChildError, System};
 pub use transport::myself::ContextExt;
 pub use transport::{flush_all, Addr, ENV_NO_DIRECT, MAX_BATCH};
 pub use wire::frame::FRAME_BYTES;

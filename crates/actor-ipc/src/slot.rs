@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 pub enum StartError {
     /// The actor type was not added to the [`Registry`](crate::Registry).
     #[error(
-        "cannot start {actor}: its actor type {type_name} is not registered (Registry::register)"
+        "cannot start {actor}: its actor type {type_name} is not registered: add \
+         .register::<{type_name}>() to the Registry that main builds before run_if_child()"
     )]
     Unregistered {
         /// The actor's name.
@@ -33,6 +34,14 @@ pub enum StartError {
     /// Another child already has this name.
     #[error("cannot start {actor}: another child already has this name")]
     DuplicateName {
+        /// The actor's name.
+        actor: String,
+    },
+    /// The system is stopping (a stop was requested or triggered): no new child starts.
+    /// What [`RootCtx::spawn`](crate::RootCtx::spawn) says when the handler starts a child
+    /// after the stop began.
+    #[error("cannot start {actor}: the system is stopping")]
+    SystemStopping {
         /// The actor's name.
         actor: String,
     },
@@ -245,6 +254,9 @@ pub(crate) struct StartEnv<E: Send + 'static> {
     pub log: slog::Logger,
     /// Wakes the root's wait (an actor thread that ends).
     pub wake: crate::transport::wake::RootWake,
+    /// The arguments a child process is started with: none for a program, the test filter
+    /// that runs only the child entry in a test binary (see [`crate::enable_test_support`]).
+    pub child_args: Vec<String>,
 }
 
 impl<E: Send + 'static> Clone for StartEnv<E> {
@@ -258,6 +270,7 @@ impl<E: Send + 'static> Clone for StartEnv<E> {
             dir: self.dir.clone(),
             log: self.log.clone(),
             wake: self.wake.clone(),
+            child_args: self.child_args.clone(),
         }
     }
 }
@@ -447,7 +460,7 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
         let secret = new_secret().map_err(|e| self.err(e))?;
         crate::wire::counters::next_incarnation(&self.counters);
         let server = listener.name();
-        let cmd = process::child_command(
+        let mut cmd = process::child_command(
             &self.name,
             &[
                 (ENV_CHILD, type_key::<A>()),
@@ -457,6 +470,7 @@ impl<A: Actor> SlotOps for TypedSlot<A> {
             ],
         )
         .map_err(|e| self.err(format!("command: {e}")))?;
+        cmd.args(&self.env.child_args);
         let mut child =
             ChildProc::new(process::spawn(cmd).map_err(|e| self.err(format!("spawn: {e}")))?);
         let deadline = Instant::now() + self.options.start_timeout;

@@ -1,7 +1,7 @@
 //! [`System`]: the root supervisor. It starts children in order, watches them, restarts or
 //! stops them by policy, and on a stop closes and drains every mailbox.
 
-use crate::child::{type_key, Registry};
+use crate::child::Registry;
 use crate::slot::{Running, SlotOps, StartEnv, StartError, TypedSlot, Watch};
 use crate::sys::process;
 use crate::threads::ThreadSlot;
@@ -32,6 +32,9 @@ struct Slot {
     restarts: u32,
     /// Ended and not restarted: its inbox is closed for senders.
     ended: bool,
+    /// Stopped on its own ([`System::stop_child`]), or ended and its name taken again: its
+    /// inbox is drained and closed, it is no longer a current child, only a summary line.
+    retired: bool,
     lost_seen: u64,
     /// The supervisor itself is stopping this incarnation (to restart it with a sibling):
     /// its exit is expected and must not trigger its restart policy.
@@ -56,27 +59,29 @@ pub struct ActorStatus {
 }
 
 /// What the root's event handler gets besides the event: a way to stop the system, the
-/// logger, and a live view of the children.
-pub struct RootCtx<'a> {
-    stop: &'a mut Option<StopReason>,
-    slots: &'a [Slot],
-    log: &'a slog::Logger,
+/// logger, a live view of the children, and the children themselves: start one
+/// ([`RootCtx::spawn`]) or stop one ([`RootCtx::stop_child`]) while the system runs.
+///
+/// `E` is the system's event type, the one every actor's [`Actor::Event`] must be.
+pub struct RootCtx<'a, E: Send + 'static> {
+    system: &'a mut System<E>,
 }
 
-impl RootCtx<'_> {
+impl<E> RootCtx<'_, E>
+where
+    E: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
     /// Asks the system to stop cleanly (exit code 0).
     pub fn request_stop(&mut self, why: impl Into<String>) {
-        if self.stop.is_none() {
-            *self.stop = Some(StopReason::Requested(why.into()));
-        }
+        self.system.request_stop(why);
     }
 
     /// Stops the system because `actor` reported a failure it cannot carry on from (mptools'
     /// FATAL event): the stop is as orderly as any other, but it is logged as a failure and
     /// the root's exit code is 2 ([`StopReason::Fatal`]).
     pub fn request_fatal_stop(&mut self, actor: impl Into<String>, error: impl Into<String>) {
-        if self.stop.is_none() {
-            *self.stop = Some(StopReason::Fatal {
+        if self.system.stop.is_none() {
+            self.system.stop = Some(StopReason::Fatal {
                 actor: actor.into(),
                 error: error.into(),
             });
@@ -85,18 +90,110 @@ impl RootCtx<'_> {
 
     /// The root's logger.
     pub fn log(&self) -> &slog::Logger {
-        self.log
+        &self.system.log
     }
 
-    /// Each child, in start order, with its pid, state, counts and uptime.
+    /// Each child, in start order, with its pid, state, counts and uptime (children stopped
+    /// with [`RootCtx::stop_child`] are gone from it).
     pub fn status(&self) -> Vec<ActorStatus> {
-        status_of(self.slots)
+        self.system.status()
     }
+
+    /// Starts actor `A` as `name` while the system runs, with the default [`ChildOptions`];
+    /// see [`RootCtx::spawn_with`].
+    ///
+    /// ```no_run
+    /// # use actor_ipc::{Registry, System};
+    /// # use actor_core::{Actor, ActorError, Context, SystemConfig};
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # enum Event { Job(u64) }
+    /// # struct Worker;
+    /// # impl Actor for Worker {
+    /// #     type Args = (); type Msg = u64; type Event = Event;
+    /// #     fn init_args(_: ()) -> Result<Self, ActorError> { Ok(Worker) }
+    /// #     fn handle(&mut self, _: &mut Context<Self>, _: u64) -> Result<(), ActorError> {
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let registry = Registry::new().register::<Worker>().run_if_child();
+    /// let system = System::<Event>::new(registry, SystemConfig::new("MAIN"))?;
+    /// // One worker per job, started as the jobs arrive (a DynamicSupervisor's start_child).
+    /// let summary = system.run(|root, _from, Event::Job(n)| {
+    ///     match root.spawn::<Worker>(&format!("JOB-{n}"), ()) {
+    ///         Ok(worker) => { let _ = worker.send(n); }
+    ///         Err(e) => slog::error!(root.log(), "{e}"),
+    ///     }
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn<A: Actor<Event = E>>(
+        &mut self,
+        name: &str,
+        args: A::Args,
+    ) -> Result<Addr<A::Msg>, StartError> {
+        self.system.spawn::<A>(name, args)
+    }
+
+    /// Starts actor `A` as `name` with these options while the system runs, and waits until
+    /// its `startup` succeeded (the root's loop waits with it, at most the child's start
+    /// deadline). From then on it is a child like those started before [`System::run`]: its
+    /// restart type applies, it is stopped before every child started earlier (the reverse
+    /// start order), and its mailbox is drained and counted in the summary.
+    ///
+    /// Fails like [`System::spawn_with`]; besides, once the system is stopping, with
+    /// [`StartError::SystemStopping`]. A failed start leaves the system running: what to do
+    /// is the caller's choice (log it, retry later, [`RootCtx::request_fatal_stop`]).
+    pub fn spawn_with<A: Actor<Event = E>>(
+        &mut self,
+        name: &str,
+        args: A::Args,
+        options: ChildOptions,
+    ) -> Result<Addr<A::Msg>, StartError> {
+        self.system.spawn_with::<A>(name, args, options)
+    }
+
+    /// Stops the child called `name` while the system runs, and returns its summary line;
+    /// see [`System::stop_child`].
+    ///
+    /// ```no_run
+    /// # use actor_ipc::RootCtx;
+    /// # fn shrink(root: &mut RootCtx<'_, ()>) {
+    /// // The pool shrinks: the newest worker goes, with what it had not handled counted.
+    /// if let Some(last) = root.status().last().map(|s| s.name.clone()) {
+    ///     match root.stop_child(&last) {
+    ///         Ok(gone) => slog::info!(root.log(), "{last} handled {}", gone.handled),
+    ///         Err(e) => slog::warn!(root.log(), "{e}"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn stop_child(&mut self, name: &str) -> Result<ActorSummary, StopChildError> {
+        self.system.stop_child(name)
+    }
+}
+
+/// Why [`System::stop_child`] (or [`RootCtx::stop_child`]) did nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StopChildError {
+    /// No current child has this name (never started, or already stopped).
+    #[error("cannot stop {actor}: no child has this name")]
+    NoSuchChild {
+        /// The name asked for.
+        actor: String,
+    },
+    /// The whole system is stopping: every child is stopped anyway, in reverse start order.
+    #[error("cannot stop {actor} on its own: the whole system is stopping")]
+    SystemStopping {
+        /// The name asked for.
+        actor: String,
+    },
 }
 
 fn status_of(slots: &[Slot]) -> Vec<ActorStatus> {
     slots
         .iter()
+        .filter(|s| !s.retired)
         .map(|s| ActorStatus {
             name: s.name.clone(),
             pid: s.running.as_ref().map(|r| r.pid).unwrap_or(s.last_pid),
@@ -118,25 +215,34 @@ fn status_of(slots: &[Slot]) -> Vec<ActorStatus> {
 
 /// The root supervisor of one application.
 ///
+/// `E`, in `System<E>`, is the system's event type: what its actors report to the root with
+/// [`Context::emit`](actor_core::Context::emit) and what the handler of [`System::run`] gets.
+/// There is one per system: every actor spawned into it has `type Event = E` (use `()` when
+/// none reports anything, an enum when several report different things). An actor with
+/// another event type does not compile at `spawn`: the error reads "type mismatch resolving
+/// `<Actor as Actor>::Event == E`" and points at the actor's `type Event`.
+///
 /// ```no_run
 /// use actor_ipc::{Registry, System};
 /// use actor_core::SystemConfig;
-/// # use actor_core::{Actor, ActorError, Context, loops};
+/// # use actor_core::{Actor, ActorError, Context};
 /// # struct Worker;
 /// # impl Actor for Worker {
 /// #     type Args = (); type Msg = u32; type Event = ();
 /// #     fn init_args(_: ()) -> Result<Self, ActorError> { Ok(Worker) }
-/// #     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-/// #         loops::queue(self, ctx, |_, _, _| Ok(()))
+/// #     fn handle(&mut self, _: &mut Context<Self>, _: u32) -> Result<(), ActorError> {
+/// #         Ok(())
 /// #     }
 /// # }
-/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// fn main() -> Result<actor_core::Summary, Box<dyn std::error::Error>> {
 ///     let registry = Registry::new().register::<Worker>().run_if_child();
 ///     let mut system = System::<()>::new(registry, SystemConfig::new("MAIN"))?;
 ///     let worker = system.spawn::<Worker>("WORKER", ())?;   // waits until it started
 ///     worker.send(42)?;
-///     let summary = system.run(|root, _from, ()| root.request_stop("done"));
-///     std::process::exit(summary.exit_code());
+///     system.request_stop("sent");
+///     // Runs until the stop, then stops and drains everything; the process exits with the
+///     // summary's code (0, 2 or 3) once main returned.
+///     Ok(system.run(|_root, _from, ()| {}))
 /// }
 /// ```
 pub struct System<E: Send + 'static> {
@@ -238,6 +344,7 @@ where
             dir: private_dir.clone(),
             log: log.clone(),
             wake: wake.clone(),
+            child_args: registry.child_args(),
         };
         slog::info!(log, "root started"; "pid" => std::process::id());
         Ok(Self {
@@ -288,10 +395,21 @@ where
         args: A::Args,
         options: ChildOptions,
     ) -> Result<Addr<A::Msg>, StartError> {
-        if self.slots.iter().any(|s| s.name == name) {
-            return Err(StartError::DuplicateName {
+        if self.stop.is_some() {
+            return Err(StartError::SystemStopping {
                 actor: name.to_string(),
             });
+        }
+        if let Some(i) = self.current(name) {
+            let slot = &self.slots[i];
+            if !slot.ended || slot.running.is_some() {
+                return Err(StartError::DuplicateName {
+                    actor: name.to_string(),
+                });
+            }
+            // A child that ended for good (a temporary one, say) gives its name to the new
+            // one: the old one's mailbox is drained and closed, its line stays in the summary.
+            self.retire(i);
         }
         let (mut ops, addr): (Box<dyn SlotOps>, Addr<A::Msg>) =
             match self.config.isolation {
@@ -299,7 +417,7 @@ where
                     if !self.registry.contains::<A>() {
                         return Err(StartError::Unregistered {
                             actor: name.to_string(),
-                            type_name: type_key::<A>(),
+                            type_name: std::any::type_name::<A>(),
                         });
                     }
                     let typed = TypedSlot::<A>::new(name, args, options, self.env.clone())
@@ -331,6 +449,7 @@ where
                     last_error: None,
                     restarts: 0,
                     ended: false,
+                    retired: false,
                     lost_seen: 0,
                     stopping_for_restart: false,
                 });
@@ -355,17 +474,97 @@ where
         }
     }
 
-    /// Each child, in start order, with its pid, state, counts and uptime.
+    /// Each child, in start order, with its pid, state, counts and uptime (children stopped
+    /// with [`System::stop_child`] are gone from it).
     pub fn status(&self) -> Vec<ActorStatus> {
         status_of(&self.slots)
     }
 
+    /// Stops the child called `name` on its own, whatever its restart type, and returns its
+    /// summary line; the rest of the system runs on. Before [`System::run`] or inside it
+    /// (through [`RootCtx::stop_child`]).
+    ///
+    /// The same stop as the system's own, for one child: it is asked to stop behind what
+    /// was already sent to it and has until the system's stop timeout; past it, SIGTERM,
+    /// then SIGKILL after the kill grace (a thread cannot be killed: it is reported and left
+    /// running). Then its mailbox is closed (senders get `Disconnected`) and what is left in
+    /// it is drained and counted as dead letters. Its line stays in the final
+    /// [`Summary`], in start order; its name may be given to a new child.
+    ///
+    /// The root's loop waits for the stop: at most the stop timeout plus the kill grace, then
+    /// at most 0.7 s to flush the root's own sends to it (200 ms) and drain its mailbox
+    /// (500 ms).
+    ///
+    /// ```no_run
+    /// # use actor_ipc::System;
+    /// # fn demo(mut system: System<()>) {
+    /// let gone = system.stop_child("WORKER-3").expect("WORKER-3 is a child");
+    /// assert_eq!(gone.accepted, gone.handled + gone.dead_letters);
+    /// # }
+    /// ```
+    pub fn stop_child(&mut self, name: &str) -> Result<ActorSummary, StopChildError> {
+        if self.stop.is_some() {
+            return Err(StopChildError::SystemStopping {
+                actor: name.to_string(),
+            });
+        }
+        let i = self
+            .current(name)
+            .ok_or_else(|| StopChildError::NoSuchChild {
+                actor: name.to_string(),
+            })?;
+        if self.slots[i].running.is_some() {
+            slog::info!(self.log, "stopping {name} on its own");
+            let deadline = Instant::now() + self.config.stop_timeout;
+            // Its exit is expected: no restart policy applies (the flag is the restart's).
+            self.stop_one(i, deadline);
+        }
+        let summary = self.retire(i);
+        slog::info!(
+            self.log,
+            "{name} stopped: {} handled={} dead_letters={}",
+            summary.exit, summary.handled, summary.dead_letters;
+            "accepted" => summary.accepted
+        );
+        Ok(summary)
+    }
+
+    /// The current child (not retired) called `name`.
+    fn current(&self, name: &str) -> Option<usize> {
+        self.slots.iter().position(|s| !s.retired && s.name == name)
+    }
+
+    /// Closes and drains the mailbox of child `i`, which no longer runs, for good: it keeps
+    /// its line in the summary and nothing else. What the root had sent it is flushed into
+    /// its socket first, so that it is drained (and counted) here, not lost in a writer.
+    fn retire(&mut self, i: usize) -> ActorSummary {
+        let slot = &mut self.slots[i];
+        slot.ended = true;
+        slot.retired = true;
+        Counters::set(&slot.ops.counters().get().gone, 1);
+        flush_all(Instant::now() + Duration::from_millis(200));
+        let drained = slot.ops.drain(Instant::now() + Duration::from_millis(500));
+        if drained > 0 {
+            slog::warn!(
+                self.log,
+                "{drained} messages left in {}'s inbox, counted as dead letters",
+                slot.name
+            );
+        }
+        slot.ops.close();
+        summarize(slot)
+    }
+
     /// Runs the root's loop until a stop trigger (a signal, a request from `handler`, a
     /// fatal failure, exhausted restarts, the run-for deadline), then stops everything and
-    /// returns the summary. `handler` gets every application event with the sender's name.
-    pub fn run<H>(&mut self, mut handler: H) -> Summary
+    /// returns the summary. `handler` gets every application event with the sender's name,
+    /// and a [`RootCtx`] to stop the system or start and stop children.
+    ///
+    /// It takes the system: a system runs once. The [`Summary`] it returns can be returned
+    /// from `main` (it implements [`Termination`](std::process::Termination)).
+    pub fn run<H>(mut self, mut handler: H) -> Summary
     where
-        H: FnMut(&mut RootCtx<'_>, &str, E),
+        H: FnMut(&mut RootCtx<'_, E>, &str, E),
     {
         let until = self.config.run_for.map(|d| Instant::now() + d);
         let mut last_watch = Instant::now();
@@ -411,15 +610,11 @@ where
 
     fn on_report<H>(&mut self, report: Report<E>, handler: &mut H)
     where
-        H: FnMut(&mut RootCtx<'_>, &str, E),
+        H: FnMut(&mut RootCtx<'_, E>, &str, E),
     {
         match report {
             Report::App { actor, event } => {
-                let mut ctx = RootCtx {
-                    stop: &mut self.stop,
-                    slots: &self.slots,
-                    log: &self.log,
-                };
+                let mut ctx = RootCtx { system: self };
                 handler(&mut ctx, &actor, event);
             }
             other => self.on_lifecycle_report(other),
@@ -453,8 +648,8 @@ where
             }
             Report::Fatal { actor, error } => {
                 slog::error!(self.log, "{actor} failed: {error}");
-                if let Some(slot) = self.slots.iter_mut().find(|s| s.name == actor) {
-                    slot.last_error = Some(error);
+                if let Some(i) = self.current(&actor) {
+                    self.slots[i].last_error = Some(error);
                 }
             }
             Report::Stopped {
@@ -603,12 +798,21 @@ where
                 return;
             }
             self.restart(i);
-        } else if failed {
+        } else if restart.stops_system_after(failed) {
             let error = slot
                 .last_error
                 .clone()
                 .unwrap_or_else(|| status.to_string());
             self.stop = Some(StopReason::Fatal { actor: name, error });
+        } else if failed {
+            // OTP's temporary: the failure is logged above with its cause and shows in the
+            // summary; nothing else changes.
+            slog::warn!(
+                self.log,
+                "{name} failed; its restart type ({restart:?}) neither restarts it nor stops the system"
+            );
+            slot.ended = true;
+            Counters::set(&slot.ops.counters().get().gone, 1);
         } else {
             slog::info!(
                 self.log,
@@ -810,7 +1014,7 @@ where
             );
         }
         let drain_deadline = Instant::now() + Duration::from_millis(500);
-        for slot in &mut self.slots {
+        for slot in self.slots.iter_mut().filter(|s| !s.retired) {
             let drained = slot.ops.drain(drain_deadline);
             if drained > 0 {
                 slog::warn!(

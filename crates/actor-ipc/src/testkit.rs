@@ -3,7 +3,7 @@
 //! addresses, stop it, and assert on all of it, with deadlines and without sleeps.
 //!
 //! ```
-//! use actor_core::{loops, Actor, ActorError, Context, Outcome};
+//! use actor_core::{Actor, ActorError, Context, Outcome};
 //! use actor_ipc::testkit::{probe, TestKit};
 //! use actor_ipc::Addr;
 //! use std::time::Duration;
@@ -15,12 +15,10 @@
 //!     type Msg = u32;
 //!     type Event = u32;
 //!     fn init_args(out: Addr<u32>) -> Result<Self, ActorError> { Ok(Doubler { out }) }
-//!     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-//!         loops::queue(self, ctx, |this, ctx, n| {
-//!             this.out.send(n * 2)?;
-//!             ctx.emit(n)?;
-//!             Ok(())
-//!         })
+//!     fn handle(&mut self, ctx: &mut Context<Self>, n: u32) -> Result<(), ActorError> {
+//!         self.out.send(n * 2)?;
+//!         ctx.emit(n)?;
+//!         Ok(())
 //!     }
 //! }
 //!

@@ -34,10 +34,16 @@
 //!                           exits, and run it from the main thread
 //!   --threads               run every actor as a thread of the root (Isolation::Threads)
 //!   --root-dependency       the root calls the `log`/`tracing` dependency too (see DEPENDENT)
+//!   --spawn-at-tick N=CHILD (repeatable) at the N-th tick of a ticker, the root's handler
+//!                           starts CHILD (the --child syntax): `spawned NAME pid=P`
+//!   --stop-child-at-tick N=NAME  (repeatable) at the N-th tick, the handler stops NAME by
+//!                           name: `stopped NAME exit=E accepted=A handled=H dead_letters=D`
+//!                           or `stop failed: NAME: ERROR`
 //!
 //! child keys (kind=worker unless said otherwise)
-//!   kind=worker|flood|ticker|text|chatter|dependent    restart=permanent|transient|temporary
+//!   kind=worker|flood|ticker|text|chatter|dependent    restart=permanent|transient|temporary|stop_system
 //!   capacity=N   start_timeout_ms=N   max_bytes=N (the largest message it takes, encoded)
+//!   root_sends=N (worker: the root sends it N messages once it started: `root sent NAME=N`)
 //!   worker: startup=ok|fail|panic|hang|exit:N|sleep:MS
 //!           fault=return|error|panic|exit:N|abort|segv|ignore-stop  after=MS  once
 //!           handle_ms=N  shutdown_ms=N  alive  tag=T  note_at=N (record `message_N`)
@@ -58,7 +64,7 @@
 
 use mpactor::{
     flush_all, loops, slog, Actor, ActorError, Addr, ChildOptions, Context, ExitStatus, Recv,
-    Registry, Restart, StartError, Strategy, Summary, System, SystemConfig,
+    Registry, Restart, RootCtx, StartError, Strategy, Summary, System, SystemConfig,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -401,26 +407,26 @@ impl Actor for Ticker {
         })
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::timer(
-            self,
-            ctx,
-            self.every,
-            |this, ctx| {
-                this.ticks += 1;
-                if this.chatty {
-                    slog::info!(
-                        ctx.log(),
-                        "chatter line {} with some words to make it as long as a real log line",
-                        this.ticks
-                    );
-                    Ok(())
-                } else {
-                    ctx.emit(Event::Tick(this.ticks)).map_err(Into::into)
-                }
-            },
-            |_, _, ()| Ok(()),
-        )
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(self.every)
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        self.ticks += 1;
+        if self.chatty {
+            slog::info!(
+                ctx.log(),
+                "chatter line {} with some words to make it as long as a real log line",
+                self.ticks
+            );
+            Ok(())
+        } else {
+            Ok(ctx.emit(Event::Tick(self.ticks))?)
+        }
+    }
+
+    fn handle(&mut self, _ctx: &mut Context<Self>, (): ()) -> Result<(), ActorError> {
+        Ok(())
     }
 }
 
@@ -438,11 +444,9 @@ impl Actor for Text {
         Ok(Text)
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |_, ctx, line| {
-            slog::debug!(ctx.log(), "got {line:?}");
-            Ok(())
-        })
+    fn handle(&mut self, ctx: &mut Context<Self>, line: Self::Msg) -> Result<(), ActorError> {
+        slog::debug!(ctx.log(), "got {line:?}");
+        Ok(())
     }
 }
 
@@ -483,8 +487,8 @@ impl Actor for Dependent {
         Ok(())
     }
 
-    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |_, _, ()| Ok(()))
+    fn handle(&mut self, _ctx: &mut Context<Self>, (): ()) -> Result<(), ActorError> {
+        Ok(())
     }
 }
 
@@ -514,6 +518,8 @@ struct ChildSpec {
     every_ms: u64,
     size: usize,
     note_every: u64,
+    /// Messages the root sends a worker as soon as it started.
+    root_sends: u64,
 }
 
 #[derive(Debug, Default)]
@@ -529,6 +535,10 @@ struct Opts {
     stop_when_sent: bool,
     stop_after_ticks: Option<u64>,
     sample_at: Vec<u32>,
+    /// Children started at run time: (tick, child), in the order given.
+    spawn_at: Vec<(u64, ChildSpec)>,
+    /// Children stopped by name at run time: (tick, name).
+    stop_child_at: Vec<(u64, String)>,
     sample_memfds: bool,
     spawn_in_thread: bool,
     ignore_sigchld: bool,
@@ -557,6 +567,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Opts, String> {
         ..Opts::default()
     };
     let mut specs = Vec::new();
+    let mut spawn_specs = Vec::new();
     while let Some(flag) = argv.next() {
         let mut value = || argv.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -587,12 +598,27 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Opts, String> {
             "--root-dependency" => opts.root_dependency = true,
             "--sample-memfds" => opts.sample_memfds = true,
             "--child" => specs.push(value()?),
+            "--spawn-at-tick" => {
+                let v = value()?;
+                let (tick, spec) = v.split_once('=').ok_or("--spawn-at-tick N=CHILD")?;
+                spawn_specs.push((number(&flag, tick)?, spec.to_string()));
+            }
+            "--stop-child-at-tick" => {
+                let v = value()?;
+                let (tick, name) = v.split_once('=').ok_or("--stop-child-at-tick N=NAME")?;
+                opts.stop_child_at
+                    .push((number(&flag, tick)?, name.to_string()));
+            }
             other => return Err(format!("unknown option {other:?}")),
         }
     }
     for spec in specs {
         let child = parse_child(&spec, &opts)?;
         opts.children.push(child);
+    }
+    for (tick, spec) in spawn_specs {
+        let child = parse_child(&spec, &opts)?;
+        opts.spawn_at.push((tick, child));
     }
     Ok(opts)
 }
@@ -617,6 +643,7 @@ fn parse_child(spec: &str, opts: &Opts) -> Result<ChildSpec, String> {
         every_ms: 0,
         size: 0,
         note_every: 0,
+        root_sends: 0,
     };
     for key in keys.split(',').filter(|k| !k.is_empty()) {
         let (k, v) = key.split_once('=').unwrap_or((key, ""));
@@ -640,6 +667,7 @@ fn parse_child(spec: &str, opts: &Opts) -> Result<ChildSpec, String> {
                     "permanent" => Restart::Permanent,
                     "transient" => Restart::Transient,
                     "temporary" => Restart::Temporary,
+                    "stop_system" => Restart::StopSystemOnFailure,
                     other => return Err(format!("unknown restart type {other:?}")),
                 })
             }
@@ -689,6 +717,7 @@ fn parse_child(spec: &str, opts: &Opts) -> Result<ChildSpec, String> {
             "every_ms" => child.every_ms = number(k, v)?,
             "size" => child.size = number(k, v)?,
             "note_every" => child.note_every = number(k, v)?,
+            "root_sends" => child.root_sends = number(k, v)?,
             "mailbox_bytes" => child.options = child.options.mailbox_bytes(number(k, v)?),
             other => return Err(format!("unknown child key {other:?} in {spec:?}")),
         }
@@ -724,87 +753,149 @@ fn spawn_failed(name: &str, t0: Instant, e: &StartError) {
     );
 }
 
+/// The addresses of the children started so far, by name: a flood's or a bigflood's `to=`
+/// names an earlier worker or sink, and the root sends to workers (`root_sends`).
+#[derive(Default)]
+struct Known {
+    workers: HashMap<String, Addr<u64>>,
+    sinks: HashMap<String, Addr<large::Payload>>,
+}
+
+/// What starts a child: the system before `run`, or the root's context during it (both
+/// offer the same `spawn_with`).
+trait Spawner {
+    fn spawn_with<A: Actor<Event = Event>>(
+        &mut self,
+        name: &str,
+        args: A::Args,
+        options: ChildOptions,
+    ) -> Result<Addr<A::Msg>, StartError>;
+}
+
+impl Spawner for System<Event> {
+    fn spawn_with<A: Actor<Event = Event>>(
+        &mut self,
+        name: &str,
+        args: A::Args,
+        options: ChildOptions,
+    ) -> Result<Addr<A::Msg>, StartError> {
+        System::spawn_with::<A>(self, name, args, options)
+    }
+}
+
+impl Spawner for RootCtx<'_, Event> {
+    fn spawn_with<A: Actor<Event = Event>>(
+        &mut self,
+        name: &str,
+        args: A::Args,
+        options: ChildOptions,
+    ) -> Result<Addr<A::Msg>, StartError> {
+        RootCtx::spawn_with::<A>(self, name, args, options)
+    }
+}
+
 /// Starts every child of `opts` in order. On a failed start the system is handed back too,
 /// so that dropping it stops the children that did start.
-fn start_children(system: &mut System<Event>, opts: &Opts) -> Result<(), StartError> {
-    let mut workers: HashMap<String, Addr<u64>> = HashMap::new();
-    let mut sinks: HashMap<String, Addr<large::Payload>> = HashMap::new();
+fn start_children(system: &mut System<Event>, opts: &Opts) -> Result<Known, StartError> {
+    let mut known = Known::default();
     for child in &opts.children {
-        let t0 = Instant::now();
-        let name = child.name.as_str();
-        let started = match child.kind {
-            Kind::Worker => system
-                .spawn_with::<Worker>(name, child.worker.clone(), child.options)
-                .map(|addr| {
-                    workers.insert(name.to_string(), addr);
-                }),
-            Kind::Flood => {
-                let target = child.to.as_deref().unwrap_or_default();
-                let Some(to) = workers.get(target).cloned() else {
-                    return Err(StartError::Bootstrap {
-                        actor: name.to_string(),
-                        why: format!("to={target:?} names no earlier worker"),
-                    });
-                };
-                let args = FloodArgs {
-                    to,
-                    count: child.count,
-                    every_ms: child.every_ms,
-                };
-                system
-                    .spawn_with::<Flood>(name, args, child.options)
-                    .map(|_| ())
-            }
-            Kind::Ticker => system
-                .spawn_with::<Ticker>(name, (child.every_ms, false), child.options)
-                .map(|_| ()),
-            Kind::Text => system
-                .spawn_with::<Text>(name, (), child.options)
-                .map(|_| ()),
-            Kind::Chatter => system
-                .spawn_with::<Ticker>(name, (child.every_ms, true), child.options)
-                .map(|_| ()),
-            Kind::Dependent => system
-                .spawn_with::<Dependent>(name, String::new(), child.options)
-                .map(|_| ()),
-            Kind::Sink => {
-                let args = large::SinkArgs {
-                    name: name.to_string(),
-                    record: child.worker.record.clone(),
-                    note_every: child.note_every,
-                    handle_ms: child.worker.handle_ms,
-                };
-                system
-                    .spawn_with::<large::Sink>(name, args, child.options)
-                    .map(|addr| {
-                        sinks.insert(name.to_string(), addr);
-                    })
-            }
-            Kind::BigFlood => {
-                let target = child.to.as_deref().unwrap_or_default();
-                let Some(to) = sinks.get(target).cloned() else {
-                    return Err(StartError::Bootstrap {
-                        actor: name.to_string(),
-                        why: format!("to={target:?} names no earlier sink"),
-                    });
-                };
-                let args = large::BigFloodArgs {
-                    name: name.to_string(),
-                    record: child.worker.record.clone(),
-                    to,
-                    size: child.size,
-                    count: child.count,
-                    every_ms: child.every_ms,
-                };
-                system
-                    .spawn_with::<large::BigFlood>(name, args, child.options)
-                    .map(|_| ())
-            }
-        };
-        if let Err(e) = started {
-            spawn_failed(name, t0, &e);
-            return Err(e);
+        start_child(system, child, &mut known)?;
+    }
+    Ok(known)
+}
+
+/// Starts one child (printing a failure), then sends it its `root_sends` messages.
+fn start_child(
+    spawner: &mut impl Spawner,
+    child: &ChildSpec,
+    known: &mut Known,
+) -> Result<(), StartError> {
+    let t0 = Instant::now();
+    let name = child.name.as_str();
+    let started = match child.kind {
+        Kind::Worker => spawner
+            .spawn_with::<Worker>(name, child.worker.clone(), child.options)
+            .map(|addr| {
+                known.workers.insert(name.to_string(), addr);
+            }),
+        Kind::Flood => {
+            let target = child.to.as_deref().unwrap_or_default();
+            let Some(to) = known.workers.get(target).cloned() else {
+                return Err(StartError::Bootstrap {
+                    actor: name.to_string(),
+                    why: format!("to={target:?} names no earlier worker"),
+                });
+            };
+            let args = FloodArgs {
+                to,
+                count: child.count,
+                every_ms: child.every_ms,
+            };
+            spawner
+                .spawn_with::<Flood>(name, args, child.options)
+                .map(|_| ())
         }
+        Kind::Ticker => spawner
+            .spawn_with::<Ticker>(name, (child.every_ms, false), child.options)
+            .map(|_| ()),
+        Kind::Text => spawner
+            .spawn_with::<Text>(name, (), child.options)
+            .map(|_| ()),
+        Kind::Chatter => spawner
+            .spawn_with::<Ticker>(name, (child.every_ms, true), child.options)
+            .map(|_| ()),
+        Kind::Dependent => spawner
+            .spawn_with::<Dependent>(name, String::new(), child.options)
+            .map(|_| ()),
+        Kind::Sink => {
+            let args = large::SinkArgs {
+                name: name.to_string(),
+                record: child.worker.record.clone(),
+                note_every: child.note_every,
+                handle_ms: child.worker.handle_ms,
+            };
+            spawner
+                .spawn_with::<large::Sink>(name, args, child.options)
+                .map(|addr| {
+                    known.sinks.insert(name.to_string(), addr);
+                })
+        }
+        Kind::BigFlood => {
+            let target = child.to.as_deref().unwrap_or_default();
+            let Some(to) = known.sinks.get(target).cloned() else {
+                return Err(StartError::Bootstrap {
+                    actor: name.to_string(),
+                    why: format!("to={target:?} names no earlier sink"),
+                });
+            };
+            let args = large::BigFloodArgs {
+                name: name.to_string(),
+                record: child.worker.record.clone(),
+                to,
+                size: child.size,
+                count: child.count,
+                every_ms: child.every_ms,
+            };
+            spawner
+                .spawn_with::<large::BigFlood>(name, args, child.options)
+                .map(|_| ())
+        }
+    };
+    if let Err(e) = started {
+        spawn_failed(name, t0, &e);
+        return Err(e);
+    }
+    if child.root_sends > 0 {
+        let mut sent = 0;
+        if let Some(to) = known.workers.get(name) {
+            for n in 0..child.root_sends {
+                match to.send(n) {
+                    Ok(()) => sent += 1,
+                    Err(e) => println!("root send to {name} failed: {e}"),
+                }
+            }
+        }
+        println!("root sent {name}={sent}");
     }
     Ok(())
 }
@@ -870,7 +961,7 @@ fn print_summary(summary: &Summary) {
 }
 
 /// Runs the system, routing the actors' events by the options.
-fn run(mut system: System<Event>, opts: &Opts) -> i32 {
+fn run(mut system: System<Event>, opts: &Opts, mut known: Known) -> i32 {
     if opts.ignore_sigchld {
         // What an application may do behind the runtime's back: the kernel then reaps every
         // child itself, and waitpid cannot say how one ended.
@@ -903,6 +994,28 @@ fn run(mut system: System<Event>, opts: &Opts) -> i32 {
         }
         Event::Tick(_) => {
             ticks += 1;
+            for (_, child) in opts.spawn_at.iter().filter(|(at, _)| *at == ticks) {
+                if start_child(root, child, &mut known).is_ok() {
+                    let pid = root
+                        .status()
+                        .iter()
+                        .find(|s| s.name == child.name)
+                        .map_or(0, |s| s.pid);
+                    println!("spawned {} pid={pid}", child.name);
+                }
+            }
+            for (_, name) in opts.stop_child_at.iter().filter(|(at, _)| *at == ticks) {
+                match root.stop_child(name) {
+                    Ok(a) => println!(
+                        "stopped {name} exit={} accepted={} handled={} dead_letters={}",
+                        exit_word(&a.exit),
+                        a.accepted,
+                        a.handled,
+                        a.dead_letters
+                    ),
+                    Err(e) => println!("stop failed: {name}: {e}"),
+                }
+            }
             if opts.stop_after_ticks.is_some_and(|n| ticks >= n) {
                 root.request_stop(format!("{ticks} ticks"));
             }
@@ -924,16 +1037,13 @@ fn run(mut system: System<Event>, opts: &Opts) -> i32 {
     });
     print_summary(&summary);
     sample_memfds("stopped");
-    let code = summary.exit_code();
-    // Dropped before exiting: `process::exit` runs no destructors.
-    drop(system);
-    code
+    summary.exit_code()
 }
 
 fn scenario_run(registry: Registry, opts: &Opts) -> i32 {
     let build = {
         let config = config(opts);
-        move |opts: &Opts| -> Result<System<Event>, i32> {
+        move |opts: &Opts| -> Result<(System<Event>, Known), i32> {
             let mut system = System::<Event>::new(registry, config).map_err(|e| {
                 eprintln!("testbed: cannot start the root: {e}");
                 2
@@ -941,8 +1051,9 @@ fn scenario_run(registry: Registry, opts: &Opts) -> i32 {
             // On a failed start the system is dropped here, which stops whatever did start; a
             // start cut short by a signal is no failure: the system runs, and stops in order.
             match start_children(&mut system, opts) {
-                Err(e) if !e.is_interrupted() => Err(2),
-                _ => Ok(system),
+                Ok(known) => Ok((system, known)),
+                Err(e) if e.is_interrupted() => Ok((system, Known::default())),
+                Err(_) => Err(2),
             }
         }
     };
@@ -958,7 +1069,7 @@ fn scenario_run(registry: Registry, opts: &Opts) -> i32 {
         build(opts)
     };
     match built {
-        Ok(system) => run(system, opts),
+        Ok((system, known)) => run(system, opts, known),
         Err(code) => code,
     }
 }
@@ -1014,7 +1125,7 @@ fn scenario_decode(registry: Registry, opts: &Opts) -> i32 {
         }
     }
     system.request_stop("sent everything");
-    run(system, opts)
+    run(system, opts, Known::default())
 }
 
 fn proc_state(pid: u32) -> Option<char> {
@@ -1080,7 +1191,7 @@ fn scenario_send_stopped(registry: Registry, opts: &Opts) -> i32 {
     // SAFETY: as above.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
     system.request_stop("sent to a stopped actor");
-    run(system, opts)
+    run(system, opts, Known::default())
 }
 
 fn main() {

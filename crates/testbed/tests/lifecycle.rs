@@ -195,7 +195,7 @@ fn each_actor_process_shows_its_name_in_proc_comm() {
 }
 
 #[test]
-fn a_child_that_finishes_by_itself_is_logged_and_not_restarted_when_temporary() {
+fn a_child_that_finishes_by_itself_is_logged_and_not_restarted_by_default() {
     let mut root = Root::testbed_recording(
         "finish",
         "run",
@@ -203,7 +203,10 @@ fn a_child_that_finishes_by_itself_is_logged_and_not_restarted_when_temporary() 
     );
     let pid = root.pid_of("DONE");
     root.wait_log(&[&format!("DONE (pid {pid}) exited: exit 0")], PATIENCE);
-    root.wait_log(&["DONE finished; its restart type (Temporary)"], PATIENCE);
+    root.wait_log(
+        &["DONE finished; its restart type (StopSystemOnFailure) does not restart it"],
+        PATIENCE,
+    );
     let live = root.pid_of("LIVE");
     assert!(!root.is_gone(live), "LIVE keeps running");
     root.signal(libc::SIGTERM);

@@ -13,7 +13,7 @@ fn fault_at_ms(root: &Root, name: &str) -> f64 {
     number_after(&line, "at_ms=")
 }
 
-/// W (temporary) dies by `fault`; the root must log "W (pid N) ended: <status>[: cause]"
+/// W (the default restart type, StopSystemOnFailure) dies by `fault`; the root must log "W (pid N) ended: <status>[: cause]"
 /// within 100 ms of the death, and stop the system with exit 2.
 ///
 /// The time is read from the logs, on the application clock that root and child share: the
@@ -134,6 +134,8 @@ fn restart_types_after_a_clean_exit() {
             "T:restart=transient,fault=return,after=50,once",
             "--child",
             "M:restart=temporary,fault=return,after=50,once",
+            "--child",
+            "S:restart=stop_system,fault=return,after=50,once",
         ],
     );
     root.wait_log(&["restarting P (restart 1)"], PATIENCE);
@@ -144,6 +146,10 @@ fn restart_types_after_a_clean_exit() {
     );
     root.wait_log(
         &["M finished; its restart type (Temporary) does not restart it"],
+        PATIENCE,
+    );
+    root.wait_log(
+        &["S finished; its restart type (StopSystemOnFailure) does not restart it"],
         PATIENCE,
     );
     root.signal(libc::SIGTERM);
@@ -190,25 +196,69 @@ fn restarted_children_run_in_a_new_process_with_the_same_args() {
     root.assert_nothing_left();
 }
 
+/// mptools' rule, by name and as the default: a failure of the child stops the system with
+/// exit 2, nothing is restarted.
 #[test]
-fn a_temporary_child_that_fails_stops_the_system_with_exit_2() {
-    let mut root = Root::testbed(
+fn a_stop_system_child_that_fails_stops_the_system_with_exit_2() {
+    for (test, restart) in [
+        ("types-stop-system", ",restart=stop_system"),
+        ("types-default", ""),
+    ] {
+        let mut root = Root::testbed(
+            test,
+            &[
+                "run",
+                "--child",
+                "A",
+                "--child",
+                &format!("M:fault=exit:3,after=50{restart}"),
+            ],
+        );
+        assert_eq!(root.wait_code(PATIENCE), 2, "{}", root.dump());
+        assert!(
+            root.log_lines(&["restarting"]).is_empty(),
+            "{}",
+            root.dump()
+        );
+        assert!(root.stdout.text().contains("reason M failed: exit 3"));
+        assert_eq!(root.summary("A").exit, "0");
+        root.assert_nothing_left();
+    }
+}
+
+/// OTP's temporary: the failure is logged with its cause and shows in the summary, the child
+/// is not restarted, and the system runs on until asked to stop (exit 0).
+#[test]
+fn a_temporary_child_that_fails_is_logged_and_the_system_runs_on() {
+    let mut root = Root::testbed_recording(
         "types-temporary",
+        "run",
         &[
-            "run",
             "--child",
             "A",
             "--child",
-            "M:restart=temporary,fault=exit:3,after=50",
+            "M:restart=temporary,fault=error,after=50",
         ],
     );
-    assert_eq!(root.wait_code(PATIENCE), 2, "{}", root.dump());
+    let pid = root.pid_of("M");
+    let ended = root.wait_log(&[&format!("M (pid {pid}) ended: exit 2")], PATIENCE);
+    assert!(ended.contains("injected error in M"), "{ended}");
+    root.wait_log(
+        &["M failed; its restart type (Temporary) neither restarts it nor stops the system"],
+        PATIENCE,
+    );
+    // Still running: A is alive and the root obeys a signal as usual.
+    let a = root.pid_of("A");
+    assert!(!root.is_gone(a), "A runs on\n{}", root.dump());
+    root.signal(libc::SIGTERM);
+    assert_eq!(root.wait_code(PATIENCE), 0, "{}", root.dump());
     assert!(
         root.log_lines(&["restarting"]).is_empty(),
         "{}",
         root.dump()
     );
-    assert!(root.stdout.text().contains("reason M failed: exit 3"));
+    let m = root.summary("M");
+    assert_eq!((m.exit.as_str(), m.restarts), ("2", 0), "{}", root.dump());
     assert_eq!(root.summary("A").exit, "0");
     root.assert_nothing_left();
 }

@@ -23,7 +23,7 @@ pub trait ContextExt<A: Actor> {
     ///
     /// ```
     /// use actor_ipc::{Addr, ContextExt};
-    /// use actor_core::{loops, Actor, ActorError, Context};
+    /// use actor_core::{Actor, ActorError, Context};
     /// use serde::{Deserialize, Serialize};
     ///
     /// /// Asks a clock for the time, with its own address for the answer.
@@ -40,13 +40,11 @@ pub trait ContextExt<A: Actor> {
     ///     type Msg = Msg;
     ///     type Event = u64;
     ///     fn init_args(clock: Addr<Ask>) -> Result<Self, ActorError> { Ok(Asker { clock }) }
-    ///     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-    ///         loops::queue(self, ctx, |this, ctx, msg| match msg {
-    ///             Msg::Tick => {
-    ///                 this.clock.send(Ask { reply_to: ctx.myself() }).map_err(|e| e.into())
-    ///             }
-    ///             Msg::Time(t) => ctx.emit(t).map_err(Into::into),
-    ///         })
+    ///     fn handle(&mut self, ctx: &mut Context<Self>, msg: Msg) -> Result<(), ActorError> {
+    ///         match msg {
+    ///             Msg::Tick => Ok(self.clock.send(Ask { reply_to: ctx.myself() })?),
+    ///             Msg::Time(t) => Ok(ctx.emit(t)?),
+    ///         }
     ///     }
     /// }
     /// ```

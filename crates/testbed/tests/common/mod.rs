@@ -426,7 +426,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn parse(line: &str) -> Summary {
+    pub fn parse(line: &str) -> Summary {
         let get = |key: &str| -> String {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(&format!("{key}=")).map(str::to_string))
