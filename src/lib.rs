@@ -40,10 +40,10 @@
 pub use actor_core::slog;
 pub use actor_core::{
     self, lifecycle, log, loops, signals, supervision, Actor, ActorError, ActorSummary, AppClock,
-    ChildOptions, Context, ExitStatus, Intensity, Isolation, Outcome, Recv, Restart, SendError,
-    StopFlag, StopReason, Strategy, Summary, SystemConfig,
+    ChildOptions, Context, ExitStatus, Intensity, Isolation, Outcome, Recv, ReplySummary, Restart,
+    SendError, StopFlag, StopReason, Strategy, Summary, SystemConfig,
 };
 pub use actor_ipc::{
-    self, flush_all, testkit, ActorStatus, Addr, ContextExt, Registry, RootCtx, SharedBytes,
-    StartError, System, SHM_THRESHOLD,
+    self, flush_all, testkit, ActorStatus, Addr, AskError, ContextExt, Registry, ReplyTo, RootCtx,
+    SharedBytes, StartError, System, MAX_REPLY_BYTES, SHM_THRESHOLD,
 };

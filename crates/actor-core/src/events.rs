@@ -174,6 +174,38 @@ impl fmt::Display for StopReason {
     }
 }
 
+/// The replies to `ask` of a whole system (every process), in the final [`Summary`].
+///
+/// `sent = taken + dead_letters`: a reply is taken when the asker got it as the answer to
+/// its question; every other reply (late, to an asker that gave up or is gone, too large) is
+/// a dead letter.
+///
+/// ```
+/// use actor_core::ReplySummary;
+/// let r = ReplySummary::new(10, 9);
+/// assert_eq!(r.dead_letters, 1);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplySummary {
+    /// Replies the repliers made (`ReplyTo::send`), delivered or not.
+    pub sent: u64,
+    /// Replies an asker took as its answer.
+    pub taken: u64,
+    /// Replies nobody took: `sent - taken`.
+    pub dead_letters: u64,
+}
+
+impl ReplySummary {
+    /// The summary of `sent` replies of which `taken` were taken.
+    pub fn new(sent: u64, taken: u64) -> Self {
+        Self {
+            sent,
+            taken,
+            dead_letters: sent.saturating_sub(taken),
+        }
+    }
+}
+
 /// What the root hands back when the system has stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -181,6 +213,8 @@ pub struct Summary {
     pub reason: StopReason,
     /// One line per actor, in start order.
     pub actors: Vec<ActorSummary>,
+    /// The replies to `ask` in every process of the system.
+    pub replies: ReplySummary,
     /// How long the stop took, from the trigger until every child was reaped.
     pub stop_millis: u64,
 }

@@ -35,7 +35,7 @@ pub mod supervision;
 pub use actor::{Actor, Context, EventPort, InboxPort, Recv, StopFlag};
 pub use clock::AppClock;
 pub use error::{ActorError, SendError};
-pub use events::{ActorSummary, ExitStatus, Report, StopReason, Summary};
+pub use events::{ActorSummary, ExitStatus, ReplySummary, Report, StopReason, Summary};
 pub use lifecycle::Outcome;
 pub use supervision::{
     ChildOptions, Intensity, IntensityTracker, Isolation, Restart, Strategy, SystemConfig,

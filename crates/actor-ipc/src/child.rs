@@ -201,6 +201,8 @@ fn run_actor<A: Actor>(
     let mut logh = log::init_with(&setup.name, setup.clock, level, setup.log_format);
     let logger = logh.logger.clone();
     crate::transport::set_writer_log(&logger);
+    // Replies this process makes and takes are counted where the root reads them.
+    crate::transport::ask::set_reply_counters(setup.root.counters());
     let pid = std::process::id();
     let name = setup.name.clone();
     let stop = StopFlag::new();

@@ -228,6 +228,8 @@ where
             actor_core::supervision::DEFAULT_MAILBOX_CAPACITY,
             actor_core::supervision::DEFAULT_MAX_MESSAGE_BYTES,
         );
+        // Every process of the system counts its replies to `ask` in this block.
+        crate::transport::ask::set_reply_counters(&counters);
         let reports = IpcInbox::new(rx, counters, &config.name, log.clone());
         let env = StartEnv {
             report_addr,
@@ -852,6 +854,17 @@ where
                 );
             }
         }
+        let (sent, taken) = crate::transport::ask::reply_counts(self.env.report_addr.counters());
+        let replies = actor_core::ReplySummary::new(sent, taken);
+        if replies.sent > 0 {
+            slog::info!(
+                self.log,
+                "summary: replies sent={} taken={} dead_letters={}",
+                replies.sent,
+                replies.taken,
+                replies.dead_letters
+            );
+        }
         slog::info!(self.log, "stopped in {stop_millis} ms: {reason}"; "exit" => reason.exit_code());
         self.finished = true;
         // Empty by now: every bootstrap socket is removed when its start ends. Removed here
@@ -861,6 +874,7 @@ where
         Summary {
             reason,
             actors,
+            replies,
             stop_millis,
         }
     }

@@ -444,7 +444,7 @@ pub(crate) fn set_writer_log(log: &slog::Logger) {
 /// What a writer has to say: an error when it refused a message, a warning when the inbox is
 /// gone. Through the process's logger; without one (an `Addr` used outside a runtime), on
 /// stderr, the one place that always exists.
-fn writer_says(error: bool, text: &str) {
+pub(super) fn writer_says(error: bool, text: &str) {
     match WRITER_LOG.get() {
         Some(log) if error => slog::error!(log, "{text}"),
         Some(log) => slog::warn!(log, "{text}"),

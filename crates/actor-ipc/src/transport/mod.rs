@@ -11,6 +11,7 @@
 //! writes it into the socket itself, without blocking (see `Addr::send_direct`). That keeps
 //! a round trip at the transport's cost instead of adding a thread hop each way.
 
+pub(crate) mod ask;
 pub(crate) mod inbox;
 mod ipc;
 pub(crate) mod myself;
@@ -162,6 +163,11 @@ where
                 outbox: OnceLock::new(),
             }),
         }
+    }
+
+    /// The shared counters of the inbox this address points to.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.counters
     }
 
     /// The name of the actor this address points to.
@@ -461,6 +467,13 @@ struct Wire<M> {
 
 impl<M: Serialize + Send + 'static> Serialize for Addr<M> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if ask::encoding_reply() {
+            return Err(serde::ser::Error::custom(format!(
+                "the address of {} cannot travel in a reply (replies are plain bytes): \
+                 send it in a message",
+                self.inner.name
+            )));
+        }
         let Route::Ipc(tx) = &self.inner.route else {
             return Err(serde::ser::Error::custom(format!(
                 "the address of {} (an actor running as a thread) cannot cross a process boundary",
