@@ -73,6 +73,7 @@ struct Table {
 
 impl Table {
     fn row(&mut self, what: &str, mpactor: String, reference: String, ratio: String) -> &mut Row {
+        let index = self.rows.len();
         self.rows.push(Row {
             what: what.to_string(),
             mpactor,
@@ -81,9 +82,7 @@ impl Table {
             target: String::new(),
             anchor: String::new(),
         });
-        self.rows
-            .last_mut()
-            .unwrap_or_else(|| unreachable!("pushed above"))
+        &mut self.rows[index]
     }
 
     fn verdict(&mut self, name: &str, met: bool, detail: String) {

@@ -40,10 +40,11 @@
 pub use actor_core::slog;
 pub use actor_core::{
     self, lifecycle, log, loops, signals, supervision, Actor, ActorError, ActorSummary, AppClock,
-    ChildOptions, Context, ExitStatus, Intensity, Isolation, Outcome, Recv, ReplySummary, Restart,
-    SendError, StopFlag, StopReason, Strategy, Summary, SystemConfig,
+    ChildOptions, Context, ErrorChain, ExitStatus, Intensity, Isolation, Outcome, Recv,
+    ReplySummary, Restart, SendTimeoutError, StopFlag, StopReason, Strategy, Summary, SystemConfig,
+    TrySendError,
 };
 pub use actor_ipc::{
-    self, flush_all, testkit, ActorStatus, Addr, AskError, ContextExt, Registry, ReplyTo, RootCtx,
-    SharedBytes, StartError, System, MAX_REPLY_BYTES, SHM_THRESHOLD,
+    self, flush_all, testkit, ActorState, ActorStatus, Addr, AskError, ContextExt, Registry,
+    ReplyTo, RootCtx, SharedBytes, StartError, System, MAX_REPLY_BYTES, SHM_THRESHOLD,
 };

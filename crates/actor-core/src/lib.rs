@@ -34,7 +34,7 @@ pub mod supervision;
 
 pub use actor::{Actor, Context, EventPort, InboxPort, Recv, StopFlag};
 pub use clock::AppClock;
-pub use error::{ActorError, SendError};
+pub use error::{ActorError, ErrorChain, SendTimeoutError, TrySendError};
 pub use events::{ActorSummary, ExitStatus, ReplySummary, Report, StopReason, Summary};
 pub use lifecycle::Outcome;
 pub use supervision::{

@@ -45,14 +45,48 @@ pub struct ActorStatus {
     pub name: String,
     /// Its current (or last) pid.
     pub pid: u32,
-    /// `running`, `restarting` or `ended`.
-    pub state: &'static str,
+    /// Running, being restarted, or ended for good.
+    pub state: ActorState,
     /// Messages handed to it so far (all incarnations).
     pub handled: u64,
     /// How often it was restarted.
     pub restarts: u32,
     /// How long its current process has run.
     pub uptime: Duration,
+}
+
+/// Where a child is in its life, as [`ActorStatus`] shows it.
+///
+/// ```
+/// use actor_ipc::ActorState;
+/// assert_eq!(ActorState::Restarting.to_string(), "restarting");
+/// assert_eq!(ActorState::Ended.as_str(), "ended");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActorState {
+    /// A process (or thread) of it is running.
+    Running,
+    /// Its last incarnation ended and its restart policy will start another.
+    Restarting,
+    /// Ended and not restarted: its inbox is closed for senders.
+    Ended,
+}
+
+impl ActorState {
+    /// `running`, `restarting` or `ended`: the word the logs and the HVAC status use.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ActorState::Running => "running",
+            ActorState::Restarting => "restarting",
+            ActorState::Ended => "ended",
+        }
+    }
+}
+
+impl std::fmt::Display for ActorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What the root's event handler gets besides the event: a way to stop the system, the
@@ -101,9 +135,9 @@ fn status_of(slots: &[Slot]) -> Vec<ActorStatus> {
             name: s.name.clone(),
             pid: s.running.as_ref().map(|r| r.pid).unwrap_or(s.last_pid),
             state: match (&s.running, s.ended) {
-                (Some(_), _) => "running",
-                (None, true) => "ended",
-                (None, false) => "restarting",
+                (Some(_), _) => ActorState::Running,
+                (None, true) => ActorState::Ended,
+                (None, false) => ActorState::Restarting,
             },
             handled: Counters::load(&s.ops.counters().get().handled),
             restarts: s.restarts,
@@ -307,7 +341,7 @@ where
                     let typed = TypedSlot::<A>::new(name, args, options, self.env.clone())
                         .map_err(|e| StartError::Bootstrap {
                             actor: name.to_string(),
-                            why: e.to_string(),
+                            source: Box::new(e),
                         })?;
                     let addr = typed.addr.clone();
                     (Box::new(typed), addr)
