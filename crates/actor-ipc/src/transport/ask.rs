@@ -267,8 +267,15 @@ struct ReplyInbox {
     next_id: u64,
     /// The receive timeout the socket has now (set only when a wait needs another).
     timeout: Option<Duration>,
+    /// Until when late answers may still come (some question gave up): until then, each ask
+    /// first drops what is waiting, so that the socket's queue (at most
+    /// `net.unix.max_dgram_qlen` datagrams, 10 by default) has room for its own answer.
+    stale_until: Option<Instant>,
     buf: Vec<u8>,
 }
+
+/// How long after a question gave up its answer is still expected (and dropped at once).
+const STALE_FOR: Duration = Duration::from_secs(10);
 
 impl ReplyInbox {
     fn new() -> io::Result<Self> {
@@ -282,6 +289,7 @@ impl ReplyInbox {
             token,
             next_id: 1,
             timeout: None,
+            stale_until: None,
             buf: vec![0; HEADER + MAX_REPLY_BYTES],
         })
     }
@@ -298,11 +306,30 @@ impl ReplyInbox {
         }
     }
 
+    /// Before a question: while late answers may be waiting, drops them (without blocking).
+    fn drop_stale(&mut self) {
+        let Some(until) = self.stale_until else {
+            return;
+        };
+        if Instant::now() >= until {
+            self.stale_until = None;
+        }
+        while rustix::net::recv(
+            &self.sock,
+            &mut self.buf[..],
+            rustix::net::RecvFlags::DONTWAIT,
+        )
+        .is_ok()
+        {}
+    }
+
     /// Waits until `deadline` for the reply to question `id`; drops anything else.
     fn wait<R: DeserializeOwned>(&mut self, id: u64, deadline: Instant) -> Result<R, AskError> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                // Its answer may still come: the next questions make room for theirs.
+                self.stale_until = Some(Instant::now() + STALE_FOR);
                 return Err(AskError::Timeout);
             }
             self.set_timeout(left)?;
@@ -412,6 +439,7 @@ where
             Some(inbox) => inbox,
             None => ReplyInbox::new().map_err(AskError::Io)?,
         };
+        inbox.drop_stale();
         let reply = inbox.reply_to::<R>();
         let id = reply.id;
         let result = match self.send_timeout(make(reply), timeout) {
@@ -449,6 +477,37 @@ mod tests {
         assert!(first.send(1));
         assert!(second.send(2));
         let got = inbox.wait::<u64>(second_id, Instant::now() + Duration::from_secs(5));
+        assert_eq!(got.ok(), Some(2));
+    }
+
+    #[test]
+    fn late_answers_that_fill_the_queue_do_not_crowd_out_the_next_one() {
+        let mut inbox = ReplyInbox::new().expect("reply inbox");
+        let gave_up = inbox.reply_to::<u64>();
+        let gave_up_id = gave_up.id();
+        let got = inbox.wait::<u64>(gave_up_id, Instant::now() + Duration::from_millis(5));
+        assert!(matches!(got, Err(AskError::Timeout)), "{got:?}");
+        // Its answer comes late, many times over (a slow replier answering a backlog), until
+        // the socket's queue is full and refuses more.
+        let copies = (0..64)
+            .take_while(|_| {
+                ReplyTo::<u64> {
+                    _r: PhantomData,
+                    ..gave_up
+                }
+                .send(1)
+            })
+            .count();
+        assert!(
+            copies < 64,
+            "the queue is bounded (net.unix.max_dgram_qlen)"
+        );
+        // The next question makes room first: its answer is not refused.
+        inbox.drop_stale();
+        let next = inbox.reply_to::<u64>();
+        let next_id = next.id();
+        assert!(next.send(2), "room for the next answer");
+        let got = inbox.wait::<u64>(next_id, Instant::now() + Duration::from_secs(5));
         assert_eq!(got.ok(), Some(2));
     }
 
