@@ -91,6 +91,25 @@ impl std::fmt::Display for ActorState {
 
 /// What the root's event handler gets besides the event: a way to stop the system, the
 /// logger, and a live view of the children.
+///
+/// The handler may ask an actor a question with [`Addr::ask`] on an address it holds (the
+/// root's loop waits for the answer, at most the ask's deadline):
+///
+/// ```no_run
+/// # use actor_ipc::{Addr, ReplyTo, System};
+/// # use std::time::Duration;
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # enum Kv { Len { reply: ReplyTo<usize> } }
+/// # fn demo(mut system: System<()>, kv: Addr<Kv>) {
+/// let summary = system.run(|root, from, ()| {
+///     match kv.ask(|reply| Kv::Len { reply }, Duration::from_millis(500)) {
+///         Ok(n) => slog::info!(root.log(), "{from} is done; the store holds {n} keys"),
+///         Err(e) => slog::warn!(root.log(), "no answer from the store: {e}"),
+///     }
+///     root.request_stop("done");
+/// });
+/// # }
+/// ```
 pub struct RootCtx<'a> {
     stop: &'a mut Option<StopReason>,
     slots: &'a [Slot],
