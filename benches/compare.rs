@@ -15,7 +15,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{median, percentile_us, raw, BenchResult};
+use common::{median, percentile_us, raw, BenchResult, RoundTrip};
 use mpactor::{ChildOptions, Isolation};
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,7 @@ struct Table {
 
 impl Table {
     fn row(&mut self, what: &str, mpactor: String, reference: String, ratio: String) -> &mut Row {
+        let index = self.rows.len();
         self.rows.push(Row {
             what: what.to_string(),
             mpactor,
@@ -81,9 +82,7 @@ impl Table {
             target: String::new(),
             anchor: String::new(),
         });
-        self.rows
-            .last_mut()
-            .unwrap_or_else(|| unreachable!("pushed above"))
+        &mut self.rows[index]
     }
 
     fn verdict(&mut self, name: &str, met: bool, detail: String) {
@@ -376,8 +375,9 @@ fn round_trip(opts: &Opts, t: &mut Table) -> BenchResult<()> {
         (None, "unpinned"),
     ] {
         eprintln!("bench: round trips, {label}, {rounds}…");
-        let plain = common::mpactor_round_trip(true, pin, rounds, warmup)?;
-        let hello = common::mpactor_round_trip(false, pin, rounds, warmup)?;
+        let plain = common::mpactor_round_trip(RoundTrip::Plain, pin, rounds, warmup)?;
+        let hello = common::mpactor_round_trip(RoundTrip::Hello, pin, rounds, warmup)?;
+        let ask = common::mpactor_round_trip(RoundTrip::Ask, pin, rounds, warmup)?;
         let r = raw::ipc_round_trip(pin, rounds, warmup)?;
         let (r50, r99) = (percentile_us(&r, 50.0), percentile_us(&r, 99.0));
         let mut first = true;
@@ -413,6 +413,23 @@ fn round_trip(opts: &Opts, t: &mut Table) -> BenchResult<()> {
                 );
             }
             first = false;
+        }
+        // `Addr::ask`: the request on the direct path, the reply a datagram to the asker's
+        // reply inbox, matched by id.
+        let (m50, m99) = (percentile_us(&ask, 50.0), percentile_us(&ask, 99.0));
+        t.row(
+            &format!("ask round trip (`Addr::ask`, `ReplyTo::send`), {label}: p50 / p99"),
+            format!("{m50:.1} / {m99:.1} µs"),
+            format!("raw ipc-channel `IpcSender<u64>` each way: {r50:.1} / {r99:.1} µs"),
+            format!("{:.2}× / {:.2}×", m50 / r50, m99 / r99),
+        )
+        .target(if pin.is_some() { "≤ 1.3× (p50)" } else { "" });
+        if pin.is_some() {
+            t.verdict(
+                "ask round trip p50 ≤ 1.3× raw ipc-channel at the same pinning",
+                m50 <= 1.3 * r50,
+                format!("p50 {:.2}×, p99 {:.2}×", m50 / r50, m99 / r99),
+            );
         }
     }
     Ok(())

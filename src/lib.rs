@@ -42,11 +42,13 @@
 pub use actor_core::slog;
 pub use actor_core::{
     self, lifecycle, log, loops, signals, supervision, Actor, ActorError, ActorSummary, AppClock,
-    ChildOptions, Context, ExitStatus, Intensity, Isolation, Outcome, Recv, Restart, SendError,
-    StopFlag, StopReason, Strategy, Summary, SystemConfig,
+    ChildOptions, Context, ErrorChain, ExitStatus, Intensity, Isolation, Outcome, Recv,
+    ReplySummary, Restart, SendTimeoutError, StopFlag, StopReason, Strategy, Summary, SystemConfig,
+    TrySendError,
 };
 pub use actor_ipc::enable_test_support;
 pub use actor_ipc::{
-    self, flush_all, testkit, ActorStatus, Addr, ContextExt, Registry, RootCtx, SharedBytes,
-    StartError, StopChildError, System, SHM_THRESHOLD,
+    self, flush_all, testkit, ActorState, ActorStatus, Addr, AskError, ContextExt, Registry,
+    ReplyTo, RootCtx, SharedBytes, StartError, StopChildError, System, MAX_REPLY_BYTES,
+    SHM_THRESHOLD,
 };

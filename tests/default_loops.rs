@@ -96,7 +96,7 @@ fn an_actor_without_handle_or_main_loop_fails_at_its_first_message_saying_so() {
     kit.send(1).unwrap();
     match kit.stop() {
         Outcome::Failed(why) => assert!(
-            why.contains(
+            why.to_string().contains(
                 "FORGETFUL got a message but implements neither Actor::handle nor Actor::main_loop"
             ),
             "{why}"

@@ -14,8 +14,8 @@
 
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
 use mpactor::{
-    Actor, ActorError, Addr, ChildOptions, Context, Isolation, Recv, Registry, SharedBytes, System,
-    SystemConfig,
+    loops, Actor, ActorError, Addr, ChildOptions, Context, Isolation, Recv, Registry, ReplyTo,
+    SharedBytes, System, SystemConfig,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -81,6 +81,8 @@ pub fn registry() -> Registry {
         .register::<Ponger>()
         .register::<PlainPinger>()
         .register::<PlainPonger>()
+        .register::<AskPinger>()
+        .register::<Answerer>()
         .register::<Idle>()
 }
 
@@ -350,15 +352,27 @@ pub struct Pinger {
     args: PingerArgs,
 }
 
-/// The pinger's arguments.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct PingerArgs {
+/// The pinger's (and the ask pinger's) arguments.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "M: Serialize + Send + 'static")]
+pub struct PingerArgs<M: Serialize + Send + 'static = PongerMsg> {
     /// The ponger.
-    pub ponger: Addr<PongerMsg>,
+    pub ponger: Addr<M>,
     /// Where the round-trip times (ns) go.
     pub report: IpcSender<Vec<u64>>,
     /// Pin the whole process to this CPU.
     pub pin: Option<usize>,
+}
+
+// Derived `Clone` would ask `M: Clone`; an `Addr<M>` clones whatever `M` is.
+impl<M: Serialize + Send + 'static> Clone for PingerArgs<M> {
+    fn clone(&self) -> Self {
+        Self {
+            ponger: self.ponger.clone(),
+            report: self.report.clone(),
+            pin: self.pin,
+        }
+    }
 }
 
 impl Actor for Pinger {
@@ -371,9 +385,7 @@ impl Actor for Pinger {
     }
 
     fn startup(&mut self, _ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        if let Some(cpu) = self.args.pin {
-            pin_process(cpu).map_err(|e| ActorError::new(format!("pinning: {e}")))?;
-        }
+        pin_to(self.args.pin)?;
         Ok(())
     }
 
@@ -413,9 +425,7 @@ impl Actor for Ponger {
     }
 
     fn startup(&mut self, _ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        if let Some(cpu) = self.pin {
-            pin_process(cpu).map_err(|e| ActorError::new(format!("pinning: {e}")))?;
-        }
+        pin_to(self.pin)?;
         Ok(())
     }
 
@@ -482,9 +492,7 @@ impl Actor for PlainPinger {
     }
 
     fn startup(&mut self, _ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        if let Some(cpu) = self.args.pin {
-            pin_process(cpu).map_err(|e| ActorError::new(format!("pinning: {e}")))?;
-        }
+        pin_to(self.args.pin)?;
         let (tx, rx) = ipc::channel::<Addr<u64>>()?;
         self.args
             .hello
@@ -539,14 +547,98 @@ impl Actor for PlainPonger {
     }
 
     fn startup(&mut self, _ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        if let Some(cpu) = self.pin {
-            pin_process(cpu).map_err(|e| ActorError::new(format!("pinning: {e}")))?;
-        }
+        pin_to(self.pin)?;
         Ok(())
     }
 
     fn handle(&mut self, _ctx: &mut Context<Self>, i: Self::Msg) -> Result<(), ActorError> {
         send_patiently(&self.pinger, PlainPingerMsg::Pong(i))
+    }
+}
+
+/// A question to the [`Answerer`]: a number, and where its answer goes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Question {
+    /// Answered with the same number.
+    pub i: u64,
+    /// Where the answer goes.
+    pub reply: ReplyTo<u64>,
+}
+
+/// Times round trips as `Addr::ask` makes them: one question at a time to the answerer.
+pub struct AskPinger {
+    args: PingerArgs<Question>,
+}
+
+impl Actor for AskPinger {
+    type Args = PingerArgs<Question>;
+    type Msg = PlainPingerMsg;
+    type Event = ();
+
+    fn init_args(args: PingerArgs<Question>) -> Result<Self, ActorError> {
+        Ok(AskPinger { args })
+    }
+
+    fn startup(&mut self, _ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        pin_to(self.args.pin)?;
+        Ok(())
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |this, ctx, msg| {
+            let PlainPingerMsg::Go { rounds, warmup } = msg else {
+                return Ok(());
+            };
+            let mut times = Vec::with_capacity(rounds as usize);
+            for i in 0..warmup + rounds {
+                if ctx.should_stop() {
+                    return Ok(());
+                }
+                let t0 = Instant::now();
+                let answer = this
+                    .args
+                    .ponger
+                    .ask(|reply| Question { i, reply }, Duration::from_secs(5))
+                    .map_err(|e| ActorError::new("asking").with_cause(e))?;
+                if answer != i {
+                    return Err(format!("asked {i}, answered {answer}").into());
+                }
+                if i >= warmup {
+                    times.push(t0.elapsed().as_nanos() as u64);
+                }
+            }
+            this.args
+                .report
+                .send(times)
+                .map_err(|e| ActorError::new(format!("report: {e}")))
+        })
+    }
+}
+
+/// Answers every question with its number.
+pub struct Answerer {
+    pin: Option<usize>,
+}
+
+impl Actor for Answerer {
+    type Args = Option<usize>;
+    type Msg = Question;
+    type Event = ();
+
+    fn init_args(pin: Option<usize>) -> Result<Self, ActorError> {
+        Ok(Answerer { pin })
+    }
+
+    fn startup(&mut self, _ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        pin_to(self.pin)?;
+        Ok(())
+    }
+
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |_this, _ctx, q| {
+            q.reply.send(q.i);
+            Ok(())
+        })
     }
 }
 
@@ -570,6 +662,14 @@ impl Actor for Idle {
 // ---------------------------------------------------------------------------------------
 // Process helpers
 // ---------------------------------------------------------------------------------------
+
+/// In an actor's `startup`: pins its process to `cpu`, if given.
+fn pin_to(cpu: Option<usize>) -> Result<(), ActorError> {
+    match cpu {
+        Some(cpu) => pin_process(cpu).map_err(|e| ActorError::new(format!("pinning: {e}"))),
+        None => Ok(()),
+    }
+}
 
 /// Pins every thread of this process (and so every thread it starts later) to `cpu`.
 pub fn pin_process(cpu: usize) -> std::io::Result<()> {
@@ -817,6 +917,28 @@ impl MpactorPing {
         })
     }
 
+    /// Starts an asker and an answerer: round trips as `Addr::ask` makes them.
+    pub fn start_ask(pin: Option<usize>) -> BenchResult<Self> {
+        let mut system = System::<()>::new(registry(), config())?;
+        let (report_tx, report) = ipc::channel::<Vec<u64>>()?;
+        let answerer = system.spawn::<Answerer>("ANSWERER", pin)?;
+        let pinger = system.spawn::<AskPinger>(
+            "ASKER",
+            PingerArgs {
+                ponger: answerer,
+                report: report_tx,
+                pin,
+            },
+        )?;
+        Ok(MpactorPing {
+            system,
+            go: Box::new(move |rounds, warmup| {
+                Ok(pinger.send(PlainPingerMsg::Go { rounds, warmup })?)
+            }),
+            report,
+        })
+    }
+
     /// `warmup` unrecorded, then `rounds` recorded round trips: their times in ns.
     pub fn run(&self, rounds: u64, warmup: u64) -> BenchResult<Vec<u64>> {
         (self.go)(rounds, warmup)?;
@@ -829,17 +951,28 @@ impl MpactorPing {
     }
 }
 
+/// Which round trip [`mpactor_round_trip`] measures.
+#[derive(Clone, Copy)]
+pub enum RoundTrip {
+    /// Plain numbers both ways (`MpactorPing::start_plain`).
+    Plain,
+    /// A ponger whose message type has an `Addr` variant (`MpactorPing::start`).
+    Hello,
+    /// `Addr::ask` and `ReplyTo::send` (`MpactorPing::start_ask`).
+    Ask,
+}
+
 /// mpactor round trips: nanoseconds, one per round trip.
 pub fn mpactor_round_trip(
-    plain: bool,
+    kind: RoundTrip,
     pin: Option<usize>,
     rounds: u64,
     warmup: u64,
 ) -> BenchResult<Vec<u64>> {
-    let rig = if plain {
-        MpactorPing::start_plain(pin)?
-    } else {
-        MpactorPing::start(pin)?
+    let rig = match kind {
+        RoundTrip::Plain => MpactorPing::start_plain(pin)?,
+        RoundTrip::Hello => MpactorPing::start(pin)?,
+        RoundTrip::Ask => MpactorPing::start_ask(pin)?,
     };
     let times = rig.run(rounds, warmup)?;
     rig.finish()?;

@@ -1,7 +1,7 @@
 //! The [`Actor`] trait and the [`Context`] an actor works through.
 
 use crate::clock::AppClock;
-use crate::error::{ActorError, SendError};
+use crate::error::{ActorError, SendTimeoutError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::any::Any;
@@ -188,7 +188,7 @@ pub trait InboxPort<M>: Send {
 #[doc(hidden)]
 pub trait EventPort<E>: Send {
     /// Sends an application event to the supervisor.
-    fn emit(&self, event: E) -> Result<(), SendError<E>>;
+    fn emit(&self, event: E) -> Result<(), SendTimeoutError<E>>;
 }
 
 /// A stop flag set by the runtime (a signal, the root going away) and read by the actor.
@@ -350,7 +350,7 @@ impl<A: Actor> Context<A> {
     }
 
     /// Reports an application event to the root (routed by the root's event handler).
-    pub fn emit(&self, event: A::Event) -> Result<(), SendError<A::Event>> {
+    pub fn emit(&self, event: A::Event) -> Result<(), SendTimeoutError<A::Event>> {
         self.events.emit(event)
     }
 

@@ -181,6 +181,38 @@ impl fmt::Display for StopReason {
     }
 }
 
+/// The replies to `ask` of a whole system (every process), in the final [`Summary`].
+///
+/// `sent = taken + dead_letters`: a reply is taken when the asker got it as the answer to
+/// its question; every other reply (late, to an asker that gave up or is gone, too large) is
+/// a dead letter.
+///
+/// ```
+/// use actor_core::ReplySummary;
+/// let r = ReplySummary::new(10, 9);
+/// assert_eq!(r.dead_letters, 1);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplySummary {
+    /// Replies the repliers made (`ReplyTo::send`), delivered or not.
+    pub sent: u64,
+    /// Replies an asker took as its answer.
+    pub taken: u64,
+    /// Replies nobody took: `sent - taken`.
+    pub dead_letters: u64,
+}
+
+impl ReplySummary {
+    /// The summary of `sent` replies of which `taken` were taken.
+    pub fn new(sent: u64, taken: u64) -> Self {
+        Self {
+            sent,
+            taken,
+            dead_letters: sent.saturating_sub(taken),
+        }
+    }
+}
+
 /// What the root hands back when the system has stopped.
 ///
 /// `main` can return it: the process then exits with [`Summary::exit_code`] after every
@@ -189,7 +221,8 @@ impl fmt::Display for StopReason {
 /// ```no_run
 /// # use actor_core::{StopReason, Summary};
 /// # fn run_the_system() -> Summary {
-/// #     Summary { reason: StopReason::RunFor, actors: vec![], stop_millis: 0 }
+/// #     Summary { reason: StopReason::RunFor, actors: vec![], stop_millis: 0,
+/// #         replies: Default::default() }
 /// # }
 /// fn main() -> Summary {
 ///     // ... build the system and spawn its children, then:
@@ -202,6 +235,8 @@ pub struct Summary {
     pub reason: StopReason,
     /// One line per actor, in start order.
     pub actors: Vec<ActorSummary>,
+    /// The replies to `ask` in every process of the system.
+    pub replies: ReplySummary,
     /// How long the stop took, from the trigger until every child was reaped.
     pub stop_millis: u64,
 }
@@ -231,6 +266,7 @@ impl Summary {
     ///     reason: StopReason::Requested("done".into()),
     ///     actors: vec![line("JOB-1", ExitStatus::Code(0)), line("JOB-2", ExitStatus::Code(2))],
     ///     stop_millis: 3,
+    ///     replies: Default::default(),
     /// };
     /// assert_eq!(summary.exit_code(), 0);
     /// assert_eq!(summary.failed().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["JOB-2"]);
@@ -252,7 +288,12 @@ impl std::process::Termination for Summary {
 /// ```
 /// # use actor_core::{StopReason, Summary};
 /// use std::process::ExitCode;
-/// let summary = Summary { reason: StopReason::RunFor, actors: vec![], stop_millis: 0 };
+/// let summary = Summary {
+///     reason: StopReason::RunFor,
+///     actors: vec![],
+///     stop_millis: 0,
+///     replies: Default::default(),
+/// };
 /// assert_eq!(ExitCode::from(&summary), ExitCode::SUCCESS);
 /// ```
 impl From<&Summary> for std::process::ExitCode {

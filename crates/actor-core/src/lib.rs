@@ -38,8 +38,8 @@ pub use actor::{Actor, Context, Recv, StopFlag};
 #[doc(hidden)]
 pub use actor::{EventPort, InboxPort};
 pub use clock::AppClock;
-pub use error::{ActorError, SendError};
-pub use events::{ActorSummary, ExitStatus, Report, StopReason, Summary};
+pub use error::{ActorError, ErrorChain, SendTimeoutError, TrySendError};
+pub use events::{ActorSummary, ExitStatus, ReplySummary, Report, StopReason, Summary};
 pub use lifecycle::Outcome;
 pub use supervision::{
     ChildOptions, Intensity, IntensityTracker, Isolation, Restart, Strategy, SystemConfig,

@@ -2,7 +2,7 @@
 //! `main_loop`, and `shutdown` always, with panics caught and turned into failures.
 
 use crate::actor::{Actor, Context};
-use crate::error::ActorError;
+use crate::error::{ActorError, ErrorChain};
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -11,10 +11,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub enum Outcome {
     /// `main_loop` returned `Ok` (asked to stop, or done) and `shutdown` ran.
     Clean,
-    /// `init_args` or `startup` failed or panicked: the start failed. The text says why.
-    StartFailed(String),
-    /// `main_loop` returned an error or panicked; `shutdown` ran. The text says why.
-    Failed(String),
+    /// `init_args` or `startup` failed or panicked: the start failed. The chain says why
+    /// (`startup failed: ` over the actor's error and its causes).
+    StartFailed(ErrorChain),
+    /// `main_loop` returned an error or panicked; `shutdown` ran. The chain says why.
+    Failed(ErrorChain),
 }
 
 impl Outcome {
@@ -39,7 +40,7 @@ pub fn run<A: Actor>(
         Ok(actor) => actor,
         Err(why) => {
             slog::error!(log, "init_args failed: {why}");
-            return Outcome::StartFailed(format!("init_args failed: {why}"));
+            return Outcome::StartFailed(why.context("init_args failed"));
         }
     };
 
@@ -47,7 +48,7 @@ pub fn run<A: Actor>(
     if let Err(why) = guarded(|| actor.startup(ctx)) {
         slog::error!(log, "startup failed: {why}");
         run_shutdown(&mut actor, ctx);
-        return Outcome::StartFailed(format!("startup failed: {why}"));
+        return Outcome::StartFailed(why.context("startup failed"));
     }
     on_started(ctx);
 
@@ -73,12 +74,15 @@ fn run_shutdown<A: Actor>(actor: &mut A, ctx: &mut Context<A>) {
     }
 }
 
-/// Runs `f`, turning an error or a panic into its text.
-fn guarded<T>(f: impl FnOnce() -> Result<T, ActorError>) -> Result<T, String> {
+/// Runs `f`, turning an error or a panic into its chain of messages.
+fn guarded<T>(f: impl FnOnce() -> Result<T, ActorError>) -> Result<T, ErrorChain> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(payload) => Err(format!("panicked: {}", panic_message(&*payload))),
+        Ok(Err(err)) => Err(err.chain()),
+        Err(payload) => Err(ErrorChain::from_messages([format!(
+            "panicked: {}",
+            panic_message(&*payload)
+        )])),
     }
 }
 

@@ -6,7 +6,7 @@
 use crate::messages::{HvacEvent, LineKind, ListenMsg, ObservationMsg, SendLine};
 use crate::protocol::{Answer, Command};
 use actor_core::clock::Stamp;
-use actor_core::SendError;
+use actor_core::SendTimeoutError;
 use actor_ipc::{ActorStatus, Addr, RootCtx};
 use std::time::Duration;
 
@@ -213,7 +213,7 @@ impl Router {
             .send_timeout(SendLine { kind, text }, ROUTE_TIMEOUT)
         {
             Ok(()) => {}
-            Err(SendError::Disconnected(_)) => {
+            Err(SendTimeoutError::Disconnected(_)) => {
                 // SEND is gone for good: the system is stopping.
                 self.dropped += 1;
                 slog::debug!(root.log(), "SEND is gone: a {kind} line is not recorded");
@@ -238,7 +238,7 @@ mod tests {
                 ActorStatus {
                     name: "SEND".into(),
                     pid: 101,
-                    state: "running",
+                    state: actor_ipc::ActorState::Running,
                     handled: 12,
                     restarts: 0,
                     uptime: Duration::from_millis(12_300),
@@ -246,7 +246,7 @@ mod tests {
                 ActorStatus {
                     name: "LISTEN".into(),
                     pid: 102,
-                    state: "restarting",
+                    state: actor_ipc::ActorState::Restarting,
                     handled: 3,
                     restarts: 1,
                     uptime: Duration::ZERO,

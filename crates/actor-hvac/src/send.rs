@@ -285,10 +285,18 @@ mod tests {
         })
         .err()
         .expect("the start fails");
-        assert!(
-            err.contains("cannot open the send file /no/such/dir/send_file.txt"),
-            "{err}"
+        // The cause chain, level by level: the actor's message over the I/O error.
+        let actor_ipc::testkit::KitError::StartFailed(chain) = err else {
+            panic!("not a failed start: {err}");
+        };
+        let levels = chain.messages();
+        assert_eq!(levels.len(), 3, "{levels:?}");
+        assert_eq!(levels[0], "startup failed");
+        assert_eq!(
+            levels[1],
+            "cannot open the send file /no/such/dir/send_file.txt"
         );
+        assert!(levels[2].contains("No such file"), "{levels:?}");
     }
 
     #[test]

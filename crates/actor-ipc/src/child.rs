@@ -7,7 +7,7 @@ use crate::transport::{flush_all, Addr};
 use crate::wire::boot::{Boot, ENV_CHILD, ENV_NAME, ENV_SECRET, ENV_SERVER, SETUP_TIMEOUT};
 use crate::wire::counters::Counters;
 use actor_core::lifecycle::{self, Outcome};
-use actor_core::{log, signals, Actor, Context, EventPort, Report, SendError, StopFlag};
+use actor_core::{log, signals, Actor, Context, EventPort, Report, SendTimeoutError, StopFlag};
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -163,23 +163,20 @@ pub(crate) struct RootPort<E: Send + 'static> {
 }
 
 impl<E: serde::Serialize + Send + 'static> EventPort<E> for RootPort<E> {
-    fn emit(&self, event: E) -> Result<(), SendError<E>> {
+    fn emit(&self, event: E) -> Result<(), SendTimeoutError<E>> {
         let report = Report::App {
             actor: self.name.clone(),
             event,
         };
         self.root.send(report).map_err(|e| {
-            let full = e.is_full();
             let timeout = e.is_timeout();
             let Report::App { event, .. } = e.into_inner() else {
                 unreachable!("an App report goes in, an App report comes back")
             };
-            if full {
-                SendError::Full(event)
-            } else if timeout {
-                SendError::Timeout(event)
+            if timeout {
+                SendTimeoutError::Timeout(event)
             } else {
-                SendError::Disconnected(event)
+                SendTimeoutError::Disconnected(event)
             }
         })
     }
@@ -253,6 +250,8 @@ fn run_actor<A: Actor>(
     let mut logh = log::init_with(&setup.name, setup.clock, level, setup.log_format);
     let logger = logh.logger.clone();
     crate::transport::set_writer_log(&logger);
+    // Replies this process makes and takes are counted where the root reads them.
+    crate::transport::ask::set_reply_counters(setup.root.counters());
     let pid = std::process::id();
     let name = setup.name.clone();
     let stop = StopFlag::new();
@@ -384,7 +383,7 @@ fn run_actor<A: Actor>(
     if let Outcome::Failed(error) = &outcome {
         let _ = setup.root.try_send(Report::Fatal {
             actor: name.clone(),
-            error: error.clone(),
+            error: error.to_string(),
         });
     }
     let _ = setup.root.try_send(Report::Stopped {

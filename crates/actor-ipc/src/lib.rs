@@ -55,7 +55,8 @@ mod shm_tests;
 
 pub use child::{Registry, ORPHAN_GRACE};
 pub use slot::StartError;
-pub use system::{ActorStatus, RootCtx, StopChildError, System};
+pub use system::{ActorState, ActorStatus, RootCtx, StopChildError, System};
+pub use transport::ask::{AskError, ReplyTo, MAX_REPLY_BYTES};
 pub use transport::myself::ContextExt;
 pub use transport::{flush_all, Addr, ENV_NO_DIRECT, MAX_BATCH};
 pub use wire::frame::FRAME_BYTES;

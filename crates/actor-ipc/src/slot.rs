@@ -45,13 +45,14 @@ pub enum StartError {
         /// The actor's name.
         actor: String,
     },
-    /// `init_args` or `startup` failed.
-    #[error("{actor} failed to start: {why}")]
+    /// `init_args` or `startup` failed: the actor's error, level by level (it may come from
+    /// another process), is the [`source`](std::error::Error::source).
+    #[error("{actor} failed to start: {source}")]
     StartupFailed {
         /// The actor's name.
         actor: String,
-        /// The error text, with its cause.
-        why: String,
+        /// Why: `init_args failed` or `startup failed`, over the actor's error and its causes.
+        source: actor_core::ErrorChain,
     },
     /// The process ended before it reported started.
     #[error("{actor} exited during its start ({status})")]
@@ -72,13 +73,14 @@ pub enum StartError {
         /// True for a process (killed), false for a thread.
         killed: bool,
     },
-    /// The bootstrap failed (process, socket, or a peer that did not prove itself).
-    #[error("cannot start {actor}: {why}")]
+    /// The bootstrap failed (process, socket, or a peer that did not prove itself); the
+    /// error that stopped it is the [`source`](std::error::Error::source).
+    #[error("cannot start {actor}: {source}")]
     Bootstrap {
         /// The actor's name.
         actor: String,
-        /// What went wrong.
-        why: String,
+        /// What went wrong (an I/O error, or a text).
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// A signal (SIGINT, SIGTERM, SIGHUP to the root) asked the system to stop while the
     /// child was starting: the child was stopped. Not a failure: call
@@ -315,10 +317,10 @@ impl<A: Actor> TypedSlot<A> {
         })
     }
 
-    fn err(&self, why: impl std::fmt::Display) -> StartError {
+    fn err(&self, why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StartError {
         StartError::Bootstrap {
             actor: self.name.clone(),
-            why: why.to_string(),
+            source: why.into(),
         }
     }
 
@@ -391,7 +393,7 @@ impl<A: Actor> TypedSlot<A> {
                 Ok(Ok(Boot::StartFailed(why))) => {
                     return Err(StartError::StartupFailed {
                         actor: self.name.clone(),
-                        why,
+                        source: why,
                     })
                 }
                 Ok(Ok(_)) | Ok(Err(ipc_channel::TryRecvError::Empty)) => {}

@@ -48,8 +48,8 @@ pub struct ActorStatus {
     pub name: String,
     /// Its current (or last) pid.
     pub pid: u32,
-    /// `running`, `restarting` or `ended`.
-    pub state: &'static str,
+    /// Running, being restarted, or ended for good.
+    pub state: ActorState,
     /// Messages handed to it so far (all incarnations).
     pub handled: u64,
     /// How often it was restarted.
@@ -58,11 +58,64 @@ pub struct ActorStatus {
     pub uptime: Duration,
 }
 
+/// Where a child is in its life, as [`ActorStatus`] shows it.
+///
+/// ```
+/// use actor_ipc::ActorState;
+/// assert_eq!(ActorState::Restarting.to_string(), "restarting");
+/// assert_eq!(ActorState::Ended.as_str(), "ended");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActorState {
+    /// A process (or thread) of it is running.
+    Running,
+    /// Its last incarnation ended and its restart policy will start another.
+    Restarting,
+    /// Ended and not restarted: its inbox is closed for senders.
+    Ended,
+}
+
+impl ActorState {
+    /// `running`, `restarting` or `ended`: the word the logs and the HVAC status use.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ActorState::Running => "running",
+            ActorState::Restarting => "restarting",
+            ActorState::Ended => "ended",
+        }
+    }
+}
+
+impl std::fmt::Display for ActorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the root's event handler gets besides the event: a way to stop the system, the
 /// logger, a live view of the children, and the children themselves: start one
 /// ([`RootCtx::spawn`]) or stop one ([`RootCtx::stop_child`]) while the system runs.
 ///
 /// `E` is the system's event type, the one every actor's [`Actor::Event`] must be.
+///
+/// The handler may ask an actor a question with [`Addr::ask`] on an address it holds (the
+/// root's loop waits for the answer, at most the ask's deadline):
+///
+/// ```no_run
+/// # use actor_ipc::{Addr, ReplyTo, System};
+/// # use std::time::Duration;
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # enum Kv { Len { reply: ReplyTo<usize> } }
+/// # fn demo(system: System<()>, kv: Addr<Kv>) {
+/// let summary = system.run(|root, from, ()| {
+///     match kv.ask(|reply| Kv::Len { reply }, Duration::from_millis(500)) {
+///         Ok(n) => slog::info!(root.log(), "{from} is done; the store holds {n} keys"),
+///         Err(e) => slog::warn!(root.log(), "no answer from the store: {e}"),
+///     }
+///     root.request_stop("done");
+/// });
+/// # }
+/// ```
 pub struct RootCtx<'a, E: Send + 'static> {
     system: &'a mut System<E>,
 }
@@ -198,9 +251,9 @@ fn status_of(slots: &[Slot]) -> Vec<ActorStatus> {
             name: s.name.clone(),
             pid: s.running.as_ref().map(|r| r.pid).unwrap_or(s.last_pid),
             state: match (&s.running, s.ended) {
-                (Some(_), _) => "running",
-                (None, true) => "ended",
-                (None, false) => "restarting",
+                (Some(_), _) => ActorState::Running,
+                (None, true) => ActorState::Ended,
+                (None, false) => ActorState::Restarting,
             },
             handled: Counters::load(&s.ops.counters().get().handled),
             restarts: s.restarts,
@@ -334,6 +387,8 @@ where
             actor_core::supervision::DEFAULT_MAILBOX_CAPACITY,
             actor_core::supervision::DEFAULT_MAX_MESSAGE_BYTES,
         );
+        // Every process of the system counts its replies to `ask` in this block.
+        crate::transport::ask::set_reply_counters(&counters);
         let reports = IpcInbox::new(rx, counters, &config.name, log.clone());
         let env = StartEnv {
             report_addr,
@@ -423,7 +478,7 @@ where
                     let typed = TypedSlot::<A>::new(name, args, options, self.env.clone())
                         .map_err(|e| StartError::Bootstrap {
                             actor: name.to_string(),
-                            why: e.to_string(),
+                            source: Box::new(e),
                         })?;
                     let addr = typed.addr.clone();
                     (Box::new(typed), addr)
@@ -1056,6 +1111,17 @@ where
                 );
             }
         }
+        let (sent, taken) = crate::transport::ask::reply_counts(self.env.report_addr.counters());
+        let replies = actor_core::ReplySummary::new(sent, taken);
+        if replies.sent > 0 {
+            slog::info!(
+                self.log,
+                "summary: replies sent={} taken={} dead_letters={}",
+                replies.sent,
+                replies.taken,
+                replies.dead_letters
+            );
+        }
         slog::info!(self.log, "stopped in {stop_millis} ms: {reason}"; "exit" => reason.exit_code());
         self.finished = true;
         // Empty by now: every bootstrap socket is removed when its start ends. Removed here
@@ -1065,6 +1131,7 @@ where
         Summary {
             reason,
             actors,
+            replies,
             stop_millis,
         }
     }

@@ -35,7 +35,9 @@ use crate::transport::{Addr, Item};
 use crate::wire::counters::Counters;
 use actor_core::lifecycle::{self, Outcome};
 use actor_core::supervision::DEFAULT_MAILBOX_CAPACITY;
-use actor_core::{log, Actor, AppClock, Context, EventPort, SendError, StopFlag};
+use actor_core::{
+    log, Actor, AppClock, Context, ErrorChain, EventPort, SendTimeoutError, StopFlag,
+};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;
 use std::thread::JoinHandle;
@@ -59,28 +61,68 @@ struct KitEvents<E> {
 }
 
 impl<E: Send> EventPort<E> for KitEvents<E> {
-    fn emit(&self, event: E) -> Result<(), SendError<E>> {
+    fn emit(&self, event: E) -> Result<(), SendTimeoutError<E>> {
         self.tx
             .send_timeout(event, actor_core::supervision::DEFAULT_SEND_TIMEOUT)
             .map_err(|e| match e {
-                crossbeam_channel::SendTimeoutError::Timeout(ev) => SendError::Timeout(ev),
+                crossbeam_channel::SendTimeoutError::Timeout(ev) => SendTimeoutError::Timeout(ev),
                 crossbeam_channel::SendTimeoutError::Disconnected(ev) => {
-                    SendError::Disconnected(ev)
+                    SendTimeoutError::Disconnected(ev)
                 }
             })
     }
 }
 
+/// Why [`TestKit::start`] failed.
+///
+/// ```
+/// use actor_ipc::testkit::{KitError, TestKit};
+/// use actor_core::{Actor, ActorError, Context};
+///
+/// struct NeedsPort;
+/// impl Actor for NeedsPort {
+///     type Args = String;
+///     type Msg = ();
+///     type Event = ();
+///     fn init_args(port: String) -> Result<Self, ActorError> {
+///         port.parse::<u16>()?;               // fails: the cause is kept
+///         Ok(NeedsPort)
+///     }
+///     fn main_loop(&mut self, _ctx: &mut Context<Self>) -> Result<(), ActorError> { Ok(()) }
+/// }
+///
+/// match TestKit::<NeedsPort>::start("eighty".into()) {
+///     Err(KitError::StartFailed(chain)) => {
+///         assert_eq!(chain.messages(), ["init_args failed", "invalid digit found in string"]);
+///     }
+///     _ => panic!("expected a failed start"),
+/// }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KitError {
+    /// `init_args` or `startup` failed or panicked: the chain says why, level by level.
+    #[error("the actor failed to start")]
+    StartFailed(#[source] ErrorChain),
+    /// The actor's thread could not be started.
+    #[error("cannot start the actor's thread")]
+    Thread(#[source] std::io::Error),
+    /// `startup` did not finish within this deadline (the actor was asked to stop).
+    #[error("the actor did not finish its startup within {0:?}")]
+    Timeout(Duration),
+}
+
 impl<A: Actor> TestKit<A> {
-    /// Starts the actor as `"TEST"` and waits until its `startup` succeeded. The error is the
-    /// text of a failed `init_args`/`startup`, or says the start did not finish in time.
-    pub fn start(args: A::Args) -> Result<Self, String> {
+    /// Starts the actor as `"TEST"` and waits until its `startup` succeeded. The error says
+    /// why not: a failed `init_args`/`startup` with its chain of causes, or a start that did
+    /// not finish in time (see [`KitError`]).
+    pub fn start(args: A::Args) -> Result<Self, KitError> {
         Self::start_named("TEST", args)
     }
 
     /// Starts the actor under `name`. Logs go to stderr when `MPACTOR_LOG` is set, nowhere
     /// otherwise.
-    pub fn start_named(name: &str, args: A::Args) -> Result<Self, String> {
+    pub fn start_named(name: &str, args: A::Args) -> Result<Self, KitError> {
         let (tx, rx) = bounded(DEFAULT_MAILBOX_CAPACITY);
         let counters = Counters::new();
         // Incarnation 1, as the root numbers them: stop frames for 0 are wake-ups.
@@ -98,7 +140,7 @@ impl<A: Actor> TestKit<A> {
         stop.on_set(move || {
             let _ = tx.try_send(Item::Stop(crate::transport::wake::WAKE));
         });
-        let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
+        let (ready_tx, ready_rx) = bounded::<Result<(), ErrorChain>>(1);
         let mut ctx: Context<A> = Context::new(
             name,
             logger,
@@ -120,7 +162,7 @@ impl<A: Actor> TestKit<A> {
                 }
                 outcome
             })
-            .map_err(|e| format!("cannot start a thread: {e}"))?;
+            .map_err(KitError::Thread)?;
         match ready_rx.recv_timeout(KIT_DEADLINE) {
             Ok(Ok(())) => Ok(Self {
                 addr,
@@ -130,12 +172,10 @@ impl<A: Actor> TestKit<A> {
                 handle: Some(handle),
                 _log: logh,
             }),
-            Ok(Err(why)) => Err(why),
+            Ok(Err(why)) => Err(KitError::StartFailed(why)),
             Err(_) => {
                 stop.set();
-                Err(format!(
-                    "{name} did not finish its startup within {KIT_DEADLINE:?}"
-                ))
+                Err(KitError::Timeout(KIT_DEADLINE))
             }
         }
     }
@@ -146,7 +186,7 @@ impl<A: Actor> TestKit<A> {
     }
 
     /// Sends a message (bounded, like any [`Addr::send`]).
-    pub fn send(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>>
+    pub fn send(&self, msg: A::Msg) -> Result<(), SendTimeoutError<A::Msg>>
     where
         A::Msg: Serialize,
     {
@@ -196,9 +236,9 @@ impl<A: Actor> TestKit<A> {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
-        handle
-            .join()
-            .unwrap_or_else(|_| Outcome::Failed("the actor's thread panicked".into()))
+        handle.join().unwrap_or_else(|_| {
+            Outcome::Failed(ErrorChain::from_messages(["the actor's thread panicked"]))
+        })
     }
 }
 

@@ -150,7 +150,7 @@ impl<A: Actor> SlotOps for ThreadSlot<A> {
             let _ = wake_tx.try_send(Item::Stop(crate::transport::wake::WAKE));
         });
         let ending = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = bounded::<Result<u32, String>>(1);
+        let (ready_tx, ready_rx) = bounded::<Result<u32, actor_core::ErrorChain>>(1);
         let body = ThreadBody::<A> {
             name: self.name.clone(),
             args: self.args.clone(),
@@ -170,7 +170,7 @@ impl<A: Actor> SlotOps for ThreadSlot<A> {
             .spawn(move || body.run())
             .map_err(|e| StartError::Bootstrap {
                 actor: self.name.clone(),
-                why: format!("cannot start a thread: {e}"),
+                source: Box::new(e),
             })?;
         let deadline = Instant::now() + self.options.start_timeout;
         let mut running = Running {
@@ -193,7 +193,7 @@ impl<A: Actor> SlotOps for ThreadSlot<A> {
                     let _ = running.reap(Duration::from_secs(1));
                     return Err(StartError::StartupFailed {
                         actor: self.name.clone(),
-                        why,
+                        source: why,
                     });
                 }
                 Err(_) => {
@@ -251,7 +251,7 @@ struct ThreadBody<A: Actor> {
     counters: Counters,
     env: StartEnv<A::Event>,
     stop: StopFlag,
-    ready: crossbeam_channel::Sender<Result<u32, String>>,
+    ready: crossbeam_channel::Sender<Result<u32, actor_core::ErrorChain>>,
     myself: Addr<A::Msg>,
     /// Dropped last, when `run` returns.
     ending: EndingGuard,
@@ -297,7 +297,7 @@ impl<A: Actor> ThreadBody<A> {
         if let Outcome::Failed(error) = &outcome {
             let _ = root.try_send(Report::Fatal {
                 actor: self.name.clone(),
-                error: error.clone(),
+                error: error.to_string(),
             });
         }
         let _ = root.try_send(Report::Stopped {

@@ -216,10 +216,11 @@ impl Worker {
         match &self.args.fault {
             Fault::None => Ok(()),
             Fault::Return => Ok(()),
-            Fault::Error => Err(ActorError::new(format!(
-                "injected error in {}",
-                self.args.name
-            ))),
+            // Through `?`, as actor code meets a library's error: its source chain is kept.
+            Fault::Error => Err(Injected {
+                actor: self.args.name.clone(),
+                source: std::io::Error::other("the disk is on fire"),
+            })?,
             Fault::Panic => panic!("injected panic in {}", self.args.name),
             Fault::Exit(code) => std::process::exit(*code),
             Fault::Abort => {
@@ -823,7 +824,7 @@ fn start_child(
             let Some(to) = known.workers.get(target).cloned() else {
                 return Err(StartError::Bootstrap {
                     actor: name.to_string(),
-                    why: format!("to={target:?} names no earlier worker"),
+                    source: format!("to={target:?} names no earlier worker").into(),
                 });
             };
             let args = FloodArgs {
@@ -865,7 +866,7 @@ fn start_child(
             let Some(to) = known.sinks.get(target).cloned() else {
                 return Err(StartError::Bootstrap {
                     actor: name.to_string(),
-                    why: format!("to={target:?} names no earlier sink"),
+                    source: format!("to={target:?} names no earlier sink").into(),
                 });
             };
             let args = large::BigFloodArgs {
@@ -1192,6 +1193,27 @@ fn scenario_send_stopped(registry: Registry, opts: &Opts) -> i32 {
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
     system.request_stop("sent to a stopped actor");
     run(system, opts, Known::default())
+}
+
+/// The error `fault=error` fails with: a library's error type, whose source is an I/O
+/// error, so that the chain `injected error in W: the disk is on fire` must reach the logs
+/// and the summary.
+#[derive(Debug)]
+struct Injected {
+    actor: String,
+    source: std::io::Error,
+}
+
+impl std::fmt::Display for Injected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "injected error in {}", self.actor)
+    }
+}
+
+impl std::error::Error for Injected {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }
 
 fn main() {

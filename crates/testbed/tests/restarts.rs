@@ -69,8 +69,25 @@ fn an_error_from_main_loop_is_noticed_and_logged_with_its_cause() {
         "crash-error",
         "error",
         "exit 2",
-        Some("injected error in W"),
+        Some("injected error in W: the disk is on fire"),
     );
+}
+
+/// W's main loop fails with `?` on a library's error whose source is an I/O error: the whole
+/// chain is in W's own log line, in the root's, and in the summary's stop reason.
+#[test]
+fn an_error_through_question_mark_keeps_its_cause_chain_in_the_logs_and_the_summary() {
+    let chain = "injected error in W: the disk is on fire";
+    let mut root =
+        Root::testbed_recording("error-chain", "run", &["--child", "W:fault=error,after=30"]);
+    assert_eq!(root.wait_code(PATIENCE), 2, "{}", root.dump());
+    root.wait_log(&["W", &format!("main_loop failed: {chain}")], PATIENCE);
+    root.wait_log(
+        &["ROOT", &format!("stopping the system: W failed: {chain}")],
+        PATIENCE,
+    );
+    root.wait_out(&[&format!("reason W failed: {chain}")], PATIENCE);
+    root.assert_nothing_left();
 }
 
 #[test]

@@ -34,6 +34,18 @@ pub(crate) enum Item<M> {
     Stop(u32),
 }
 
+impl<M> Item<M> {
+    /// `f` of the message a failed send hands back. Sends put only `Item::Msg` in (the stop
+    /// request goes through `Addr::send_stop`, which hands nothing back), so a send's error
+    /// always holds one: this is the one place that says so.
+    pub(crate) fn map<E>(self, f: impl FnOnce(M) -> E) -> E {
+        match self {
+            Item::Msg(m) => f(m),
+            Item::Stop(_) => unreachable!("a send puts only messages in the queue"),
+        }
+    }
+}
+
 /// A frame as the writer sends it: the batch's entries are encoded by the writer into a
 /// buffer shared with the frame, so that the buffer is reused for the next frame and, when
 /// ipc-channel panics on a frame (more than 64 channels or shared-memory regions in it), the
@@ -457,7 +469,7 @@ pub(crate) fn set_writer_log(log: &slog::Logger) {
 /// What a writer has to say: an error when it refused a message, a warning when the inbox is
 /// gone. Through the process's logger; without one (an `Addr` used outside a runtime), on
 /// stderr, the one place that always exists.
-fn writer_says(error: bool, text: &str) {
+pub(super) fn writer_says(error: bool, text: &str) {
     match WRITER_LOG.get() {
         Some(log) if error => slog::error!(log, "{text}"),
         Some(log) => slog::warn!(log, "{text}"),

@@ -11,6 +11,7 @@
 //! writes it into the socket itself, without blocking (see `Addr::send_direct`). That keeps
 //! a round trip at the transport's cost instead of adding a thread hop each way.
 
+pub(crate) mod ask;
 pub(crate) mod inbox;
 mod ipc;
 pub(crate) mod myself;
@@ -27,8 +28,8 @@ use actor_core::supervision::{
     DEFAULT_MAILBOX_BYTES, DEFAULT_SEND_TIMEOUT,
     MAX_MESSAGE_BYTES_CEILING as MAX_MESSAGE_BYTES_LIMIT,
 };
-use actor_core::SendError;
-use crossbeam_channel::{Sender, TrySendError};
+use actor_core::{SendTimeoutError, TrySendError};
+use crossbeam_channel::Sender;
 use ipc_channel::ipc::IpcSender;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::marker::PhantomData;
@@ -164,6 +165,11 @@ where
         }
     }
 
+    /// The shared counters of the inbox this address points to.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
     /// The name of the actor this address points to.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -209,57 +215,88 @@ where
         self.inner.counters.is_gone()
     }
 
-    /// Queues `msg` if there is room now; says [`SendError::Full`] at once otherwise.
-    pub fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
+    /// Queues `msg` if there is room now; says [`TrySendError::Full`] at once otherwise, and
+    /// [`TrySendError::Disconnected`] if the actor is gone for good. Either hands `msg` back.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: actor_ipc::Addr<u64>) {
+    /// use actor_core::TrySendError;
+    /// match worker.try_send(7) {
+    ///     Ok(()) => {}
+    ///     Err(TrySendError::Full(n)) => println!("busy: {n} kept for later"),
+    ///     Err(TrySendError::Disconnected(_)) => println!("the worker is gone"),
+    /// }
+    /// # }
+    /// ```
+    pub fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
         let Ok((queue, state)) = self.queue() else {
-            return Err(SendError::Disconnected(msg));
+            return Err(TrySendError::Disconnected(msg));
         };
         let Err(msg) = self.send_direct(msg) else {
             return Ok(());
         };
         if !self.admits(queue, state) {
-            return Err(SendError::Full(msg));
+            return Err(TrySendError::Full(msg));
         }
         self.before_send(state);
         let result = queue.try_send(Item::Msg(msg)).map_err(|e| match e {
-            TrySendError::Full(Item::Msg(m)) => SendError::Full(m),
-            TrySendError::Disconnected(Item::Msg(m)) => SendError::Disconnected(m),
-            _ => unreachable!("only messages are sent here"),
+            crossbeam_channel::TrySendError::Full(item) => item.map(TrySendError::Full),
+            crossbeam_channel::TrySendError::Disconnected(item) => {
+                item.map(TrySendError::Disconnected)
+            }
         });
         self.after_send(state, result)
     }
 
-    /// Queues `msg`, waiting at most `timeout` for room.
-    pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendError<M>> {
+    /// Queues `msg`, waiting at most `timeout` for room: [`SendTimeoutError::Timeout`] if the
+    /// mailbox stayed full, [`SendTimeoutError::Disconnected`] if the actor is gone for good.
+    /// Either hands `msg` back.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: actor_ipc::Addr<u64>) -> Result<(), actor_core::ActorError> {
+    /// use std::time::Duration;
+    /// let mut n = 7;
+    /// loop {
+    ///     match worker.send_timeout(n, Duration::from_millis(100)) {
+    ///         Ok(()) => break,
+    ///         Err(e) if e.is_timeout() => n = e.into_inner(), // still full: try again
+    ///         Err(e) => return Err(e.into()),                 // gone: the cause is kept
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendTimeoutError<M>> {
         let Ok((queue, state)) = self.queue() else {
-            return Err(SendError::Disconnected(msg));
+            return Err(SendTimeoutError::Disconnected(msg));
         };
         let Err(msg) = self.send_direct(msg) else {
             return Ok(());
         };
         let timeout = match self.wait_for_budget(queue, state, timeout) {
             Ok(left) => left,
-            Err(()) if self.is_gone() => return Err(SendError::Disconnected(msg)),
-            Err(()) => return Err(SendError::Timeout(msg)),
+            Err(()) if self.is_gone() => return Err(SendTimeoutError::Disconnected(msg)),
+            Err(()) => return Err(SendTimeoutError::Timeout(msg)),
         };
         self.before_send(state);
         let result = queue
             .send_timeout(Item::Msg(msg), timeout)
             .map_err(|e| match e {
-                crossbeam_channel::SendTimeoutError::Timeout(Item::Msg(m)) if self.is_gone() => {
-                    SendError::Disconnected(m)
+                crossbeam_channel::SendTimeoutError::Timeout(item) if self.is_gone() => {
+                    item.map(SendTimeoutError::Disconnected)
                 }
-                crossbeam_channel::SendTimeoutError::Timeout(Item::Msg(m)) => SendError::Timeout(m),
-                crossbeam_channel::SendTimeoutError::Disconnected(Item::Msg(m)) => {
-                    SendError::Disconnected(m)
+                crossbeam_channel::SendTimeoutError::Timeout(item) => {
+                    item.map(SendTimeoutError::Timeout)
                 }
-                _ => unreachable!("only messages are sent here"),
+                crossbeam_channel::SendTimeoutError::Disconnected(item) => {
+                    item.map(SendTimeoutError::Disconnected)
+                }
             });
         self.after_send(state, result)
     }
 
-    /// Queues `msg`, waiting at most [`DEFAULT_SEND_TIMEOUT`] for room.
-    pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
+    /// Queues `msg`, waiting at most [`DEFAULT_SEND_TIMEOUT`] for room: `send_timeout` with
+    /// the default deadline, and its errors.
+    pub fn send(&self, msg: M) -> Result<(), SendTimeoutError<M>> {
         self.send_timeout(msg, DEFAULT_SEND_TIMEOUT)
     }
 
@@ -393,11 +430,7 @@ where
         }
     }
 
-    fn after_send(
-        &self,
-        state: Option<&OutboxState>,
-        result: Result<(), SendError<M>>,
-    ) -> Result<(), SendError<M>> {
+    fn after_send<E>(&self, state: Option<&OutboxState>, result: Result<(), E>) -> Result<(), E> {
         let b = self.inner.counters.get();
         match (&result, state) {
             (Ok(()), Some(_)) => {}
@@ -461,6 +494,13 @@ struct Wire<M> {
 
 impl<M: Serialize + Send + 'static> Serialize for Addr<M> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if ask::encoding_reply() {
+            return Err(serde::ser::Error::custom(format!(
+                "the address of {} cannot travel in a reply (replies are plain bytes): \
+                 send it in a message",
+                self.inner.name
+            )));
+        }
         let Route::Ipc(tx) = &self.inner.route else {
             return Err(serde::ser::Error::custom(format!(
                 "the address of {} (an actor running as a thread) cannot cross a process boundary",

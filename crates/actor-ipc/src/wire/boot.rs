@@ -42,5 +42,6 @@ pub(crate) enum Boot {
         setup: OpaqueIpcSender,
     },
     Started,
-    StartFailed(String),
+    /// Why, level by level: the root's `StartError` keeps it as its source.
+    StartFailed(actor_core::ErrorChain),
 }

@@ -51,6 +51,13 @@ pub(crate) struct Block {
     /// each start. Stop frames carry it: one meant for an incarnation that died before it read
     /// it is dropped by the next one, not taken as its own.
     pub incarnation: AtomicU64,
+    /// Replies to `Addr::ask` sent by any process of the system (used only in the root's
+    /// report inbox's block, which every process of a system holds): each reply a replier
+    /// made, delivered or not.
+    pub replies_sent: AtomicU64,
+    /// Of the replies sent, those an asker took as the answer to its question. The rest
+    /// (`replies_sent - replies_taken`) are dead letters: late, or to an asker that was gone.
+    pub replies_taken: AtomicU64,
 }
 
 /// `stop_requested`: the root asked for a clean stop; every message accepted before the stop
