@@ -9,7 +9,7 @@
 
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// The signals every mpactor process handles.
@@ -23,6 +23,8 @@ pub const HARD_STOP_AT: u32 = 3;
 pub struct SignalState {
     count: AtomicU32,
     last: AtomicI32,
+    /// Set by the signal handler itself, not by the signal thread: see [`arrived`](Self::arrived).
+    arrived: Arc<AtomicBool>,
 }
 
 impl SignalState {
@@ -33,6 +35,14 @@ impl SignalState {
     /// The last one (0 if none).
     pub fn last(&self) -> i32 {
         self.last.load(Ordering::SeqCst)
+    }
+    /// True once a handled signal was delivered to this process, even if the signal thread
+    /// has not counted it yet (on a loaded machine it may not run for a while). A signal sent
+    /// to a process group is pending in every member at once and handled as soon as any
+    /// thread of the process returns to user mode: code that learns of another member's copy
+    /// (the root, from a child's report) finds this set if its own process got one too.
+    pub fn arrived(&self) -> bool {
+        self.arrived.load(Ordering::SeqCst)
     }
 }
 
@@ -52,6 +62,7 @@ where
         // Read until empty, then wait in poll: the reading end never blocks.
         read.set_nonblocking(true)?;
         signal_hook::low_level::pipe::register(signal, write)?;
+        signal_hook::flag::register(signal, state.arrived.clone())?;
         readers.push((signal, read));
     }
     let seen = state.clone();

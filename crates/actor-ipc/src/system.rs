@@ -305,6 +305,8 @@ pub struct System<E: Send + 'static> {
     log: slog::Logger,
     env: StartEnv<E>,
     signals: Receiver<i32>,
+    /// What the signal handler itself has seen (ahead of `signals`).
+    signal_state: std::sync::Arc<signals::SignalState>,
     /// Wakes the root's wait: its signal thread, an actor thread that ends.
     wake: RootWake,
     reports: IpcInbox<Report<E>>,
@@ -348,7 +350,7 @@ where
         let wake = RootWake::new()?;
         let sig_wake = wake.clone();
         let sig_log = log.clone();
-        signals::install(
+        let signal_state = signals::install(
             move |signal, count| {
                 if count > 1 {
                     // The first is logged by the loop that acts on it; later ones only here,
@@ -410,6 +412,7 @@ where
             log,
             env,
             signals: sig_rx,
+            signal_state,
             wake,
             reports,
             deferred: VecDeque::new(),
@@ -686,7 +689,14 @@ where
                 if self.stop.is_none() {
                     // A terminal's Ctrl-C reaches every process at once: if the root got it
                     // too, that is the reason, not a child's copy that happened to arrive first.
-                    if let Ok(own) = self.signals.recv_timeout(Duration::from_millis(20)) {
+                    // Its handler has run by now (see `SignalState::arrived`); the signal
+                    // thread that passes it on may lag behind on a loaded machine.
+                    let wait = if self.signal_state.arrived() {
+                        Duration::from_secs(1)
+                    } else {
+                        Duration::from_millis(20)
+                    };
+                    if let Ok(own) = self.signals.recv_timeout(wait) {
                         slog::info!(self.log, "got {}: stopping", signal_name(own));
                         self.stop = Some(StopReason::Signal(own));
                         return;

@@ -12,6 +12,10 @@ const STOP_TIMEOUT_MS: u64 = 1000;
 /// the whole stop took at most the deadline plus one second.
 fn stop_escalates(root: &mut Root, stuck: &str, killed: bool) {
     let pid = root.pid_of(stuck);
+    if killed {
+        // Asked to stop before it reaches its main loop, it would stop after all.
+        root.wait_log(&[stuck, "ignoring stop requests from now on"], PATIENCE);
+    }
     let t0 = Instant::now();
     root.signal(libc::SIGTERM);
     assert_eq!(root.wait_code(PATIENCE), 0, "{}", root.dump());
@@ -108,6 +112,7 @@ fn a_sigstopped_busy_child_is_killed_at_the_deadline() {
     );
     let pid = root.pid_of("STUCK");
     root.pid_of("B");
+    root.wait_log(&["STUCK", "ignoring stop requests from now on"], PATIENCE);
     kill(pid, libc::SIGSTOP);
     wait_state(pid, 'T');
     stop_escalates(&mut root, "STUCK", true);

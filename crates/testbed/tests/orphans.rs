@@ -23,6 +23,7 @@ fn children_are_gone_within_a_second_of_the_root_being_killed() {
         ],
     );
     let children = [root.pid_of("A"), root.pid_of("BUSY"), root.pid_of("F")];
+    root.wait_log(&["BUSY", "ignoring stop requests from now on"], PATIENCE);
     let t0 = Instant::now();
     root.signal(libc::SIGKILL);
     root.wait_exit(PATIENCE);

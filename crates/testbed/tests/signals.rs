@@ -83,6 +83,8 @@ fn third_signal_kills_everything(test: &str, signal: i32, name: &str) {
         ],
     );
     let pids = vec![root.pid, root.pid_of("A"), root.pid_of("STUCK")];
+    // Asked to stop before it reaches its main loop, it would stop after all.
+    root.wait_log(&["STUCK", "ignoring stop requests from now on"], PATIENCE);
     root.signal(signal);
     root.wait_log(&["stopping the system"], PATIENCE);
     // Signals of one kind that arrive together count once: each is sent after the previous
