@@ -40,10 +40,15 @@
 pub use actor_core::slog;
 pub use actor_core::{
     self, lifecycle, log, loops, signals, supervision, Actor, ActorError, ActorSummary, AppClock,
-    ChildOptions, Context, ExitStatus, Intensity, Isolation, Outcome, Recv, Restart, SendError,
-    StopFlag, StopReason, Strategy, Summary, SystemConfig,
+    ChildOptions, ClusterConfig, Context, ExitStatus, Intensity, Isolation, Outcome, Recv, Restart,
+    SendError, StopFlag, StopReason, Strategy, Summary, SystemConfig,
 };
 pub use actor_ipc::{
     self, flush_all, testkit, ActorStatus, Addr, ContextExt, Registry, RootCtx, SharedBytes,
     StartError, System, SHM_THRESHOLD,
 };
+
+/// Several machines: roots on many hosts as one cluster through a NATS server (the
+/// `actor-nats` crate, behind the `nats` feature). See the README's "Several machines".
+#[cfg(feature = "nats")]
+pub use actor_nats as nats;

@@ -38,7 +38,8 @@ pub use error::{ActorError, SendError};
 pub use events::{ActorSummary, ExitStatus, Report, StopReason, Summary};
 pub use lifecycle::Outcome;
 pub use supervision::{
-    ChildOptions, Intensity, IntensityTracker, Isolation, Restart, Strategy, SystemConfig,
+    ChildOptions, ClusterConfig, Intensity, IntensityTracker, Isolation, Restart, Strategy,
+    SystemConfig,
 };
 
 /// Re-exported so users name the logger type without a direct slog dependency.
