@@ -17,8 +17,12 @@
 //! cluster: role=producer sent=S delivered=D dead_letters=X in_doubt=U
 //! ```
 //!
-//! With the server and the consumer up, S = D = N and H = N. The consumer runs until Ctrl-C
-//! (or `--run-for SECS`); the producer stops when everything it sent is accounted for.
+//! With the server and the consumer up, S = D = N and H = N. Always S = D + X + U: a message
+//! is delivered (its handling confirmed), a dead letter (known not handled), or in doubt
+//! (published, unconfirmed when the consumer's node went away, or when the producer was
+//! stopped). The consumer runs until Ctrl-C (or `--run-for SECS`); the producer stops when
+//! everything it sent is accounted for. `--retry-secs` keeps the producer trying while the
+//! consumer's node (or the server) is away.
 
 use clap::{Parser, ValueEnum};
 use mpactor::nats::{Cluster, ClusterEvent, RemoteAddr, RemoteStats};
@@ -54,9 +58,19 @@ impl Actor for Consumer {
     }
 
     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |this, _ctx, _n| {
+        loops::queue(self, ctx, |this, ctx, _n| {
             if !this.handle.is_zero() {
                 std::thread::sleep(this.handle);
+            }
+            // Progress at 1000, 10 000, 100 000, ...: a sign of life without a line each.
+            let n = ctx.handled();
+            if n >= 1000
+                && n.to_string()
+                    .trim_start_matches('1')
+                    .bytes()
+                    .all(|b| b == b'0')
+            {
+                slog::info!(ctx.log(), "handled {n} messages so far");
             }
             Ok(())
         })
@@ -73,6 +87,8 @@ struct ProducerArgs {
     /// The consumer on the other node, found by the root and handed over like any address.
     to: RemoteAddr<u64>,
     count: u64,
+    /// How long to keep trying while the consumer's node is down (0: stop at once).
+    retry: Duration,
 }
 
 impl Actor for Producer {
@@ -87,11 +103,27 @@ impl Actor for Producer {
     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         let to = &self.args.to;
         let mut n = 0;
+        let mut down_since: Option<Instant> = None;
         while n < self.args.count && !ctx.should_stop() {
             // Bounded: a consumer that does not keep up makes this wait, never a buffer grow.
             match to.send_timeout(n, Duration::from_millis(100)) {
-                Ok(()) => n += 1,
+                Ok(()) => {
+                    n += 1;
+                    down_since = None;
+                }
                 Err(e) if e.is_timeout() => continue,
+                Err(e) if down_since.is_none_or(|t| t.elapsed() < self.args.retry) => {
+                    if down_since.is_none() {
+                        slog::warn!(
+                            ctx.log(),
+                            "{e} after {n}: trying again for {:?}",
+                            self.args.retry
+                        );
+                        down_since = Some(Instant::now());
+                    }
+                    // The node is down: look again in a while (the stop flag too).
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 Err(e) => {
                     slog::warn!(ctx.log(), "stopped sending after {n}: {e}");
                     break;
@@ -151,6 +183,10 @@ struct Cli {
     /// Producer: how long to look for the consumer.
     #[arg(long, default_value_t = 30)]
     lookup_secs: u64,
+    /// Producer: how long to keep trying while the consumer's node is down (0: stop sending
+    /// at the first `Disconnected`).
+    #[arg(long, default_value_t = 0)]
+    retry_secs: u64,
 }
 
 fn main() {
@@ -208,6 +244,7 @@ fn run(
                 ProducerArgs {
                     to,
                     count: cli.messages,
+                    retry: Duration::from_secs(cli.retry_secs),
                 },
             )?;
             let mut produced = None;
@@ -227,9 +264,14 @@ fn run(
                 in_doubt: 0,
                 pending: 0,
             });
+            // Stopped before everything was confirmed (Ctrl-C): what is still on its way is
+            // in doubt too, so that the line always adds up.
             println!(
                 "cluster: role=producer sent={} delivered={} dead_letters={} in_doubt={}",
-                s.sent, s.delivered, s.dead_letters, s.in_doubt
+                s.sent,
+                s.delivered,
+                s.dead_letters,
+                s.in_doubt + s.pending
             );
             Ok(summary.exit_code())
         }
