@@ -483,3 +483,54 @@ fn ctrl_c_stops_each_node_while_the_server_is_down() {
         field(&line, "delivered") + field(&line, "dead_letters") + field(&line, "in_doubt")
     );
 }
+
+#[test]
+#[ignore = "needs nats-server: apt-get install nats-server; run with --include-ignored"]
+fn a_consumer_node_that_comes_back_is_reachable_through_the_same_address() {
+    let server = Server::start();
+    let url = server.url();
+    let consumer_args = ["--role", "consumer", "--handle-us", "100", "--node", "back"];
+    let mut first = Node::start(&url, &consumer_args);
+    first.wait_for("published CONSUMER as consumer", LONG);
+    let mut producer = Node::start(
+        &url,
+        &[
+            "--role",
+            "producer",
+            "--messages",
+            "30000",
+            "--retry-secs",
+            "60",
+            "--node",
+            "sender",
+        ],
+    );
+    first.wait_for("handled 1000 messages so far", LONG);
+    first.signal(libc::SIGKILL);
+    // The root's own event handler hears of it (the example logs what it gets).
+    producer.wait_for("cluster: node back is down", Duration::from_secs(20));
+    let _ = first.finish(LONG);
+    let mut second = Node::start(&url, &consumer_args);
+    producer.wait_for(
+        "cluster: node back is up again (restarted)",
+        Duration::from_secs(30),
+    );
+    let (code, line) = producer.finish(Duration::from_secs(120));
+    assert_eq!(code, 0, "{}", producer.dump());
+    let (sent, delivered, dead, in_doubt) = (
+        field(&line, "sent"),
+        field(&line, "delivered"),
+        field(&line, "dead_letters"),
+        field(&line, "in_doubt"),
+    );
+    assert_eq!(
+        sent, 30000,
+        "it kept sending through the same address: {line}"
+    );
+    assert_eq!(sent, delivered + dead + in_doubt, "{line}");
+    second.signal(libc::SIGINT);
+    let (code, cline) = second.finish(LONG);
+    assert_eq!(code, 0);
+    // The second incarnation handled everything delivered after it came back.
+    assert!(field(&cline, "handled") > 0, "{cline}");
+}
