@@ -207,8 +207,7 @@ impl Node {
         let last = self
             .seen
             .iter()
-            .filter(|l| l.stdout)
-            .next_back()
+            .rfind(|l| l.stdout)
             .map(|l| l.text.clone())
             .unwrap_or_default();
         (code, last)

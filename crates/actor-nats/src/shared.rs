@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// How often a joined node publishes its heartbeat.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a node may stay silent before it counts as down. With the watch looking every
-/// [`WATCH_TICK`], a node that dies is noticed within `DEAD_AFTER + WATCH_TICK` (2.1 s) of
+/// 100 ms, a node that dies is noticed within `DEAD_AFTER + WATCH_TICK` (2.1 s) of
 /// its last heartbeat, so within 2.6 s of its death: the documented bound is 3 s.
 pub const DEAD_AFTER: Duration = Duration::from_secs(2);
 /// How often the watch looks for silent nodes.
