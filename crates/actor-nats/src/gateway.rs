@@ -253,10 +253,13 @@ where
         let now = Instant::now();
         let mut outstanding = 0;
         for link in &mut self.links {
+            // A sender may have sent past a reclaimed credit (it did not know): what arrived
+            // used it up.
+            link.credit_upto = link.credit_upto.max(link.next);
             if link.credit_upto > link.next && now.duration_since(link.last_heard) > RECLAIM_AFTER {
                 link.credit_upto = link.next;
             }
-            outstanding += link.credit_upto - link.next;
+            outstanding += link.credit_upto.saturating_sub(link.next);
         }
         let mut free = self
             .capacity
@@ -268,7 +271,7 @@ where
             if now.duration_since(link.last_heard) > RECLAIM_AFTER {
                 continue;
             }
-            let has = link.credit_upto - link.next;
+            let has = link.credit_upto.saturating_sub(link.next);
             let need = link.want.max(STANDING_CREDIT).saturating_sub(has);
             let give = need.min(free);
             if give > 0 {

@@ -6,6 +6,7 @@ use crate::proto::{self, Ack, BatchHead, MAX_BATCH, MAX_BATCH_BYTES};
 use crate::shared::{Shared, WATCH_TICK};
 use actor_core::SendError;
 use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::marker::PhantomData;
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 
 /// How long the pump waits for the client to take a batch (its buffer is bounded).
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
+/// The most unconfirmed messages a link may have for a send to take the direct path.
+const DIRECT_UNCONFIRMED: u64 = 4;
 /// How long the pump waits for credit before it asks again.
 const POLL_AGAIN: Duration = Duration::from_millis(100);
 
@@ -62,6 +65,12 @@ pub(crate) struct LinkInner {
     /// False while the actor's node is down: sends say `Disconnected` at once.
     up: AtomicBool,
     counts: Counts,
+    /// `in.<actor>`: where its batches go.
+    subject: String,
+    /// Messages accepted into the queue and not yet published or dropped: while it is not
+    /// zero, a send queues behind them (order), never takes the direct path.
+    queued: AtomicU64,
+    session: Mutex<Session>,
 }
 
 impl LinkInner {
@@ -89,6 +98,9 @@ impl LinkInner {
             queue: tx,
             up: AtomicBool::new(alive),
             counts: Counts::default(),
+            subject: proto::subject(&shared.cluster, "in", actor),
+            queued: AtomicU64::new(0),
+            session: Mutex::new(Session::default()),
         });
         let pump = Pump::new(link.clone(), rx);
         std::thread::Builder::new()
@@ -199,9 +211,14 @@ impl<M: Serialize> RemoteAddr<M> {
             return Err(SendError::Disconnected(msg));
         };
         let Ok(bytes) = bytes else { return Ok(()) };
+        let Err(bytes) = self.link.send_direct(bytes) else {
+            return Ok(());
+        };
+        self.link.queued.fetch_add(1, Ordering::SeqCst);
         match self.link.queue.try_send(bytes) {
             Ok(()) => Ok(()),
             Err(_) => {
+                self.link.queued.fetch_sub(1, Ordering::SeqCst);
                 self.link.counts.sent.fetch_sub(1, Ordering::SeqCst);
                 Err(SendError::Full(msg))
             }
@@ -214,9 +231,14 @@ impl<M: Serialize> RemoteAddr<M> {
             return Err(SendError::Disconnected(msg));
         };
         let Ok(bytes) = bytes else { return Ok(()) };
+        let Err(bytes) = self.link.send_direct(bytes) else {
+            return Ok(());
+        };
+        self.link.queued.fetch_add(1, Ordering::SeqCst);
         match self.link.queue.send_timeout(bytes, timeout) {
             Ok(()) => Ok(()),
             Err(_) => {
+                self.link.queued.fetch_sub(1, Ordering::SeqCst);
                 self.link.counts.sent.fetch_sub(1, Ordering::SeqCst);
                 if self.is_up() {
                     Err(SendError::Timeout(msg))
@@ -342,17 +364,15 @@ impl<'de, M: Serialize + DeserializeOwned> Deserialize<'de> for RemoteAddr<M> {
     }
 }
 
-/// The pump of one link: its session with the actor's current node incarnation.
-struct Pump {
-    link: Arc<LinkInner>,
-    queue: Receiver<Vec<u8>>,
-    subject: String,
+/// A link's session with the actor's current node incarnation: shared by the pump and the
+/// direct path of a send (under the link's lock, so that sequence numbers and credit are
+/// used once and in order).
+#[derive(Default)]
+pub(crate) struct Session {
     session: u64,
     id: String,
     /// The node incarnation of this session; `None` while the node is down.
     boot: Option<u64>,
-    acks: Receiver<Ack>,
-    acks_tx: Sender<Ack>,
     seq: u64,
     credit_upto: u64,
     acked_delivered: u64,
@@ -363,113 +383,171 @@ struct Pump {
     hand: Vec<Vec<u8>>,
 }
 
+impl LinkInner {
+    /// The direct path: with nothing of this process queued, in hand or unconfirmed for the
+    /// actor and credit left, the caller publishes its message itself instead of waking the pump
+    /// (which would add a thread hop to the latency of a lone message). Hands the encoded
+    /// message back when it cannot.
+    fn send_direct(&self, bytes: Vec<u8>) -> Result<(), Vec<u8>> {
+        // Never from inside an async runtime (`block_on` would panic there).
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(bytes);
+        }
+        let Some(mut s) = self.session.try_lock() else {
+            return Err(bytes);
+        };
+        if self.queued.load(Ordering::SeqCst) != 0
+            || !s.hand.is_empty()
+            || s.boot.is_none()
+            || s.credit_upto <= s.seq
+            // Only when (nearly) everything published is confirmed: under a flood, one
+            // message per publish would cost the batching its throughput. A request/reply
+            // peer sends its next request before the last confirmation, hence "nearly".
+            || s.seq - (s.acked_delivered + s.acked_dead).min(s.seq) > DIRECT_UNCONFIRMED
+        {
+            return Err(bytes);
+        }
+        let head = head(self, &s, 1, 0);
+        let payload = proto::encode_batch(&head, &bytes);
+        if !self
+            .shared
+            .conn
+            .publish(self.subject.clone(), payload.into(), PUBLISH_TIMEOUT)
+        {
+            return Err(bytes);
+        }
+        s.seq += 1;
+        Ok(())
+    }
+}
+
+fn head(link: &LinkInner, s: &Session, count: u32, demand: usize) -> BatchHead {
+    BatchHead {
+        link: s.id.clone(),
+        reply: link.shared.ack_subject.clone(),
+        boot: s.boot.unwrap_or(0),
+        seq: s.seq,
+        count,
+        demand: demand.min(u32::MAX as usize) as u32,
+    }
+}
+
+/// The pump of one link: publishes what the queue holds as far as credit goes, follows the
+/// node's state, applies acknowledgements.
+struct Pump {
+    link: Arc<LinkInner>,
+    queue: Receiver<Vec<u8>>,
+    acks: Receiver<Ack>,
+    acks_tx: Sender<Ack>,
+}
+
 impl Pump {
     fn new(link: Arc<LinkInner>, queue: Receiver<Vec<u8>>) -> Self {
         let (acks_tx, acks) = crossbeam_channel::unbounded();
-        let subject = proto::subject(&link.shared.cluster, "in", &link.actor);
         Self {
             link,
             queue,
-            subject,
-            session: 0,
-            id: String::new(),
-            boot: None,
             acks,
             acks_tx,
-            seq: 0,
-            credit_upto: 0,
-            acked_delivered: 0,
-            acked_dead: 0,
-            polled: None,
-            hand: Vec::new(),
         }
     }
 
-    fn run(mut self) {
+    fn run(self) {
+        let link = self.link.clone();
         loop {
-            if self.link.shared.closed.load(Ordering::SeqCst) {
-                self.end_session(true);
+            if link.shared.closed.load(Ordering::SeqCst) {
+                self.end_session(&mut link.session.lock(), true);
                 return;
             }
-            self.follow_node();
-            while let Ok(ack) = self.acks.try_recv() {
-                self.apply(ack);
-            }
-            if self.boot.is_none() {
-                // Down: nothing can be sent; what is queued is dead.
-                self.drop_queued();
-                let _ = self.acks.recv_timeout(WATCH_TICK);
+            let (up, credit, hand_empty) = {
+                let mut s = link.session.lock();
+                self.follow_node(&mut s);
+                while let Ok(ack) = self.acks.try_recv() {
+                    self.apply(&mut s, ack);
+                }
+                if s.boot.is_none() {
+                    // Down: nothing can be sent; what is queued is dead.
+                    self.drop_queued(&mut s);
+                }
+                (
+                    s.boot.is_some(),
+                    s.credit_upto.saturating_sub(s.seq),
+                    s.hand.is_empty(),
+                )
+            };
+            if !up {
+                if let Ok(a) = self.acks.recv_timeout(WATCH_TICK) {
+                    self.apply(&mut link.session.lock(), a);
+                }
                 continue;
             }
-            let credit = self.credit_upto.saturating_sub(self.seq);
             if credit > 0 {
-                let hand_empty = self.hand.is_empty();
                 if hand_empty {
                     crossbeam_channel::select! {
-                        recv(self.queue) -> m => if let Ok(m) = m { self.hand.push(m) },
-                        recv(self.acks) -> a => if let Ok(a) = a { self.apply(a) },
+                        recv(self.queue) -> m => if let Ok(m) = m { link.session.lock().hand.push(m) },
+                        recv(self.acks) -> a => if let Ok(a) = a { self.apply(&mut link.session.lock(), a) },
                         default(WATCH_TICK) => {}
                     }
                 }
-                if !self.hand.is_empty() {
-                    self.publish_batch(credit);
+                let mut s = link.session.lock();
+                if !s.hand.is_empty() {
+                    self.publish_batch(&mut s);
                 }
             } else {
-                let waiting = !self.queue.is_empty() || !self.hand.is_empty();
-                if waiting && self.polled.is_none_or(|t| t.elapsed() >= POLL_AGAIN) {
-                    self.poll();
+                {
+                    let mut s = link.session.lock();
+                    let waiting = !self.queue.is_empty() || !s.hand.is_empty();
+                    if waiting && s.polled.is_none_or(|t| t.elapsed() >= POLL_AGAIN) {
+                        self.poll(&mut s);
+                    }
                 }
                 if let Ok(a) = self.acks.recv_timeout(WATCH_TICK) {
-                    self.apply(a);
+                    self.apply(&mut link.session.lock(), a);
                 }
             }
         }
     }
 
     /// Starts or ends the session as the node's state says.
-    fn follow_node(&mut self) {
+    fn follow_node(&self, s: &mut Session) {
         let state = self.link.shared.node(&self.link.node);
-        match (state, self.boot) {
-            (Some(s), Some(b)) if s.alive && s.boot == b => {}
-            (Some(s), _) if s.alive => {
+        match (state, s.boot) {
+            (Some(n), Some(b)) if n.alive && n.boot == b => {}
+            (Some(n), _) if n.alive => {
                 // Back, or a new incarnation: what was on its way to the old one is in doubt.
-                self.end_session(false);
-                self.start_session(s.boot);
+                self.end_session(s, false);
+                self.start_session(s, n.boot);
             }
-            (_, Some(_)) => {
-                self.end_session(true);
-            }
+            (_, Some(_)) => self.end_session(s, true),
             (_, None) => self.link.up.store(false, Ordering::SeqCst),
         }
     }
 
-    fn start_session(&mut self, boot: u64) {
-        self.session += 1;
-        self.id = format!(
+    fn start_session(&self, s: &mut Session, boot: u64) {
+        s.session += 1;
+        s.id = format!(
             "{}.{}.{}",
-            self.link.shared.process, self.link.actor, self.session
+            self.link.shared.process, self.link.actor, s.session
         );
         self.link
             .shared
             .by_id
             .lock()
-            .insert(self.id.clone(), self.acks_tx.clone());
-        self.boot = Some(boot);
-        self.seq = 0;
-        self.credit_upto = 0;
-        self.acked_delivered = 0;
-        self.acked_dead = 0;
+            .insert(s.id.clone(), self.acks_tx.clone());
+        s.boot = Some(boot);
+        s.seq = 0;
+        s.credit_upto = 0;
+        s.acked_delivered = 0;
+        s.acked_dead = 0;
         self.link.up.store(true, Ordering::SeqCst);
-        self.poll();
+        self.poll(s);
     }
 
     /// Ends the current session: published and unconfirmed messages are in doubt; with
     /// `down`, the link refuses sends and what is queued is dead.
-    fn end_session(&mut self, down: bool) {
-        if self.boot.take().is_some() {
-            let unresolved = self
-                .seq
-                .saturating_sub(self.acked_delivered + self.acked_dead);
+    fn end_session(&self, s: &mut Session, down: bool) {
+        if s.boot.take().is_some() {
+            let unresolved = s.seq.saturating_sub(s.acked_delivered + s.acked_dead);
             if unresolved > 0 {
                 self.link
                     .counts
@@ -482,22 +560,23 @@ impl Pump {
                     self.link.node
                 );
             }
-            self.link.shared.by_id.lock().remove(&self.id);
-            self.seq = 0;
+            self.link.shared.by_id.lock().remove(&s.id);
+            s.seq = 0;
         }
         if down {
             self.link.up.store(false, Ordering::SeqCst);
-            self.drop_queued();
+            self.drop_queued(s);
         }
     }
 
-    fn drop_queued(&mut self) {
-        let mut dead = self.hand.len() as u64;
-        self.hand.clear();
+    fn drop_queued(&self, s: &mut Session) {
+        let mut dead = s.hand.len() as u64;
+        s.hand.clear();
         while self.queue.try_recv().is_ok() {
             dead += 1;
         }
         if dead > 0 {
+            self.link.queued.fetch_sub(dead, Ordering::SeqCst);
             self.link.counts.dead.fetch_add(dead, Ordering::SeqCst);
             log::warn!(
                 "{dead} queued messages to {} dropped: its node {} is down (dead letters)",
@@ -507,55 +586,44 @@ impl Pump {
         }
     }
 
-    fn apply(&mut self, ack: Ack) {
-        if ack.link != self.id || Some(ack.boot) != self.boot {
+    fn apply(&self, s: &mut Session, ack: Ack) {
+        if ack.link != s.id || Some(ack.boot) != s.boot {
             return;
         }
         let c = &self.link.counts;
-        if ack.delivered > self.acked_delivered {
+        if ack.delivered > s.acked_delivered {
             c.delivered
-                .fetch_add(ack.delivered - self.acked_delivered, Ordering::SeqCst);
-            self.acked_delivered = ack.delivered;
+                .fetch_add(ack.delivered - s.acked_delivered, Ordering::SeqCst);
+            s.acked_delivered = ack.delivered;
         }
-        if ack.dead > self.acked_dead {
-            c.dead
-                .fetch_add(ack.dead - self.acked_dead, Ordering::SeqCst);
-            self.acked_dead = ack.dead;
+        if ack.dead > s.acked_dead {
+            c.dead.fetch_add(ack.dead - s.acked_dead, Ordering::SeqCst);
+            s.acked_dead = ack.dead;
         }
-        self.credit_upto = self.credit_upto.max(ack.credit_upto);
-        self.polled = None;
-    }
-
-    fn head(&self, count: u32) -> BatchHead {
-        BatchHead {
-            link: self.id.clone(),
-            reply: self.link.shared.ack_subject.clone(),
-            boot: self.boot.unwrap_or(0),
-            seq: self.seq,
-            count,
-            demand: (self.queue.len() + self.hand.len().saturating_sub(count as usize)) as u32,
-        }
+        s.credit_upto = s.credit_upto.max(ack.credit_upto);
+        s.polled = None;
     }
 
     /// Asks for credit (a batch of no messages).
-    fn poll(&mut self) {
-        let payload = proto::encode_batch(&self.head(0), &[]);
+    fn poll(&self, s: &mut Session) {
+        let demand = self.queue.len() + s.hand.len();
+        let payload = proto::encode_batch(&head(&self.link, s, 0, demand), &[]);
         self.link
             .shared
             .conn
-            .publish(self.subject.clone(), payload.into(), PUBLISH_TIMEOUT);
-        self.polled = Some(Instant::now());
+            .publish(self.link.subject.clone(), payload.into(), PUBLISH_TIMEOUT);
+        s.polled = Some(Instant::now());
     }
 
-    /// Publishes what is in hand and more from the queue, within `credit`.
-    fn publish_batch(&mut self, credit: u64) {
-        let limit = (credit as usize).min(MAX_BATCH);
-        let mut bytes: usize = self.hand.iter().map(Vec::len).sum();
-        while self.hand.len() < limit && bytes < MAX_BATCH_BYTES {
+    /// Publishes what is in hand and more from the queue, within the credit left.
+    fn publish_batch(&self, s: &mut Session) {
+        let limit = (s.credit_upto.saturating_sub(s.seq) as usize).min(MAX_BATCH);
+        let mut bytes: usize = s.hand.iter().map(Vec::len).sum();
+        while s.hand.len() < limit && bytes < MAX_BATCH_BYTES {
             match self.queue.try_recv() {
                 Ok(m) => {
                     bytes += m.len();
-                    self.hand.push(m);
+                    s.hand.push(m);
                 }
                 Err(_) => break,
             }
@@ -563,7 +631,7 @@ impl Pump {
         // Keep within both limits: what does not fit waits in hand for the next batch.
         let mut take = 0;
         let mut size = 0;
-        for m in self.hand.iter().take(limit) {
+        for m in s.hand.iter().take(limit) {
             if take > 0 && size + m.len() > MAX_BATCH_BYTES {
                 break;
             }
@@ -571,17 +639,18 @@ impl Pump {
             take += 1;
         }
         let mut body = Vec::with_capacity(size);
-        for m in &self.hand[..take] {
+        for m in &s.hand[..take] {
             body.extend_from_slice(m);
         }
-        let payload = proto::encode_batch(&self.head(take as u32), &body);
+        let demand = self.queue.len() + s.hand.len() - take;
+        let payload = proto::encode_batch(&head(&self.link, s, take as u32, demand), &body);
         if self
             .link
             .shared
             .conn
-            .publish(self.subject.clone(), payload.into(), PUBLISH_TIMEOUT)
+            .publish(self.link.subject.clone(), payload.into(), PUBLISH_TIMEOUT)
         {
-            self.seq += take as u64;
+            s.seq += take as u64;
         } else {
             // Not taken by the client (the server is away and its buffer full): never sent,
             // so dead, and their sequence numbers are used again.
@@ -594,6 +663,7 @@ impl Pump {
                 self.link.actor
             );
         }
-        self.hand.drain(..take);
+        s.hand.drain(..take);
+        self.link.queued.fetch_sub(take as u64, Ordering::SeqCst);
     }
 }
