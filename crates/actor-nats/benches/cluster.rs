@@ -208,7 +208,10 @@ fn main() {
     let url = format!("nats://127.0.0.1:{}", server.1);
     let n = arg("--messages", 1_000_000);
     let rounds = arg("--rounds", 2000) as u32;
-    if let Err(e) = run(registry, &url, n, rounds) {
+    let result = run(registry, &url, n, rounds);
+    // `exit` skips destructors: the server goes first.
+    drop(server);
+    if let Err(e) = result {
         eprintln!("bench cluster: {e}");
         std::process::exit(1);
     }
