@@ -18,12 +18,11 @@
 
 use actor_core::{Actor, ActorError, Context, Recv, SystemConfig};
 use actor_ipc::{Registry, System};
+use actor_nats::testkit::NatsServer;
 use actor_nats::{Cluster, RemoteAddr};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// 64 bytes in memory; 57–65 bytes encoded (`seq` is a varint).
@@ -142,43 +141,6 @@ impl Actor for Pinger {
     }
 }
 
-struct Server(Child, u16);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn server() -> Option<Server> {
-    for _ in 0..10 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let mut s = Server(child, port);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = s.0.try_wait() {
-                break;
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    None
-}
-
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -201,11 +163,14 @@ fn main() {
         .register::<Echo>()
         .register::<Pinger>()
         .run_if_child();
-    let Some(server) = server() else {
-        println!("bench cluster: skipped (nats-server not installed: apt-get install nats-server)");
-        return;
+    let server = match NatsServer::start() {
+        Ok(server) => server,
+        Err(e) => {
+            println!("bench cluster: skipped: {e}");
+            return;
+        }
     };
-    let url = format!("nats://127.0.0.1:{}", server.1);
+    let url = server.url();
     let n = arg("--messages", 1_000_000);
     let rounds = arg("--rounds", 2000) as u32;
     let result = run(registry, &url, n, rounds);

@@ -28,6 +28,7 @@ mod gateway;
 mod link;
 mod proto;
 mod shared;
+pub mod testkit;
 
 pub use cluster::{Cluster, LookupError};
 pub use event::ClusterEvent;

@@ -5,9 +5,8 @@
 use actor_core::SystemConfig;
 use actor_core::{loops, Actor, ActorError, ChildOptions, ClusterConfig, Context, Isolation};
 use actor_ipc::{Registry, System};
+use actor_nats::testkit::NatsServer;
 use actor_nats::{Cluster, LookupError};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -34,44 +33,6 @@ impl Actor for Blocked {
     }
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A nats-server on a free loopback port (taken by binding port 0 and releasing it; another
-/// one if the server could not have it), ready.
-fn server() -> (Server, String) {
-    for _ in 0..10 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server (apt-get install nats-server)");
-        let mut s = Server(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = s.0.try_wait() {
-                break;
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return (s, format!("nats://127.0.0.1:{port}"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    panic!("could not start nats-server");
-}
-
 fn node(url: &str, name: &str) -> ClusterConfig {
     ClusterConfig {
         url: url.into(),
@@ -83,7 +44,8 @@ fn node(url: &str, name: &str) -> ClusterConfig {
 #[test]
 #[ignore = "needs nats-server: apt-get install nats-server; run with --include-ignored"]
 fn a_remote_address_is_bounded_typed_and_accounted() {
-    let (_server, url) = server();
+    let server = NatsServer::start().expect("a nats-server");
+    let url = server.url();
     let registry = Registry::new().run_if_child();
     let config = SystemConfig::new("T").isolation(Isolation::Threads);
     let mut system = System::<()>::new(registry, config).expect("a system");
