@@ -42,9 +42,9 @@
 pub use actor_core::slog;
 pub use actor_core::{
     self, lifecycle, log, loops, signals, supervision, Actor, ActorError, ActorSummary, AppClock,
-    ChildOptions, Context, ErrorChain, ExitStatus, Intensity, Isolation, Outcome, Recv,
-    ReplySummary, Restart, SendTimeoutError, StopFlag, StopReason, Strategy, Summary, SystemConfig,
-    TrySendError,
+    ChildOptions, ClusterConfig, Context, ErrorChain, ExitStatus, Intensity, Isolation, Outcome,
+    Recv, ReplySummary, Restart, SendTimeoutError, StopFlag, StopReason, Strategy, Summary,
+    SystemConfig, TrySendError,
 };
 pub use actor_ipc::enable_test_support;
 pub use actor_ipc::{
@@ -52,3 +52,8 @@ pub use actor_ipc::{
     ReplyTo, RootCtx, SharedBytes, StartError, StopChildError, System, MAX_REPLY_BYTES,
     SHM_THRESHOLD,
 };
+
+/// Several machines: roots on many hosts as one cluster through a NATS server (the
+/// `actor-nats` crate, behind the `nats` feature). See the README's "Several machines".
+#[cfg(feature = "nats")]
+pub use actor_nats as nats;

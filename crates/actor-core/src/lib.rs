@@ -42,7 +42,8 @@ pub use error::{ActorError, ErrorChain, SendTimeoutError, TrySendError};
 pub use events::{ActorSummary, ExitStatus, ReplySummary, Report, StopReason, Summary};
 pub use lifecycle::Outcome;
 pub use supervision::{
-    ChildOptions, Intensity, IntensityTracker, Isolation, Restart, Strategy, SystemConfig,
+    ChildOptions, ClusterConfig, Intensity, IntensityTracker, Isolation, Restart, Strategy,
+    SystemConfig,
 };
 
 /// Re-exported so users name the logger type without a direct slog dependency.

@@ -342,6 +342,29 @@ pub struct SystemConfig {
     pub intensity: Intensity,
     /// Stop by itself after this long (`None`: until stopped).
     pub run_for: Option<Duration>,
+    /// The cluster this root joins (several machines through a NATS server), if any: the
+    /// `actor-nats` crate (the facade's `nats` feature) joins it with `Cluster::join`.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// Where a root joins a cluster of roots on several machines: a NATS server, the cluster's
+/// name (clusters on one server do not see each other) and this node's name (unique in the
+/// cluster; a node that comes back under the same name is reachable through the same
+/// addresses). Plain data: `actor-core` knows nothing of NATS.
+///
+/// ```
+/// use actor_core::SystemConfig;
+/// let config = SystemConfig::new("MAIN").cluster("nats://127.0.0.1:4222", "demo", "host-a");
+/// assert_eq!(config.cluster.unwrap().node, "host-a");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConfig {
+    /// The NATS server, e.g. `nats://10.0.0.5:4222`.
+    pub url: String,
+    /// The cluster's name: one subject token (no dots, wildcards or spaces).
+    pub cluster: String,
+    /// This node's name: one subject token, unique in the cluster.
+    pub node: String,
 }
 
 impl SystemConfig {
@@ -358,6 +381,7 @@ impl SystemConfig {
             strategy: Strategy::default(),
             intensity: Intensity::default(),
             run_for: None,
+            cluster: None,
         }
     }
     /// Chooses processes (the default) or threads for every actor of the system.
@@ -413,6 +437,21 @@ impl SystemConfig {
             max_restarts,
             period,
         };
+        self
+    }
+    /// Joins the cluster at the NATS server `url` as node `node` of `cluster` (see
+    /// [`ClusterConfig`]).
+    pub fn cluster(
+        mut self,
+        url: impl Into<String>,
+        cluster: impl Into<String>,
+        node: impl Into<String>,
+    ) -> Self {
+        self.cluster = Some(ClusterConfig {
+            url: url.into(),
+            cluster: cluster.into(),
+            node: node.into(),
+        });
         self
     }
     /// Stops the system by itself after `run_for` (zero: never).

@@ -1222,3 +1222,21 @@ fn private_bootstrap_dir() -> std::io::Result<PathBuf> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
     Ok(path)
 }
+
+/// What another transport needs to tell the root something (issue 17: `actor-nats` reports
+/// a remote node going down or coming back as an application event).
+impl<E> System<E>
+where
+    E: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    /// The root's own report inbox: a [`Report::App`] sent here reaches [`System::run`]'s
+    /// handler like an event of a child, with the `actor` name it carries as the sender.
+    pub fn report_addr(&self) -> Addr<Report<E>> {
+        self.env.report_addr.clone()
+    }
+
+    /// The configuration this system was created with (its `cluster`, for one).
+    pub fn config(&self) -> &SystemConfig {
+        &self.config
+    }
+}

@@ -532,3 +532,26 @@ impl<'de, M: Serialize + Send + 'static> Deserialize<'de> for Addr<M> {
         ))
     }
 }
+
+/// What another transport needs to relay into an actor and confirm its messages (issue 17:
+/// `actor-nats` forwards messages from other machines into a local actor and tells their
+/// sender which ones were handled). Read-only views of the inbox's shared counters.
+impl<M: Send + 'static> Addr<M> {
+    /// The most messages this address queues towards the actor (its mailbox capacity).
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Messages accepted for the actor so far, by senders in every process.
+    pub fn accepted_count(&self) -> u64 {
+        Counters::load(&self.inner.counters.get().accepted)
+    }
+
+    /// Messages handed to the actor's code so far (every incarnation), counted by the
+    /// actor's process. Inbox order is sending order within a process, so a relay that
+    /// noted [`accepted_count`](Self::accepted_count) after its send knows that message was
+    /// handed over once this count reaches that number.
+    pub fn handled_count(&self) -> u64 {
+        Counters::load(&self.inner.counters.get().handled)
+    }
+}

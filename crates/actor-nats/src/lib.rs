@@ -1,0 +1,51 @@
+//! # actor-nats
+//!
+//! mpactor across machines: roots on several hosts form a cluster through a NATS server
+//! (core NATS, no JetStream). A root joins with [`Cluster::join`], publishes local actors
+//! under cluster-wide names, and finds other nodes' actors with [`Cluster::lookup`], which
+//! gives a [`RemoteAddr`]: bounded, accounted, `Disconnected` while the actor's node is down.
+//!
+//! * Flow control end to end: the receiving node grants each sending process credit from
+//!   the actor's free mailbox slots, so a fast producer never overruns a slow consumer and
+//!   NATS' slow-consumer protection never has to drop anything (what is dropped anyway is
+//!   counted: [`Cluster::slow_consumer_drops`], and gaps show as dead letters).
+//! * Accounting: [`RemoteStats`] per remote actor: delivered (confirmed handed to the
+//!   actor), dead letters, in doubt (published, unconfirmed when its node went away).
+//! * Liveness: every node publishes a heartbeat every [`HEARTBEAT_INTERVAL`]; one silent for
+//!   [`DEAD_AFTER`] is down (noticed within 3 s of its death), and the root hears of it as a
+//!   [`ClusterEvent`].
+//!
+//! The client runs on a private tokio runtime thread per process; everything here is
+//! synchronous and has a deadline. See `docs/SEMANTICS.md` ("Across machines").
+
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+mod cluster;
+mod conn;
+mod event;
+mod gateway;
+mod link;
+mod proto;
+mod shared;
+pub mod testkit;
+
+pub use cluster::{Cluster, LookupError};
+pub use event::ClusterEvent;
+pub use link::{RemoteAddr, RemoteStats};
+pub use shared::{DEAD_AFTER, HEARTBEAT_INTERVAL};
+
+/// A random 64-bit number (boot ids, process tokens): the clock's nanoseconds mixed with
+/// the pid through std's randomly seeded hasher.
+pub(crate) fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}

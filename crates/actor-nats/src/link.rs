@@ -1,0 +1,669 @@
+//! The sending side: [`RemoteAddr`], and the link behind it (one per remote actor and
+//! sending process): a bounded queue and a pump thread that publishes batches as far as the
+//! receiving node's credit allows.
+
+use crate::proto::{self, Ack, BatchHead, MAX_BATCH, MAX_BATCH_BYTES};
+use crate::shared::{Shared, WATCH_TICK};
+use actor_core::{SendTimeoutError, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long the pump waits for the client to take a batch (its buffer is bounded).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
+/// The most unconfirmed messages a link may have for a send to take the direct path.
+const DIRECT_UNCONFIRMED: u64 = 4;
+/// How long the pump waits for credit before it asks again.
+const POLL_AGAIN: Duration = Duration::from_millis(100);
+
+/// What became of the messages this process sent to one remote actor.
+///
+/// `sent = delivered + dead_letters + in_doubt + pending` at every moment; `pending` is zero
+/// once [`RemoteAddr::flush`] returned true.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteStats {
+    /// The remote actor's published name.
+    pub actor: String,
+    /// The node that runs it.
+    pub node: String,
+    /// Messages accepted by `try_send`/`send_timeout`/`send`.
+    pub sent: u64,
+    /// Confirmed handed to the actor by its node.
+    pub delivered: u64,
+    /// Known not handled: refused by the actor's node (gone, undecodable, lost in transit),
+    /// never published (the node was down, the client did not take them in time), or over
+    /// the size limit.
+    pub dead_letters: u64,
+    /// Published but never confirmed before the node went down or restarted: they may or
+    /// may not have been handled.
+    pub in_doubt: u64,
+    /// Still on their way: queued here, or published and not yet confirmed.
+    pub pending: u64,
+}
+
+#[derive(Default)]
+struct Counts {
+    sent: AtomicU64,
+    delivered: AtomicU64,
+    dead: AtomicU64,
+    in_doubt: AtomicU64,
+}
+
+/// One remote actor as this process sends to it.
+pub(crate) struct LinkInner {
+    actor: String,
+    node: String,
+    type_name: String,
+    capacity: usize,
+    shared: Arc<Shared>,
+    queue: Sender<Vec<u8>>,
+    /// False while the actor's node is down: sends say `Disconnected` at once.
+    up: AtomicBool,
+    counts: Counts,
+    /// `in.<actor>`: where its batches go.
+    subject: String,
+    /// Messages accepted into the queue and not yet published or dropped: while it is not
+    /// zero, a send queues behind them (order), never takes the direct path.
+    queued: AtomicU64,
+    session: Mutex<Session>,
+}
+
+impl LinkInner {
+    /// The link to `actor` on `node` in this process: the existing one or a new one with its
+    /// pump.
+    pub fn get_or_start(
+        shared: &Arc<Shared>,
+        actor: &str,
+        node: &str,
+        type_name: &str,
+        capacity: usize,
+    ) -> std::io::Result<Arc<LinkInner>> {
+        let mut links = shared.links.lock();
+        if let Some(link) = links.get(actor) {
+            return Ok(link.clone());
+        }
+        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+        let alive = shared.node(node).is_some_and(|n| n.alive);
+        let link = Arc::new(LinkInner {
+            actor: actor.to_string(),
+            node: node.to_string(),
+            type_name: type_name.to_string(),
+            capacity: capacity.max(1),
+            shared: shared.clone(),
+            queue: tx,
+            up: AtomicBool::new(alive),
+            counts: Counts::default(),
+            subject: proto::subject(&shared.cluster, "in", actor),
+            queued: AtomicU64::new(0),
+            session: Mutex::new(Session::default()),
+        });
+        let pump = Pump::new(link.clone(), rx);
+        std::thread::Builder::new()
+            .name(format!("mpactor-nats-{actor}"))
+            .spawn(move || pump.run())?;
+        links.insert(actor.to_string(), link.clone());
+        Ok(link)
+    }
+
+    pub fn stats(&self) -> RemoteStats {
+        let c = &self.counts;
+        // Read in the order they are written (sent first), so pending never goes negative.
+        let delivered = c.delivered.load(Ordering::SeqCst);
+        let dead = c.dead.load(Ordering::SeqCst);
+        let in_doubt = c.in_doubt.load(Ordering::SeqCst);
+        let sent = c.sent.load(Ordering::SeqCst);
+        RemoteStats {
+            actor: self.actor.clone(),
+            node: self.node.clone(),
+            sent,
+            delivered,
+            dead_letters: dead,
+            in_doubt,
+            pending: sent.saturating_sub(delivered + dead + in_doubt),
+        }
+    }
+}
+
+/// The address of an actor on another node, found with
+/// [`Cluster::lookup`](crate::Cluster::lookup). It behaves like a local
+/// [`Addr`](actor_ipc::Addr):
+///
+/// * bounded: this process queues at most the actor's mailbox capacity towards it, and
+///   publishes only as far as the actor's node granted credit (free mailbox slots), so
+///   [`try_send`](Self::try_send) says `Full` and [`send_timeout`](Self::send_timeout)
+///   says `Timeout` when the actor does not keep up;
+/// * `Disconnected` at once while the actor's node is down (silent for
+///   [`DEAD_AFTER`](crate::DEAD_AFTER)), and usable again when it is back under the same
+///   name (restarted or reconnected);
+/// * order is kept per sending process: every address of one actor in a process shares one
+///   queue and one sequence;
+/// * accounted: [`stats`](Self::stats) says how many were delivered, dead-lettered, in doubt.
+///
+/// Cheap to clone, and serializable: hand it to a local actor in its `Args` or in a message;
+/// the receiving process opens its own connection to the same server (once per process).
+///
+/// ```no_run
+/// # fn demo(cluster: &actor_nats::Cluster) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// let consumer = cluster.lookup::<u64>("consumer", Duration::from_secs(5))?;
+/// consumer.send(42)?;
+/// consumer.flush(Duration::from_secs(5));
+/// println!("{:?}", consumer.stats());
+/// # Ok(()) }
+/// ```
+pub struct RemoteAddr<M> {
+    link: Arc<LinkInner>,
+    _m: PhantomData<fn(M)>,
+}
+
+impl<M> Clone for RemoteAddr<M> {
+    fn clone(&self) -> Self {
+        Self {
+            link: self.link.clone(),
+            _m: PhantomData,
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for RemoteAddr<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemoteAddr({}@{})", self.link.actor, self.link.node)
+    }
+}
+
+impl<M: Serialize> RemoteAddr<M> {
+    pub(crate) fn from_link(link: Arc<LinkInner>) -> Self {
+        Self {
+            link,
+            _m: PhantomData,
+        }
+    }
+
+    /// The actor's published name.
+    pub fn name(&self) -> &str {
+        &self.link.actor
+    }
+
+    /// The node that runs it.
+    pub fn node(&self) -> &str {
+        &self.link.node
+    }
+
+    /// False while the actor's node is down.
+    pub fn is_up(&self) -> bool {
+        self.link.up.load(Ordering::SeqCst)
+    }
+
+    /// What became of what this process sent to the actor so far.
+    pub fn stats(&self) -> RemoteStats {
+        self.link.stats()
+    }
+
+    /// Queues `msg` if there is room now; says `Full` at once otherwise, `Disconnected` while
+    /// the actor's node is down.
+    pub fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
+        let Some(bytes) = self.admit(&msg) else {
+            return Err(TrySendError::Disconnected(msg));
+        };
+        let Ok(bytes) = bytes else { return Ok(()) };
+        let Err(bytes) = self.link.send_direct(bytes) else {
+            return Ok(());
+        };
+        self.link.queued.fetch_add(1, Ordering::SeqCst);
+        match self.link.queue.try_send(bytes) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                self.link.queued.fetch_sub(1, Ordering::SeqCst);
+                self.link.counts.sent.fetch_sub(1, Ordering::SeqCst);
+                Err(TrySendError::Full(msg))
+            }
+        }
+    }
+
+    /// Queues `msg`, waiting at most `timeout` for room.
+    pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendTimeoutError<M>> {
+        let Some(bytes) = self.admit(&msg) else {
+            return Err(SendTimeoutError::Disconnected(msg));
+        };
+        let Ok(bytes) = bytes else { return Ok(()) };
+        let Err(bytes) = self.link.send_direct(bytes) else {
+            return Ok(());
+        };
+        self.link.queued.fetch_add(1, Ordering::SeqCst);
+        match self.link.queue.send_timeout(bytes, timeout) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                self.link.queued.fetch_sub(1, Ordering::SeqCst);
+                self.link.counts.sent.fetch_sub(1, Ordering::SeqCst);
+                if self.is_up() {
+                    Err(SendTimeoutError::Timeout(msg))
+                } else {
+                    Err(SendTimeoutError::Disconnected(msg))
+                }
+            }
+        }
+    }
+
+    /// Queues `msg`, waiting at most [`DEFAULT_SEND_TIMEOUT`](actor_core::supervision::DEFAULT_SEND_TIMEOUT)
+    /// for room.
+    pub fn send(&self, msg: M) -> Result<(), SendTimeoutError<M>> {
+        self.send_timeout(msg, actor_core::supervision::DEFAULT_SEND_TIMEOUT)
+    }
+
+    /// Waits at most `timeout` until nothing this process sent to the actor is pending
+    /// (every message delivered, dead-lettered or in doubt). True if so.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stats().pending == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            // A wait on another machine's progress: short naps, bounded by the deadline.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Counts `msg` as sent and encodes it: `None` if the node is down, `Some(Err(()))` if
+    /// it was refused (too large or not encodable: counted as a dead letter, logged).
+    #[allow(clippy::result_unit_err)]
+    fn admit(&self, msg: &M) -> Option<Result<Vec<u8>, ()>> {
+        if !self.is_up() {
+            return None;
+        }
+        let c = &self.link.counts;
+        c.sent.fetch_add(1, Ordering::SeqCst);
+        match postcard::to_allocvec(msg) {
+            Ok(bytes) if bytes.len() <= MAX_BATCH_BYTES => Some(Ok(bytes)),
+            Ok(bytes) => {
+                log::error!(
+                    "a message of {} bytes to {} is larger than {MAX_BATCH_BYTES}: not sent \
+                     (dead letter)",
+                    bytes.len(),
+                    self.link.actor
+                );
+                c.dead.fetch_add(1, Ordering::SeqCst);
+                Some(Err(()))
+            }
+            Err(e) => {
+                log::error!(
+                    "a message to {} failed to encode: {e} (dead letter)",
+                    self.link.actor
+                );
+                c.dead.fetch_add(1, Ordering::SeqCst);
+                Some(Err(()))
+            }
+        }
+    }
+}
+
+/// What crosses a process boundary: enough to find the server, the actor and its node.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    url: String,
+    cluster: String,
+    actor: String,
+    node: String,
+    boot: u64,
+    type_name: String,
+    capacity: u32,
+}
+
+impl<M> Serialize for RemoteAddr<M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let l = &self.link;
+        Wire {
+            url: l.shared.url.clone(),
+            cluster: l.shared.cluster.clone(),
+            actor: l.actor.clone(),
+            node: l.node.clone(),
+            boot: l.shared.node(&l.node).map(|n| n.boot).unwrap_or(0),
+            type_name: l.type_name.clone(),
+            capacity: l.capacity.min(u32::MAX as usize) as u32,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, M: Serialize + DeserializeOwned> Deserialize<'de> for RemoteAddr<M> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let w = Wire::deserialize(deserializer)?;
+        if w.type_name != std::any::type_name::<M>() {
+            return Err(D::Error::custom(format!(
+                "remote actor {} takes {}, not {}",
+                w.actor,
+                w.type_name,
+                std::any::type_name::<M>()
+            )));
+        }
+        // The process that receives the address opens its own connection (once).
+        let shared = Shared::get_or_connect(&w.url, &w.cluster, None).map_err(|e| {
+            D::Error::custom(format!("cannot reach the NATS server at {}: {e}", w.url))
+        })?;
+        if shared.node(&w.node).is_none() {
+            // Alive until its heartbeats say otherwise (within DEAD_AFTER).
+            shared.seen(&w.node, w.boot);
+        }
+        let link = LinkInner::get_or_start(
+            &shared,
+            &w.actor,
+            &w.node,
+            &w.type_name,
+            w.capacity as usize,
+        )
+        .map_err(|e| D::Error::custom(e.to_string()))?;
+        Ok(RemoteAddr::from_link(link))
+    }
+}
+
+/// A link's session with the actor's current node incarnation: shared by the pump and the
+/// direct path of a send (under the link's lock, so that sequence numbers and credit are
+/// used once and in order).
+#[derive(Default)]
+pub(crate) struct Session {
+    session: u64,
+    id: String,
+    /// The node incarnation of this session; `None` while the node is down.
+    boot: Option<u64>,
+    seq: u64,
+    credit_upto: u64,
+    acked_delivered: u64,
+    acked_dead: u64,
+    /// When credit was last asked for, if no answer came since.
+    polled: Option<Instant>,
+    /// A batch being put together (taken from the queue, not yet published).
+    hand: Vec<Vec<u8>>,
+}
+
+impl LinkInner {
+    /// The direct path: with nothing of this process queued, in hand or unconfirmed for the
+    /// actor and credit left, the caller publishes its message itself instead of waking the pump
+    /// (which would add a thread hop to the latency of a lone message). Hands the encoded
+    /// message back when it cannot.
+    fn send_direct(&self, bytes: Vec<u8>) -> Result<(), Vec<u8>> {
+        // Never from inside an async runtime (`block_on` would panic there).
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(bytes);
+        }
+        let Some(mut s) = self.session.try_lock() else {
+            return Err(bytes);
+        };
+        if self.queued.load(Ordering::SeqCst) != 0
+            || !s.hand.is_empty()
+            || s.boot.is_none()
+            || s.credit_upto <= s.seq
+            // Only when (nearly) everything published is confirmed: under a flood, one
+            // message per publish would cost the batching its throughput. A request/reply
+            // peer sends its next request before the last confirmation, hence "nearly".
+            || s.seq - (s.acked_delivered + s.acked_dead).min(s.seq) > DIRECT_UNCONFIRMED
+        {
+            return Err(bytes);
+        }
+        let head = head(self, &s, 1, 0);
+        let payload = proto::encode_batch(&head, &bytes);
+        if !self
+            .shared
+            .conn
+            .publish(self.subject.clone(), payload.into(), PUBLISH_TIMEOUT)
+        {
+            return Err(bytes);
+        }
+        s.seq += 1;
+        Ok(())
+    }
+}
+
+fn head(link: &LinkInner, s: &Session, count: u32, demand: usize) -> BatchHead {
+    BatchHead {
+        link: s.id.clone(),
+        reply: link.shared.ack_subject.clone(),
+        boot: s.boot.unwrap_or(0),
+        seq: s.seq,
+        count,
+        demand: demand.min(u32::MAX as usize) as u32,
+    }
+}
+
+/// The pump of one link: publishes what the queue holds as far as credit goes, follows the
+/// node's state, applies acknowledgements.
+struct Pump {
+    link: Arc<LinkInner>,
+    queue: Receiver<Vec<u8>>,
+    acks: Receiver<Ack>,
+    acks_tx: Sender<Ack>,
+}
+
+impl Pump {
+    fn new(link: Arc<LinkInner>, queue: Receiver<Vec<u8>>) -> Self {
+        let (acks_tx, acks) = crossbeam_channel::unbounded();
+        Self {
+            link,
+            queue,
+            acks,
+            acks_tx,
+        }
+    }
+
+    fn run(self) {
+        let link = self.link.clone();
+        loop {
+            if link.shared.closed.load(Ordering::SeqCst) {
+                self.end_session(&mut link.session.lock(), true);
+                return;
+            }
+            let (up, credit, hand_empty) = {
+                let mut s = link.session.lock();
+                self.follow_node(&mut s);
+                while let Ok(ack) = self.acks.try_recv() {
+                    self.apply(&mut s, ack);
+                }
+                if s.boot.is_none() {
+                    // Down: nothing can be sent; what is queued is dead.
+                    self.drop_queued(&mut s);
+                }
+                (
+                    s.boot.is_some(),
+                    s.credit_upto.saturating_sub(s.seq),
+                    s.hand.is_empty(),
+                )
+            };
+            if !up {
+                if let Ok(a) = self.acks.recv_timeout(WATCH_TICK) {
+                    self.apply(&mut link.session.lock(), a);
+                }
+                continue;
+            }
+            if credit > 0 {
+                if hand_empty {
+                    crossbeam_channel::select! {
+                        recv(self.queue) -> m => if let Ok(m) = m { link.session.lock().hand.push(m) },
+                        recv(self.acks) -> a => if let Ok(a) = a { self.apply(&mut link.session.lock(), a) },
+                        default(WATCH_TICK) => {}
+                    }
+                }
+                let mut s = link.session.lock();
+                if !s.hand.is_empty() {
+                    self.publish_batch(&mut s);
+                }
+            } else {
+                {
+                    let mut s = link.session.lock();
+                    let waiting = !self.queue.is_empty() || !s.hand.is_empty();
+                    if waiting && s.polled.is_none_or(|t| t.elapsed() >= POLL_AGAIN) {
+                        self.poll(&mut s);
+                    }
+                }
+                if let Ok(a) = self.acks.recv_timeout(WATCH_TICK) {
+                    self.apply(&mut link.session.lock(), a);
+                }
+            }
+        }
+    }
+
+    /// Starts or ends the session as the node's state says.
+    fn follow_node(&self, s: &mut Session) {
+        let state = self.link.shared.node(&self.link.node);
+        match (state, s.boot) {
+            (Some(n), Some(b)) if n.alive && n.boot == b => {}
+            (Some(n), _) if n.alive => {
+                // Back, or a new incarnation: what was on its way to the old one is in doubt.
+                self.end_session(s, false);
+                self.start_session(s, n.boot);
+            }
+            (_, Some(_)) => self.end_session(s, true),
+            (_, None) => self.link.up.store(false, Ordering::SeqCst),
+        }
+    }
+
+    fn start_session(&self, s: &mut Session, boot: u64) {
+        s.session += 1;
+        s.id = format!(
+            "{}.{}.{}",
+            self.link.shared.process, self.link.actor, s.session
+        );
+        self.link
+            .shared
+            .by_id
+            .lock()
+            .insert(s.id.clone(), self.acks_tx.clone());
+        s.boot = Some(boot);
+        s.seq = 0;
+        s.credit_upto = 0;
+        s.acked_delivered = 0;
+        s.acked_dead = 0;
+        self.link.up.store(true, Ordering::SeqCst);
+        self.poll(s);
+    }
+
+    /// Ends the current session: published and unconfirmed messages are in doubt; with
+    /// `down`, the link refuses sends and what is queued is dead.
+    fn end_session(&self, s: &mut Session, down: bool) {
+        if s.boot.take().is_some() {
+            let unresolved = s.seq.saturating_sub(s.acked_delivered + s.acked_dead);
+            if unresolved > 0 {
+                self.link
+                    .counts
+                    .in_doubt
+                    .fetch_add(unresolved, Ordering::SeqCst);
+                log::warn!(
+                    "{unresolved} messages to {} were published but not confirmed before its \
+                     node {} went away: counted in doubt",
+                    self.link.actor,
+                    self.link.node
+                );
+            }
+            self.link.shared.by_id.lock().remove(&s.id);
+            s.seq = 0;
+        }
+        if down {
+            self.link.up.store(false, Ordering::SeqCst);
+            self.drop_queued(s);
+        }
+    }
+
+    fn drop_queued(&self, s: &mut Session) {
+        let mut dead = s.hand.len() as u64;
+        s.hand.clear();
+        while self.queue.try_recv().is_ok() {
+            dead += 1;
+        }
+        if dead > 0 {
+            self.link.queued.fetch_sub(dead, Ordering::SeqCst);
+            self.link.counts.dead.fetch_add(dead, Ordering::SeqCst);
+            log::warn!(
+                "{dead} queued messages to {} dropped: its node {} is down (dead letters)",
+                self.link.actor,
+                self.link.node
+            );
+        }
+    }
+
+    fn apply(&self, s: &mut Session, ack: Ack) {
+        if ack.link != s.id || Some(ack.boot) != s.boot {
+            return;
+        }
+        let c = &self.link.counts;
+        if ack.delivered > s.acked_delivered {
+            c.delivered
+                .fetch_add(ack.delivered - s.acked_delivered, Ordering::SeqCst);
+            s.acked_delivered = ack.delivered;
+        }
+        if ack.dead > s.acked_dead {
+            c.dead.fetch_add(ack.dead - s.acked_dead, Ordering::SeqCst);
+            s.acked_dead = ack.dead;
+        }
+        s.credit_upto = s.credit_upto.max(ack.credit_upto);
+        s.polled = None;
+    }
+
+    /// Asks for credit (a batch of no messages).
+    fn poll(&self, s: &mut Session) {
+        let demand = self.queue.len() + s.hand.len();
+        let payload = proto::encode_batch(&head(&self.link, s, 0, demand), &[]);
+        self.link
+            .shared
+            .conn
+            .publish(self.link.subject.clone(), payload.into(), PUBLISH_TIMEOUT);
+        s.polled = Some(Instant::now());
+    }
+
+    /// Publishes what is in hand and more from the queue, within the credit left.
+    fn publish_batch(&self, s: &mut Session) {
+        let limit = (s.credit_upto.saturating_sub(s.seq) as usize).min(MAX_BATCH);
+        let mut bytes: usize = s.hand.iter().map(Vec::len).sum();
+        while s.hand.len() < limit && bytes < MAX_BATCH_BYTES {
+            match self.queue.try_recv() {
+                Ok(m) => {
+                    bytes += m.len();
+                    s.hand.push(m);
+                }
+                Err(_) => break,
+            }
+        }
+        // Keep within both limits: what does not fit waits in hand for the next batch.
+        let mut take = 0;
+        let mut size = 0;
+        for m in s.hand.iter().take(limit) {
+            if take > 0 && size + m.len() > MAX_BATCH_BYTES {
+                break;
+            }
+            size += m.len();
+            take += 1;
+        }
+        let mut body = Vec::with_capacity(size);
+        for m in &s.hand[..take] {
+            body.extend_from_slice(m);
+        }
+        let demand = self.queue.len() + s.hand.len() - take;
+        let payload = proto::encode_batch(&head(&self.link, s, take as u32, demand), &body);
+        if self
+            .link
+            .shared
+            .conn
+            .publish(self.link.subject.clone(), payload.into(), PUBLISH_TIMEOUT)
+        {
+            s.seq += take as u64;
+        } else {
+            // Not taken by the client (the server is away and its buffer full): never sent,
+            // so dead, and their sequence numbers are used again.
+            self.link
+                .counts
+                .dead
+                .fetch_add(take as u64, Ordering::SeqCst);
+            log::warn!(
+                "{take} messages to {} not published within {PUBLISH_TIMEOUT:?}: dead letters",
+                self.link.actor
+            );
+        }
+        s.hand.drain(..take);
+        self.link.queued.fetch_sub(take as u64, Ordering::SeqCst);
+    }
+}
