@@ -18,6 +18,31 @@ pub const HANDLED: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 /// The count at which a signal ends the process at once.
 pub const HARD_STOP_AT: u32 = 3;
 
+/// The signal whose hard stop (the third) is under way in this process, 0 if none.
+static HARD_STOP: AtomicI32 = AtomicI32::new(0);
+
+/// The signal whose hard stop is under way in this process (the third of them arrived, and
+/// the signal thread is ending the process with `128 + signal`), if any.
+pub fn hard_stop() -> Option<i32> {
+    match HARD_STOP.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
+}
+
+/// For code about to end the process its own way (a root whose run just ended, a child
+/// about to exit): if a hard stop is under way, the process ends with its `128 + signal`,
+/// never with the ordinary code. The hard stop kills the children first, so the root's run
+/// may well end on its own in that moment, and without this the first of the two exits
+/// would win. Waits (at most a second) for the signal thread to end the process, then ends
+/// it itself. Returns at once otherwise.
+pub fn yield_to_hard_stop() {
+    if let Some(signal) = hard_stop() {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        std::process::exit(128 + signal);
+    }
+}
+
 /// What the process has seen of signals so far.
 #[derive(Debug, Default)]
 pub struct SignalState {
@@ -92,6 +117,7 @@ where
                             let count = seen.count.fetch_add(1, Ordering::SeqCst) + 1;
                             seen.last.store(*signal, Ordering::SeqCst);
                             if count >= HARD_STOP_AT {
+                                HARD_STOP.store(*signal, Ordering::SeqCst);
                                 hard(*signal);
                                 std::process::exit(128 + *signal);
                             }

@@ -92,6 +92,8 @@ impl Registry {
                 2
             }
         };
+        // A third signal ends the child with 128 + signal, whatever its run came to.
+        actor_core::signals::yield_to_hard_stop();
         std::process::exit(code)
     }
 

@@ -1094,6 +1094,9 @@ where
         // at once and counts what it held: let them settle before the counts are read.
         flush_all(Instant::now() + Duration::from_millis(100));
         self.pump_pending_reports();
+        // A third signal kills every child: the stop may end here because of that, and the
+        // process must then end with 128 + signal, not with this summary's code.
+        signals::yield_to_hard_stop();
 
         let actors: Vec<ActorSummary> = self.slots.iter().map(summarize).collect();
         let stop_millis = t0.elapsed().as_millis() as u64;
