@@ -21,34 +21,46 @@ use std::sync::Arc;
 #[derive(Clone, Copy)]
 pub(crate) struct Block<'a> {
     /// Messages a sender accepted (`try_send`/`send` returned Ok).
-    pub accepted: &'a AtomicU64,
+    pub accepted: Counter<'a>,
     /// Messages written into the inbox's socket by a sender's writer.
-    pub shipped: &'a AtomicU64,
+    pub shipped: Counter<'a>,
     /// Messages a sender accepted but could not deliver (the actor gone, or the sender's
     /// process stopping past its deadline).
-    pub undelivered: &'a AtomicU64,
+    pub undelivered: Counter<'a>,
     /// Of the undelivered, messages a sender refused to ship: over the actor's size limit,
     /// failing to encode, or carrying more channels than one send can.
-    pub refused: &'a AtomicU64,
+    pub refused: Counter<'a>,
     /// Messages the actor's process took out of the socket.
-    pub received: &'a AtomicU64,
+    pub received: Counter<'a>,
     /// Messages handed to the actor's code.
-    pub handled: &'a AtomicU64,
+    pub handled: Counter<'a>,
     /// Messages the actor's process received but drained without handling when it stopped.
-    pub drained_child: &'a AtomicU64,
+    pub drained_child: Counter<'a>,
     /// Messages that failed to decode (a frame that fails as a whole counts as one).
-    pub decode_failed: &'a AtomicU64,
+    pub decode_failed: Counter<'a>,
     /// Messages the root drained from the socket after the actor's last process ended.
-    pub drained_root: &'a AtomicU64,
+    pub drained_root: Counter<'a>,
     /// 1 once the actor is gone for good: sends fail at once.
-    pub gone: &'a AtomicU64,
+    pub gone: Counter<'a>,
     /// What the root asks of the current incarnation: 0 nothing, [`STOP_ASKED`] a clean stop
     /// (the stop frame is on its way), [`STOP_NOW`] the stop deadline passed.
-    pub stop_requested: &'a AtomicU64,
+    pub stop_requested: Counter<'a>,
     /// The number of the current incarnation (1 for the first start), set by the root before
     /// each start. Stop frames carry it: one meant for an incarnation that died before it read
     /// it is dropped by the next one, not taken as its own.
-    pub incarnation: &'a AtomicU64,
+    pub incarnation: Counter<'a>,
+}
+
+/// One counter of the mapping (an atomic word in shared memory).
+#[derive(Clone, Copy)]
+pub(crate) struct Counter<'a>(&'a AtomicU64);
+
+impl std::ops::Deref for Counter<'_> {
+    type Target = AtomicU64;
+
+    fn deref(&self) -> &AtomicU64 {
+        self.0
+    }
 }
 
 /// The words of the mapping: the senders' line (0..8: `accepted`, `shipped`, `undelivered`,
@@ -103,34 +115,34 @@ impl Counters {
     pub fn get(&self) -> Block<'_> {
         let w = self.0.words();
         Block {
-            accepted: &w[0],
-            shipped: &w[1],
-            undelivered: &w[2],
-            refused: &w[3],
-            received: &w[8],
-            handled: &w[9],
-            drained_child: &w[10],
-            decode_failed: &w[11],
-            drained_root: &w[16],
-            gone: &w[17],
-            stop_requested: &w[18],
-            incarnation: &w[19],
+            accepted: Counter(&w[0]),
+            shipped: Counter(&w[1]),
+            undelivered: Counter(&w[2]),
+            refused: Counter(&w[3]),
+            received: Counter(&w[8]),
+            handled: Counter(&w[9]),
+            drained_child: Counter(&w[10]),
+            decode_failed: Counter(&w[11]),
+            drained_root: Counter(&w[16]),
+            gone: Counter(&w[17]),
+            stop_requested: Counter(&w[18]),
+            incarnation: Counter(&w[19]),
         }
     }
 
-    pub fn load(field: &AtomicU64) -> u64 {
+    pub fn load(field: &Counter<'_>) -> u64 {
         field.load(Ordering::SeqCst)
     }
 
-    pub fn add(field: &AtomicU64, n: u64) {
+    pub fn add(field: &Counter<'_>, n: u64) {
         field.fetch_add(n, Ordering::SeqCst);
     }
 
-    pub fn sub(field: &AtomicU64, n: u64) {
+    pub fn sub(field: &Counter<'_>, n: u64) {
         field.fetch_sub(n, Ordering::SeqCst);
     }
 
-    pub fn set(field: &AtomicU64, value: u64) {
+    pub fn set(field: &Counter<'_>, value: u64) {
         field.store(value, Ordering::SeqCst);
     }
 
