@@ -58,6 +58,7 @@ pub(crate) struct Counter<'a>(&'a AtomicU64);
 impl std::ops::Deref for Counter<'_> {
     type Target = AtomicU64;
 
+    #[inline]
     fn deref(&self) -> &AtomicU64 {
         self.0
     }
@@ -111,7 +112,7 @@ impl Counters {
     }
 
     /// The counters, as references into the mapping.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self) -> Block<'_> {
         let w = self.0.words();
         Block {
@@ -130,22 +131,27 @@ impl Counters {
         }
     }
 
+    #[inline]
     pub fn load(field: &Counter<'_>) -> u64 {
         field.load(Ordering::SeqCst)
     }
 
+    #[inline]
     pub fn add(field: &Counter<'_>, n: u64) {
         field.fetch_add(n, Ordering::SeqCst);
     }
 
+    #[inline]
     pub fn sub(field: &Counter<'_>, n: u64) {
         field.fetch_sub(n, Ordering::SeqCst);
     }
 
+    #[inline]
     pub fn set(field: &Counter<'_>, value: u64) {
         field.store(value, Ordering::SeqCst);
     }
 
+    #[inline]
     pub fn is_gone(&self) -> bool {
         Self::load(&self.get().gone) != 0
     }
