@@ -885,6 +885,13 @@ impl MpactorPing {
             },
         )?;
         ponger.send(PongerMsg::Hello(pinger.clone()))?;
+        // The hello goes through this process's writer for PONGER, while `Go` may go to
+        // PINGER by the direct path at once: without this, PINGER's first ping could reach
+        // PONGER before the hello ("a ping before the hello", seen on a loaded machine).
+        // Once shipped, the hello is ahead of every ping in PONGER's socket.
+        if mpactor::flush_all(Instant::now() + ROUND_DEADLINE) > 0 {
+            return Err("the hello to PONGER was not shipped in time".into());
+        }
         Ok(MpactorPing {
             system,
             go: Box::new(move |rounds, warmup| Ok(pinger.send(PingerMsg::Go { rounds, warmup })?)),

@@ -52,10 +52,7 @@ fn sigint_to_the_root_alone_stops_everything() {
 fn sigterm_to_one_actor_stops_the_whole_system() {
     let mut h = Hvac::start(&[]);
     let listen = h.pid_of("LISTEN");
-    // SAFETY: kill(2) on a pid of this run.
-    unsafe {
-        libc::kill(listen as libc::pid_t, libc::SIGTERM);
-    }
+    mpactor_test_support::kill(listen, libc::SIGTERM);
     assert_eq!(h.exit_code(STOP_DEADLINE), 0);
     assert!(h
         .log_text()

@@ -9,10 +9,8 @@ use common::*;
 use std::time::Duration;
 
 fn kill9(pid: u32) {
-    // SAFETY: kill(2) on a pid of this run, found under its root in /proc.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGKILL);
-    }
+    // A pid of this run, found under its root in /proc.
+    mpactor_test_support::kill(pid, libc::SIGKILL);
 }
 
 /// SIGKILLs `actor`'s current process and waits until the root has started a new one;

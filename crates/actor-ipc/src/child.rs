@@ -260,7 +260,7 @@ fn run_actor<A: Actor>(
     // Whoever sets the stop flag (the signal thread when the stop must be at once, the
     // lifeline when the root died) wakes the actor's receive with a wake frame in its own
     // inbox: nothing in this process polls.
-    match setup.myself.ipc_sender().cloned().and_then(crate::transport::wake::wake_inbox) {
+    match setup.myself.ipc_sender().and_then(crate::transport::wake::wake_inbox) {
         Some(wake) => stop.on_set(wake),
         None => slog::warn!(
             logger,

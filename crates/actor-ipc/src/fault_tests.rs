@@ -19,9 +19,9 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
-fn nonblocking(fd: i32) -> bool {
-    // SAFETY: F_GETFL on a descriptor the test owns.
-    unsafe { libc::fcntl(fd, libc::F_GETFL) & libc::O_NONBLOCK != 0 }
+fn nonblocking(fd: &std::os::fd::OwnedFd) -> bool {
+    let flags = rustix::fs::fcntl_getfl(fd).expect("F_GETFL");
+    flags.contains(rustix::fs::OFlags::NONBLOCK)
 }
 
 #[test]
@@ -69,21 +69,21 @@ fn a_stop_request_for_a_dead_incarnation_does_not_stop_the_next() {
 #[test]
 fn each_incarnation_gets_a_blocking_inbox_whatever_the_last_one_left() {
     let (_tx, rx) = ipc::channel::<Frame<u64>>().expect("channel");
-    let fd = crate::sys::fd::raw_fd(&rx);
+    // A second descriptor of the same file description, which holds `O_NONBLOCK`.
+    let fd = rustix::io::fcntl_dupfd_cloexec(crate::sys::fd::borrow(&rx), 0).expect("dup");
     // What a process killed inside ipc-channel's `try_recv` leaves on the shared description.
-    // SAFETY: F_SETFL on a descriptor the test owns.
-    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
-    assert!(nonblocking(fd));
+    rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::NONBLOCK).expect("F_SETFL");
+    assert!(nonblocking(&fd));
     let mut inbox = IpcInbox::new(rx, Counters::new(), "W", actor_core::log::discard());
     assert!(
-        !nonblocking(fd),
+        !nonblocking(&fd),
         "the next incarnation inherited O_NONBLOCK"
     );
     // Receives and drains never set it again (a kill at any moment leaves nothing behind).
     assert_eq!(inbox.recv_timeout(Duration::ZERO), Recv::Timeout);
     assert_eq!(inbox.recv_timeout(Duration::from_millis(2)), Recv::Timeout);
     assert_eq!(inbox.drain(Instant::now() + Duration::from_millis(5)), 0);
-    assert!(!nonblocking(fd));
+    assert!(!nonblocking(&fd));
 }
 
 #[test]

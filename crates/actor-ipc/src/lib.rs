@@ -17,9 +17,8 @@
 //! See `docs/SEMANTICS.md` at the repository root for every guarantee and deadline.
 
 #![warn(missing_docs)]
-// `unsafe` lives in `sys` (system calls without a safe wrapper, ipc-channel's layout,
-// `pre_exec`) and in the two shared-memory mappings of `wire` (the counters and the
-// large-message regions); everywhere else it is refused.
+// `unsafe` lives in `sys` only (ipc-channel's layout, shared-memory mappings, `pre_exec`,
+// the few system calls without a safe wrapper); everywhere else it is refused, tests too.
 #![deny(unsafe_code)]
 
 #[cfg(not(target_os = "linux"))]
@@ -47,10 +46,8 @@ mod threads;
 #[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
-#[allow(unsafe_code)] // tests set up broken states by hand
 mod fault_tests;
 #[cfg(test)]
-#[allow(unsafe_code)] // tests set up broken states by hand
 mod shm_tests;
 
 pub use child::{Registry, ORPHAN_GRACE};

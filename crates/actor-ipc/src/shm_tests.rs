@@ -2,7 +2,7 @@
 //! the payload arrives intact (and in place for `SharedBytes`), the byte budget says `Full`,
 //! and no region outlives its message.
 
-use crate::sys::fd::raw_fd;
+use crate::sys::fd::borrow;
 use crate::transport::Addr;
 use crate::wire::counters::Counters;
 use crate::wire::frame::Frame;
@@ -17,26 +17,17 @@ use std::time::{Duration, Instant};
 const ONE_PACKET: usize = 200 * 1024;
 
 /// The size of the next packet in the socket, without taking it; `None` if there is none.
-fn next_packet_len(fd: i32) -> Option<usize> {
-    let mut byte = 0u8;
-    let mut iov = libc::iovec {
-        iov_base: (&mut byte as *mut u8).cast(),
-        iov_len: 1,
-    };
-    // No room for control data: a peek with room would install a copy of the packet's
-    // descriptors in this process each time.
-    // SAFETY: a msghdr over one byte of buffer, alive for the call.
-    let n = unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        libc::recvmsg(
-            fd,
-            &mut msg,
-            libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_DONTWAIT,
-        )
-    };
-    (n > 0).then_some(n as usize)
+fn next_packet_len(fd: std::os::fd::BorrowedFd<'_>) -> Option<usize> {
+    use rustix::net::{recv, RecvFlags};
+    // `recv` has no room for control data: a peek with room would install a copy of the
+    // packet's descriptors in this process each time. With `TRUNC` it says the packet's
+    // whole length.
+    let mut byte = [0u8; 1];
+    let flags = RecvFlags::PEEK | RecvFlags::TRUNC | RecvFlags::DONTWAIT;
+    match recv(fd, &mut byte, flags) {
+        Ok((_, n)) if n > 0 => Some(n),
+        _ => None,
+    }
 }
 
 /// Receives frames until `n` messages arrived, checking the size of every packet first.
@@ -53,7 +44,7 @@ where
             "only {} of {n} arrived",
             got.len()
         );
-        let Some(len) = next_packet_len(raw_fd(rx)) else {
+        let Some(len) = next_packet_len(borrow(rx)) else {
             std::thread::sleep(Duration::from_millis(1));
             continue;
         };

@@ -66,6 +66,7 @@ use mpactor::{
     flush_all, loops, slog, Actor, ActorError, Addr, ChildOptions, Context, ExitStatus, Recv,
     Registry, Restart, RootCtx, StartError, Strategy, Summary, System, SystemConfig,
 };
+use rustix::process::{getpid, kill_process, Signal};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -231,11 +232,11 @@ impl Worker {
                 no_core_dump();
                 // Rust's own SIGSEGV handler (stack-overflow detection) is replaced by the
                 // default action first, so the process dies exactly as on a wild pointer.
-                // SAFETY: signal(2) and raise(3) with valid signal numbers.
-                unsafe {
-                    libc::signal(libc::SIGSEGV, libc::SIG_DFL);
-                    libc::raise(libc::SIGSEGV);
-                }
+                // (An actor's process has it already; an actor running as a thread of the
+                // root, with --threads, does not.)
+                // SAFETY: signal(2) with the default disposition: no handler runs.
+                unsafe { libc::signal(libc::SIGSEGV, libc::SIG_DFL) };
+                let _ = kill_process(getpid(), Signal::SEGV);
                 Err(ActorError::new("SIGSEGV did not end the process"))
             }
             Fault::IgnoreStop => {
@@ -252,12 +253,11 @@ impl Worker {
 
 /// A crash must not leave a core file behind (nor spend time writing it).
 fn no_core_dump() {
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let zero = rustix::process::Rlimit {
+        current: Some(0),
+        maximum: Some(0),
     };
-    // SAFETY: setrlimit with a valid struct.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) };
+    let _ = rustix::process::setrlimit(rustix::process::Resource::Core, zero);
 }
 
 impl Actor for Worker {
@@ -1161,8 +1161,10 @@ fn scenario_send_stopped(registry: Registry, opts: &Opts) -> i32 {
             }
         };
     let pid = system.status()[0].pid;
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+    let child = rustix::process::Pid::from_raw(pid as i32);
+    if let Some(child) = child {
+        let _ = kill_process(child, Signal::STOP);
+    }
     let until = Instant::now() + Duration::from_secs(5);
     while proc_state(pid) != Some('T') && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(1));
@@ -1194,8 +1196,9 @@ fn scenario_send_stopped(registry: Registry, opts: &Opts) -> i32 {
         full.err(),
         t.elapsed().as_micros()
     );
-    // SAFETY: as above.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+    if let Some(child) = child {
+        let _ = kill_process(child, Signal::CONT);
+    }
     system.request_stop("sent to a stopped actor");
     run(system, opts, Known::default())
 }

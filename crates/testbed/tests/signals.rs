@@ -196,6 +196,6 @@ fn ctrl_c_to_the_whole_process_group_gives_one_clean_stop() {
 }
 
 fn kill_group(pgid: u32, signal: i32) {
-    // SAFETY: kill(2) on the process group the test created for the root.
-    unsafe { libc::kill(-(pgid as libc::pid_t), signal) };
+    // The process group the test created for the root.
+    mpactor_test_support::kill_group(pgid, signal);
 }

@@ -2,17 +2,21 @@
 //! process group, on port 0 (the kernel picks; LISTEN logs it), with its send file and TMPDIR
 //! in a fresh folder; collect its log; talk to it over TCP; wait for log lines and exits
 //! under deadlines; and afterwards check that no process of the run is left. A guard SIGKILLs
-//! the whole group if a test panics.
+//! the whole group if a test panics. The general pieces (output lines, `/proc`, signals,
+//! deadlines) are in `mpactor-test-support`; what reads hvac's own output and talks to it is
+//! here.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+pub use mpactor_test_support::{alive_as, pid_in, proc_stat};
+use mpactor_test_support::{collect, kill, kill_group, Lines};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The four actors, in start order.
@@ -22,12 +26,6 @@ pub const ACTORS: [&str; 4] = ["SEND", "LISTEN", "STATUS", "OBSERVATION"];
 pub const START_DEADLINE: Duration = Duration::from_secs(30);
 pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-#[derive(Default)]
-struct Lines {
-    lines: Mutex<Vec<String>>,
-    more: Condvar,
-}
 
 /// An `hvac` root under test.
 pub struct Hvac {
@@ -91,17 +89,7 @@ impl Hvac {
         let mut child = cmd.spawn().expect("spawn hvac");
         let pid = child.id();
         let log = Arc::new(Lines::default());
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(mut lines) = sink.lines.lock() {
-                    lines.push(line);
-                }
-                sink.more.notify_all();
-            }
-        });
+        collect(child.stderr.take().expect("stderr is piped"), log.clone());
         Hvac {
             child,
             pid,
@@ -170,7 +158,7 @@ impl Hvac {
 
     /// Every log line so far.
     pub fn lines(&self) -> Vec<String> {
-        self.log.lines.lock().map(|l| l.clone()).unwrap_or_default()
+        self.log.all()
     }
 
     /// The whole log so far.
@@ -190,24 +178,7 @@ impl Hvac {
         n: usize,
         pred: impl Fn(&str) -> bool,
     ) -> Option<Vec<String>> {
-        let deadline = Instant::now() + timeout;
-        let mut lines = self.log.lines.lock().expect("log lock");
-        loop {
-            let found: Vec<String> = lines.iter().filter(|l| pred(l)).cloned().collect();
-            if found.len() >= n {
-                return Some(found);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            lines = self
-                .log
-                .more
-                .wait_timeout(lines, left.min(Duration::from_millis(100)))
-                .expect("log lock")
-                .0;
-        }
+        self.log.wait_for(timeout, n, pred)
     }
 
     /// Sends `message` as one write, like the mptools client, and reads the reply until the
@@ -287,18 +258,13 @@ impl Hvac {
 
     /// Sends `signal` to the root only.
     pub fn signal_root(&self, signal: i32) {
-        // SAFETY: kill(2) on the pid of our own unreaped child.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, signal);
-        }
+        kill(self.pid, signal);
     }
 
     /// Sends `signal` to the whole process group (what a terminal's Ctrl-C does).
     pub fn signal_group(&self, signal: i32) {
-        // SAFETY: the group was made for this run (process_group(0)).
-        unsafe {
-            libc::kill(-(self.pid as libc::pid_t), signal);
-        }
+        // The group was made for this run (process_group(0)).
+        kill_group(self.pid, signal);
     }
 
     /// Waits for the root's exit.
@@ -306,19 +272,11 @@ impl Hvac {
         if self.exit.is_some() {
             return self.exit;
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.exit = Some(status);
-                // The log reader ends with the pipe: let it take the last lines.
-                let _ = self.wait_line(Duration::from_secs(2), |l| l.contains("stopped in"));
-                return self.exit;
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let status = mpactor_test_support::wait_exit(&mut self.child, timeout)?;
+        self.exit = Some(status);
+        // The log reader ends with the pipe: let it take the last lines.
+        let _ = self.wait_line(Duration::from_secs(2), |l| l.contains("stopped in"));
+        self.exit
     }
 
     /// Waits for the root's exit and returns its code; panics with the log if it does not
@@ -397,16 +355,11 @@ impl Drop for Hvac {
         if self.exit.is_none() {
             // A failed test: nothing of the run may outlive it.
             self.signal_group(libc::SIGKILL);
-            // SAFETY: as in signal_root.
-            unsafe {
-                libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
-            }
+            kill(self.pid, libc::SIGKILL);
             let _ = self.child.wait();
+            // Pids from this run; at worst they are already gone.
             for (_, pid) in self.actor_pids() {
-                // SAFETY: a pid from this run; at worst it is already gone.
-                unsafe {
-                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                }
+                kill(pid, libc::SIGKILL);
             }
         }
         if std::thread::panicking() {
@@ -425,33 +378,6 @@ pub fn root_says(line: &str, text: &str) -> bool {
     t.len() > 3 && t[2] == "MAIN" && t[3..].join(" ").starts_with(text)
 }
 
-/// The number after `pid=` in a log line.
-pub fn pid_in(line: &str) -> Option<u32> {
-    let at = line.find("pid=")? + 4;
-    let digits: String = line[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// (comm, state, ppid) of a process, from `/proc/<pid>/stat`.
-pub fn proc_stat(pid: u32) -> Option<(String, char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat[open + 1..close].to_string();
-    let mut rest = stat[close + 1..].split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    Some((comm, state, ppid))
-}
-
-/// True while `pid` is a live (not zombie) process named `name`.
-pub fn alive_as(pid: u32, name: &str) -> bool {
-    matches!(proc_stat(pid), Some((comm, state, _)) if comm == name && state != 'Z')
-}
-
 /// Reads until the peer closes (or the read timeout).
 pub fn read_all(s: &mut TcpStream) -> String {
     let mut buf = Vec::new();
@@ -466,12 +392,7 @@ pub fn request_then_close_write(s: &mut TcpStream, message: &[u8]) -> String {
     read_all(s)
 }
 
-/// The number after `key=` in a line.
+/// The whole number right after `key` in a line.
 pub fn number_after(line: &str, key: &str) -> Option<u64> {
-    let at = line.find(key)? + key.len();
-    let digits: String = line[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
+    mpactor_test_support::number_after(line, key)
 }

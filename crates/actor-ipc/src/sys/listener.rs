@@ -88,8 +88,7 @@ impl Listener {
             // it is read.
             match rustix::net::sockopt::socket_peercred(&conn) {
                 Ok(cred) if cred.pid.as_raw_nonzero().get() as u32 == pid => {
-                    use std::os::fd::IntoRawFd;
-                    return Ok(crate::sys::fd::receiver_from_fd(conn.into_raw_fd()));
+                    return Ok(crate::sys::fd::receiver_from_fd(conn));
                 }
                 Ok(cred) => {
                     slog::warn!(

@@ -55,24 +55,26 @@ pub(crate) fn child_command(name: &str, env: &[(&str, &str)]) -> io::Result<Comm
     cmd.arg0(name)
         .envs(env.iter().copied())
         .stdin(Stdio::null());
-    let parent = std::process::id() as libc::pid_t;
+    let parent = rustix::process::Pid::from_raw(std::process::id() as i32);
     // The parent-death signal is SIGCONT, not SIGTERM: the root's death is seen at once
     // by the child's lifeline (its socket closes), which stops the actor cleanly. What the
     // lifeline cannot do is run in a process that is stopped (SIGSTOP, Ctrl-Z): SIGCONT, the
     // one signal that resumes a stopped process whatever its handlers, makes sure it runs,
     // sees the root gone and ends, instead of staying stopped forever.
-    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
+    let between_fork_and_exec = move || {
+        use rustix::process::{getppid, set_parent_process_death_signal, Signal};
+        set_parent_process_death_signal(Some(Signal::CONT))?;
+        // The parent may have died between fork and prctl: then nobody would signal us. The
+        // error ends the child before exec (and allocates nothing, as this place demands).
+        if getppid() != parent {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        Ok(())
+    };
+    // SAFETY: the closure makes only async-signal-safe calls between fork and exec (two
+    // system calls, prctl and getppid) and allocates nothing.
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGCONT as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died between fork and prctl: then nobody would signal us.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
+        cmd.pre_exec(between_fork_and_exec);
     }
     Ok(cmd)
 }

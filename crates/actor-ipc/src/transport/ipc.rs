@@ -8,8 +8,9 @@
 //! refused alone, logged and counted; frames close at `FRAME_BYTES`, so large messages are
 //! not piled into huge frames, and a message over `SHM_THRESHOLD` travels in shared memory.
 
+use crate::sys::fd::{FrameSocket, Untyped};
 use crate::wire::counters::Counters;
-use crate::wire::frame::{Frame, FrameBuf, OutBatch, FRAME_BYTES};
+use crate::wire::frame::{FrameBuf, OutBatch, FRAME_BYTES};
 use crate::wire::shm::{ShmPool, MAX_IN_FLIGHT};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use ipc_channel::ipc::IpcSender;
@@ -78,7 +79,7 @@ pub(super) struct Outbox<M> {
     pub(super) queue: Sender<Item<M>>,
     pub(super) state: Arc<OutboxState>,
     /// The inbox socket, when the direct path may be used for this message type.
-    pub(super) direct: Option<std::os::raw::c_int>,
+    pub(super) direct: Option<FrameSocket>,
 }
 
 /// What the writer and the flush at exit share.
@@ -112,16 +113,16 @@ where
             &self.inner.name,
             &self.inner.counters,
             self.inner.budget,
-            &tx.0,
+            tx,
         );
-        let mut writer = Writer::new(tx.0.clone(), Arc::new(state), self.inner.max_bytes);
+        let mut writer = Writer::new(tx.clone(), Arc::new(state), self.inner.max_bytes);
         writer.ship(msgs.into_iter())
     }
 }
 
 pub(super) fn start_writer<M: Serialize + Send + 'static>(
     name: &str,
-    tx: &IpcSender<Frame<M>>,
+    tx: &IpcSender<Untyped>,
     counters: &Counters,
     capacity: usize,
     max_bytes: usize,
@@ -130,7 +131,7 @@ pub(super) fn start_writer<M: Serialize + Send + 'static>(
     let (queue, rx) = bounded(capacity);
     let state = Arc::new(OutboxState::new(name, counters, budget, tx));
     let direct = (!std::mem::needs_drop::<M>() && std::env::var_os(ENV_NO_DIRECT).is_none())
-        .then(|| crate::sys::fd::sender_fd(tx))
+        .then(|| FrameSocket::of(tx))
         .flatten();
     let tx = tx.clone();
     let writer_state = state.clone();
@@ -182,13 +183,13 @@ struct Writer<M> {
 }
 
 impl OutboxState {
-    fn new<M>(name: &str, counters: &Counters, budget: u64, tx: &IpcSender<Frame<M>>) -> Self {
+    fn new(name: &str, counters: &Counters, budget: u64, tx: &IpcSender<Untyped>) -> Self {
         OutboxState {
             name: name.to_string(),
             counters: counters.clone(),
             pending: AtomicU64::new(0),
             dead: AtomicBool::new(false),
-            shm: ShmPool::new(budget, crate::sys::fd::sender_fd(tx)),
+            shm: ShmPool::new(budget, FrameSocket::of(tx)),
         }
     }
 }

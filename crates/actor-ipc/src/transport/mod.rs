@@ -22,6 +22,7 @@ pub(crate) use ipc::Item;
 pub use ipc::{flush_all, ENV_NO_DIRECT, MAX_BATCH};
 use ipc::{start_writer, Outbox, OutboxState};
 
+use crate::sys::fd::Untyped;
 use crate::wire::counters::Counters;
 use crate::wire::frame::{encode_single, Frame};
 use actor_core::supervision::{
@@ -83,13 +84,14 @@ struct Inner<M: Send + 'static> {
 enum Route<M> {
     /// To an inbox in another process (or this one) over ipc-channel, through this process's
     /// writer thread for that destination.
-    Ipc(SharedSender<M>),
+    Ipc(SharedSender),
     /// Straight into the bounded queue of an actor running as a thread of this process.
     Local(Sender<Item<M>>),
 }
 
-/// An `IpcSender` that may be shared between threads whatever `M` is.
-type SharedSender<M> = crate::sys::fd::SyncSender<Frame<M>>;
+/// The inbox's sender, held untyped so that an `Addr<M>` is `Sync` whatever `M` is (see
+/// [`Untyped`]).
+type SharedSender = IpcSender<Untyped>;
 
 impl<M: Send + 'static> Clone for Addr<M> {
     fn clone(&self) -> Self {
@@ -138,7 +140,7 @@ where
         Self {
             inner: Arc::new(Inner {
                 name,
-                route: Route::Ipc(crate::sys::fd::SyncSender(tx)),
+                route: Route::Ipc(tx.to_opaque().to()),
                 counters,
                 capacity: capacity.max(1),
                 max_bytes: max_bytes.min(MAX_MESSAGE_BYTES_LIMIT),
@@ -203,9 +205,9 @@ where
 
     /// The inbox's socket sender, for an address of an actor in another process (or this one)
     /// over ipc-channel: the wake-up of the actor's own receive writes to it.
-    pub(crate) fn ipc_sender(&self) -> Option<&IpcSender<Frame<M>>> {
+    pub(crate) fn ipc_sender(&self) -> Option<&IpcSender<Untyped>> {
         match &self.inner.route {
-            Route::Ipc(tx) => Some(&tx.0),
+            Route::Ipc(tx) => Some(tx),
             Route::Local(_) => None,
         }
     }
@@ -348,7 +350,7 @@ where
         let Some(Ok(outbox)) = self.inner.outbox.get() else {
             return Err(msg);
         };
-        let Some(fd) = outbox.direct else {
+        let Some(socket) = &outbox.direct else {
             return Err(msg);
         };
         let b = self.inner.counters.get();
@@ -364,9 +366,7 @@ where
         Counters::add(&b.shipped, 1);
         let sent = match encode_single(&msg, &mut buf) {
             // Near the limit, the writer decides (and says why when it refuses).
-            Some(frame) if frame.len() <= self.inner.max_bytes => {
-                crate::sys::fd::try_send_frame(fd, frame)
-            }
+            Some(frame) if frame.len() <= self.inner.max_bytes => socket.try_send_frame(frame),
             _ => false,
         };
         if !sent {
@@ -457,7 +457,7 @@ where
             .get_or_init(|| {
                 start_writer(
                     &self.inner.name,
-                    &tx.0,
+                    tx,
                     &self.inner.counters,
                     self.inner.capacity,
                     self.inner.max_bytes,
@@ -470,9 +470,10 @@ where
 }
 
 #[derive(Serialize)]
-struct WireRef<'a, M> {
+struct WireRef<'a> {
     name: &'a str,
-    tx: &'a IpcSender<Frame<M>>,
+    /// Encodes exactly as the typed sender that [`Wire`] reads.
+    tx: &'a IpcSender<Untyped>,
     counters: &'a Counters,
     capacity: u32,
     max_bytes: u32,
@@ -509,7 +510,7 @@ impl<M: Serialize + Send + 'static> Serialize for Addr<M> {
         };
         WireRef {
             name: &self.inner.name,
-            tx: &tx.0,
+            tx,
             counters: &self.inner.counters,
             capacity: self.inner.capacity.min(u32::MAX as usize) as u32,
             max_bytes: self.inner.max_bytes.min(MAX_MESSAGE_BYTES_LIMIT) as u32,

@@ -29,21 +29,17 @@ pub(crate) const WAKE: u32 = 0;
 /// frame into the socket without ever blocking (`MSG_DONTWAIT`). A full socket needs no
 /// wake frame: the actor has messages to read, and looks at its stop flag before each.
 /// `None` if the sender is not the socket kind the runtime writes to directly.
-pub(crate) fn wake_inbox<M>(tx: IpcSender<Frame<M>>) -> Option<impl Fn() + Send + Sync>
-where
-    M: serde::Serialize + Send + 'static,
-{
-    let fd = crate::sys::fd::sender_fd(&tx)?;
+pub(crate) fn wake_inbox<T: serde::Serialize>(
+    tx: &IpcSender<T>,
+) -> Option<impl Fn() + Send + Sync> {
+    let socket = crate::sys::fd::FrameSocket::of(tx)?;
     let mut buf = [0u8; 16];
     let len = postcard::to_slice(&Frame::<()>::Stop(WAKE), &mut buf)
         .ok()?
         .len();
-    // Untyped, it is `Sync` whatever `M` is; it keeps the descriptor open as long as the
-    // wake-up exists.
-    let keep = tx.to_opaque();
+    // The socket keeps the descriptor open as long as the wake-up exists.
     Some(move || {
-        let _ = &keep;
-        crate::sys::fd::try_send_frame(fd, &buf[..len]);
+        socket.try_send_frame(&buf[..len]);
     })
 }
 
@@ -90,7 +86,7 @@ mod tests {
         let counters = Counters::new();
         crate::wire::counters::next_incarnation(&counters);
         let mut inbox = IpcInbox::new(rx, counters, "T", actor_core::log::discard());
-        let wake = wake_inbox(tx.clone()).expect("a seqpacket socket");
+        let wake = wake_inbox(&tx).expect("a seqpacket socket");
         let waker = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             wake();

@@ -5,60 +5,78 @@
 //! was killed: so the summary reconciles (`accepted = handled + dead letters`) across
 //! processes and crashes.
 
+use crate::sys::shared_map::SharedMap;
 use ipc_channel::ipc::IpcSharedMemory;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// The counters of one inbox. Every field only grows, except `gone` and `stop_requested`.
+/// The counters of one inbox, as references into the shared mapping ([`Counters::get`]).
+/// Every field only grows, except `gone` and `stop_requested`.
 ///
-/// Grouped by who writes them, one cache line per group: a flooding sender bumps
+/// Grouped by who writes them, one cache line (8 words) per group: a flooding sender bumps
 /// `accepted` for every message while the actor's process bumps `handled` for every
 /// message, and sharing one line made the two processes fight over it (false sharing),
 /// while every send also reads `gone`.
-#[repr(C)]
-#[derive(Default)]
-pub(crate) struct Block {
+#[derive(Clone, Copy)]
+pub(crate) struct Block<'a> {
     /// Messages a sender accepted (`try_send`/`send` returned Ok).
-    pub accepted: AtomicU64,
+    pub accepted: Counter<'a>,
     /// Messages written into the inbox's socket by a sender's writer.
-    pub shipped: AtomicU64,
+    pub shipped: Counter<'a>,
     /// Messages a sender accepted but could not deliver (the actor gone, or the sender's
     /// process stopping past its deadline).
-    pub undelivered: AtomicU64,
+    pub undelivered: Counter<'a>,
     /// Of the undelivered, messages a sender refused to ship: over the actor's size limit,
     /// failing to encode, or carrying more channels than one send can.
-    pub refused: AtomicU64,
-    _senders: CacheLinePad<4>,
+    pub refused: Counter<'a>,
     /// Messages the actor's process took out of the socket.
-    pub received: AtomicU64,
+    pub received: Counter<'a>,
     /// Messages handed to the actor's code.
-    pub handled: AtomicU64,
+    pub handled: Counter<'a>,
     /// Messages the actor's process received but drained without handling when it stopped.
-    pub drained_child: AtomicU64,
+    pub drained_child: Counter<'a>,
     /// Messages that failed to decode (a frame that fails as a whole counts as one).
-    pub decode_failed: AtomicU64,
-    _receiver: CacheLinePad<4>,
+    pub decode_failed: Counter<'a>,
     /// Messages the root drained from the socket after the actor's last process ended.
-    pub drained_root: AtomicU64,
+    pub drained_root: Counter<'a>,
     /// 1 once the actor is gone for good: sends fail at once.
-    pub gone: AtomicU64,
+    pub gone: Counter<'a>,
     /// What the root asks of the current incarnation: 0 nothing, [`STOP_ASKED`] a clean stop
     /// (the stop frame is on its way), [`STOP_NOW`] the stop deadline passed.
-    pub stop_requested: AtomicU64,
+    pub stop_requested: Counter<'a>,
     /// The number of the current incarnation (1 for the first start), set by the root before
     /// each start. Stop frames carry it: one meant for an incarnation that died before it read
     /// it is dropped by the next one, not taken as its own.
-    pub incarnation: AtomicU64,
+    pub incarnation: Counter<'a>,
     /// Replies to `Addr::ask` sent by any process of the system (used only in the root's
     /// report inbox's block, which every process of a system holds): each reply a replier
     /// made, delivered or not.
-    pub replies_sent: AtomicU64,
+    pub replies_sent: Counter<'a>,
     /// Of the replies sent, those an asker took as the answer to its question. The rest
     /// (`replies_sent - replies_taken`) are dead letters: late, or to an asker that was gone.
-    pub replies_taken: AtomicU64,
+    pub replies_taken: Counter<'a>,
 }
+
+/// One counter of the mapping (an atomic word in shared memory).
+#[derive(Clone, Copy)]
+pub(crate) struct Counter<'a>(&'a AtomicU64);
+
+impl std::ops::Deref for Counter<'_> {
+    type Target = AtomicU64;
+
+    #[inline]
+    fn deref(&self) -> &AtomicU64 {
+        self.0
+    }
+}
+
+/// The words of the mapping: the senders' line (0..8: `accepted`, `shipped`, `undelivered`,
+/// `refused`), the receiver's line (8..16: `received`, `handled`, `drained_child`,
+/// `decode_failed`), the root's line (16..22: `drained_root`, `gone`, `stop_requested`,
+/// `incarnation`, `replies_sent`, `replies_taken`). The unused words pad the lines; the
+/// mapping itself is page-aligned.
+const WORDS: usize = 22;
 
 /// `stop_requested`: the root asked for a clean stop; every message accepted before the stop
 /// frame is still handled, even if the process gets SIGINT/SIGTERM meanwhile.
@@ -83,79 +101,67 @@ pub(crate) fn ask_stop(counters: &Counters) -> u32 {
     Counters::load(&b.incarnation) as u32
 }
 
-/// `N` unused words that fill a 64-byte line after `8 - N` counters.
-#[repr(C)]
-struct CacheLinePad<const N: usize>([u64; N]);
-
-impl<const N: usize> Default for CacheLinePad<N> {
-    fn default() -> Self {
-        CacheLinePad([0; N])
-    }
-}
-
-// The groups start on line boundaries (the mapping itself is page-aligned).
-const _: () = assert!(std::mem::offset_of!(Block, received) == 64);
-const _: () = assert!(std::mem::offset_of!(Block, drained_root) == 128);
-
-struct Mapping {
-    // Keeps the mapping alive; `block` points into it.
-    _shm: IpcSharedMemory,
-    block: NonNull<Block>,
-}
-
-// SAFETY: the mapping is only accessed through atomics.
-unsafe impl Send for Mapping {}
-// SAFETY: as above.
-unsafe impl Sync for Mapping {}
-
 /// A handle on one inbox's shared counters: cheap to clone, serializable (the mapping goes
 /// along with an `Addr`).
 #[derive(Clone)]
-pub(crate) struct Counters(Arc<Mapping>);
+pub(crate) struct Counters(Arc<SharedMap<WORDS>>);
 
 impl Counters {
     /// Fresh counters, all zero.
     pub fn new() -> Self {
-        let shm = IpcSharedMemory::from_byte(0, std::mem::size_of::<Block>());
-        Self::from_shm(shm).expect("a fresh mapping has the size of a Block")
+        // 160 bytes: only a system out of descriptors or memory refuses them, and then
+        // nothing else in the runtime would work either.
+        let map = SharedMap::zeroed(0).expect("shared memory for an inbox's counters");
+        Counters(Arc::new(map))
     }
 
-    fn from_shm(mut shm: IpcSharedMemory) -> Result<Self, String> {
-        if shm.len() < std::mem::size_of::<Block>() {
-            return Err(format!(
-                "counter mapping of {} bytes, expected {}",
-                shm.len(),
-                std::mem::size_of::<Block>()
-            ));
+    fn from_shm(shm: IpcSharedMemory) -> Result<Self, String> {
+        Ok(Counters(Arc::new(SharedMap::from_shm(shm)?)))
+    }
+
+    /// The counters, as references into the mapping.
+    #[inline(always)]
+    pub fn get(&self) -> Block<'_> {
+        let w = self.0.words();
+        Block {
+            accepted: Counter(&w[0]),
+            shipped: Counter(&w[1]),
+            undelivered: Counter(&w[2]),
+            refused: Counter(&w[3]),
+            received: Counter(&w[8]),
+            handled: Counter(&w[9]),
+            drained_child: Counter(&w[10]),
+            decode_failed: Counter(&w[11]),
+            drained_root: Counter(&w[16]),
+            gone: Counter(&w[17]),
+            stop_requested: Counter(&w[18]),
+            incarnation: Counter(&w[19]),
+            replies_sent: Counter(&w[20]),
+            replies_taken: Counter(&w[21]),
         }
-        // SAFETY: the mapping is MAP_SHARED and page-aligned; it is only ever touched through
-        // the atomics of `Block`, in every process, so no `&mut` aliasing is observed.
-        let ptr = unsafe { shm.deref_mut() }.as_mut_ptr() as *mut Block;
-        let block = NonNull::new(ptr).ok_or("null counter mapping")?;
-        Ok(Counters(Arc::new(Mapping { _shm: shm, block })))
     }
 
-    pub fn get(&self) -> &Block {
-        // SAFETY: the pointer stays valid while the mapping lives, which `self` ensures.
-        unsafe { self.0.block.as_ref() }
-    }
-
-    pub fn load(field: &AtomicU64) -> u64 {
+    #[inline]
+    pub fn load(field: &Counter<'_>) -> u64 {
         field.load(Ordering::SeqCst)
     }
 
-    pub fn add(field: &AtomicU64, n: u64) {
+    #[inline]
+    pub fn add(field: &Counter<'_>, n: u64) {
         field.fetch_add(n, Ordering::SeqCst);
     }
 
-    pub fn sub(field: &AtomicU64, n: u64) {
+    #[inline]
+    pub fn sub(field: &Counter<'_>, n: u64) {
         field.fetch_sub(n, Ordering::SeqCst);
     }
 
-    pub fn set(field: &AtomicU64, value: u64) {
+    #[inline]
+    pub fn set(field: &Counter<'_>, value: u64) {
         field.store(value, Ordering::SeqCst);
     }
 
+    #[inline]
     pub fn is_gone(&self) -> bool {
         Self::load(&self.get().gone) != 0
     }
@@ -212,7 +218,7 @@ impl Counters {
 
 impl Serialize for Counters {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0._shm.serialize(serializer)
+        self.0.shm().serialize(serializer)
     }
 }
 

@@ -3,9 +3,7 @@
 //! messages. It builds on `crate::sys` only.
 
 pub(crate) mod boot;
-#[allow(unsafe_code)]
 pub(crate) mod counters;
 pub(crate) mod frame;
 pub(crate) mod shared_bytes;
-#[allow(unsafe_code)]
 pub(crate) mod shm;

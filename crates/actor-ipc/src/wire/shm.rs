@@ -31,13 +31,13 @@
 //!
 //! [`ChildOptions::mailbox_bytes`]: actor_core::ChildOptions::mailbox_bytes
 
+use crate::sys::fd::FrameSocket;
+use crate::sys::shared_map::SharedMap;
 use ipc_channel::ipc::IpcSharedMemory;
 use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::os::raw::c_int;
-use std::panic::catch_unwind;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A message whose encoding is larger than this travels in shared memory. A frame closes
@@ -46,13 +46,18 @@ use std::sync::Arc;
 /// one packet.
 pub const SHM_THRESHOLD: usize = 64 * 1024;
 
-/// The region's header, before the message: the state word, on a cache line of its own.
-pub(crate) const HEADER: usize = 64;
+/// The region's header, before the message: the state word (the first of 8), on a cache
+/// line of its own.
+pub(crate) const HEADER: usize = HEADER_WORDS * 8;
+const HEADER_WORDS: usize = 8;
+
+/// A region's mapping: the header's words, then the message.
+type RegionMap = SharedMap<HEADER_WORDS>;
 
 /// Set in a region's state by the process that took its frame out of the socket.
-pub(crate) const RECEIVED: u32 = 1;
+pub(crate) const RECEIVED: u64 = 1;
 /// Set by that process once nothing reads the region any more: the writer may fill it again.
-pub(crate) const RELEASED: u32 = 2;
+pub(crate) const RELEASED: u64 = 2;
 
 /// The most regions one writer has in flight (shipped, not yet received) at once: every one is
 /// a descriptor in the socket, and the kernel limits those per user. A writer at this limit
@@ -69,55 +74,36 @@ const MAX_HELD: usize = 2 * MAX_IN_FLIGHT;
 /// The smallest region made: a fresh one is zero-filled (its pages are allocated once).
 const MIN_REGION: usize = 4 * SHM_THRESHOLD;
 
-/// One region on the sending side: our mapping of it, and its descriptor.
-pub(crate) struct Region {
-    shm: IpcSharedMemory,
-    /// Our mapping, writable.
-    base: *mut u8,
-}
-
-// SAFETY: the region's memory is only written by the writer that owns the `Region` (the state
-// word through atomics only); `IpcSharedMemory` itself is Send + Sync.
-unsafe impl Send for Region {}
+/// One region on the sending side: our mapping of it (with its descriptor).
+pub(crate) struct Region(RegionMap);
 
 impl Region {
-    /// A fresh zero-filled region with room for a message of `capacity` bytes.
+    /// A fresh zero-filled region with room for a message of `capacity` bytes. ipc-channel
+    /// asserts on a failed memfd_create/ftruncate/mmap (no descriptors left, no memory):
+    /// that is an error for this message, not the end of the writer.
     fn new(capacity: usize) -> Result<Region, String> {
-        let len = HEADER + capacity;
-        // ipc-channel asserts on a failed memfd_create/ftruncate/mmap (no descriptors left,
-        // no memory): that is an error for this message, not the end of the writer.
-        let mut shm = catch_unwind(|| IpcSharedMemory::from_byte(0, len)).map_err(|p| {
-            format!(
-                "no shared memory of {len} bytes for it: {}",
-                actor_core::lifecycle::panic_message(&*p)
-            )
-        })?;
-        // SAFETY: we are the only writer; the receiver reads it only after it was shipped.
-        let base = unsafe { shm.deref_mut() }.as_mut_ptr();
-        Ok(Region { shm, base })
+        RegionMap::zeroed(capacity).map(Region)
     }
 
     /// Room for a message.
     pub fn capacity(&self) -> usize {
-        self.shm.len() - HEADER
+        self.0.body().len()
     }
 
-    fn state(&self) -> &AtomicU32 {
-        // SAFETY: the mapping is page-aligned and at least HEADER long; the state word is
-        // only ever accessed atomically, in every process.
-        unsafe { AtomicU32::from_ptr(self.base.cast::<u32>()) }
+    fn state(&self) -> &AtomicU64 {
+        &self.0.words()[0]
     }
 
-    /// The message area, to fill.
+    /// The message area, to fill: the region is ours until it is shipped, and again once
+    /// the receiver released it.
     pub fn body_mut(&mut self) -> &mut [u8] {
-        // SAFETY: see `new`: the region is ours until it is shipped.
-        unsafe { std::slice::from_raw_parts_mut(self.base.add(HEADER), self.capacity()) }
+        self.0.body_mut()
     }
 
     /// The handle that goes into the frame (encoding it hands a copy of the descriptor to
     /// ipc-channel for the frame's send).
     pub fn shm(&self) -> &IpcSharedMemory {
-        &self.shm
+        self.0.shm()
     }
 
     /// Marks it as about to be shipped (neither received nor released).
@@ -148,9 +134,8 @@ pub(crate) struct ShmPool {
     unencoded: AtomicU64,
     /// The byte budget (`ChildOptions::mailbox_bytes`).
     limit: u64,
-    /// The inbox socket (our end), for `SIOCOUTQ`; valid while the sender that owns it lives
-    /// (the writer's and every `Addr`'s).
-    sock: Option<c_int>,
+    /// The inbox socket (our end), for `SIOCOUTQ`.
+    sock: Option<FrameSocket>,
 }
 
 #[derive(Default)]
@@ -163,7 +148,7 @@ struct PoolInner {
 }
 
 impl ShmPool {
-    pub fn new(limit: u64, sock: Option<c_int>) -> Self {
+    pub fn new(limit: u64, sock: Option<FrameSocket>) -> Self {
         ShmPool {
             inner: Mutex::new(PoolInner::default()),
             in_flight_bytes: AtomicU64::new(0),
@@ -328,8 +313,7 @@ impl ShmPool {
 
     /// True when nothing this process sent is left in the inbox socket.
     fn socket_drained(&self) -> bool {
-        let Some(fd) = self.sock else { return false };
-        crate::sys::fd::unread_bytes(fd) == Some(0)
+        self.sock.as_ref().and_then(FrameSocket::unread_bytes) == Some(0)
     }
 }
 
@@ -408,26 +392,16 @@ fn size_class(len: usize) -> usize {
 
 /// A received region while anything reads it: released (for the writer to reuse) and
 /// unmapped when the last handle goes.
-pub(crate) struct Held {
-    shm: IpcSharedMemory,
-    base: *mut u8,
-}
-
-// SAFETY: the region is only read through `Held`, and its state word is only accessed
-// atomically; `IpcSharedMemory` is Send + Sync.
-unsafe impl Send for Held {}
-// SAFETY: as above.
-unsafe impl Sync for Held {}
+pub(crate) struct Held(RegionMap);
 
 impl Held {
     /// The message area.
     pub fn bytes(&self) -> &[u8] {
-        &self.shm[HEADER..]
+        self.0.body()
     }
 
-    fn state(&self) -> &AtomicU32 {
-        // SAFETY: as `Region::state` (the length was checked when it was received).
-        unsafe { AtomicU32::from_ptr(self.base.cast::<u32>()) }
+    fn state(&self) -> &AtomicU64 {
+        &self.0.words()[0]
     }
 }
 
@@ -460,7 +434,7 @@ pub(crate) fn region_of(bytes: &[u8]) -> Option<(Arc<Held>, usize)> {
 /// with the region as the place `SharedBytes` may point into, and releases it when nothing
 /// points into it any more.
 pub(crate) fn decode_region<M: serde::de::DeserializeOwned>(
-    mut shm: IpcSharedMemory,
+    shm: IpcSharedMemory,
     len: usize,
 ) -> Result<M, String> {
     if shm.len() < HEADER || shm.len() - HEADER < len {
@@ -469,9 +443,7 @@ pub(crate) fn decode_region<M: serde::de::DeserializeOwned>(
             shm.len()
         ));
     }
-    // SAFETY: only the state word is written through it, atomically.
-    let base = unsafe { shm.deref_mut() }.as_mut_ptr();
-    let held = Arc::new(Held { shm, base });
+    let held = Arc::new(Held(RegionMap::from_shm(shm)?));
     held.state().fetch_or(RECEIVED, Ordering::SeqCst);
     struct Reset(Option<Arc<Held>>);
     impl Drop for Reset {
@@ -513,7 +485,7 @@ mod tests {
         let pool = ShmPool::new(u64::MAX, None);
         let region = pool.take(1000).expect("a region");
         let cap = region.capacity();
-        let ptr = region.shm().as_ptr();
+        let ptr = region.0.body().as_ptr();
         pool.arm(&region);
         // "Ship" it: the receiver side is a second handle on the same memfd.
         let theirs = region.shm().clone();
@@ -525,7 +497,7 @@ mod tests {
         assert_eq!(pool.in_flight_bytes(), 0, "received: the budget is back");
         // Released (the decode above is over): the next take reuses it.
         let again = pool.take(cap).expect("a region");
-        assert_eq!(again.shm().as_ptr(), ptr, "the same mapping, reused");
+        assert_eq!(again.0.body().as_ptr(), ptr, "the same mapping, reused");
     }
 
     #[test]
@@ -533,14 +505,14 @@ mod tests {
         let _one = crate::shm_tests::ONE_AT_A_TIME.lock();
         let pool = ShmPool::new(u64::MAX, None);
         let region = pool.take(1000).expect("a region");
-        let ptr = region.shm().as_ptr();
+        let ptr = region.0.body().as_ptr();
         // The receiver marks it received but still holds it.
         region.state().store(RECEIVED, Ordering::SeqCst);
         pool.shipped(vec![(region, 1000)]);
         pool.reclaim();
         assert_eq!(pool.in_flight_bytes(), 0);
         let other = pool.take(1000).expect("a region");
-        assert_ne!(other.shm().as_ptr(), ptr);
+        assert_ne!(other.0.body().as_ptr(), ptr);
     }
 
     #[test]

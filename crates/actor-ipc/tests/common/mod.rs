@@ -1,47 +1,25 @@
 //! What the process tests of actor-ipc share: run an example binary as the root in a temp
 //! folder of its own, collect its output, wait for its exit under a deadline, and check that
-//! nothing of the run is left (no process, no bootstrap directory).
+//! nothing of the run is left (no process, no bootstrap directory). The general pieces are in
+//! `mpactor-test-support`; the bootstrap socket's lookup and the raw connections to it are
+//! actor-ipc's own.
 
 #![allow(dead_code)]
 
-use std::io::Read;
+pub use mpactor_test_support::example;
+use mpactor_test_support::{collect, processes_of, Lines, POLL};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// The built example `name` (cargo test builds examples before it runs tests).
-pub fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/<test> -> target/<profile>/examples/slow_child
-    let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run through `cargo test`, which builds examples",
-        path.display()
-    );
-    path
-}
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A root process under test.
 pub struct Root {
     pub child: Child,
     pub tmp: PathBuf,
-    pub stderr: std::sync::Arc<parking_lot_free::Log>,
-    pub stdout: std::sync::Arc<parking_lot_free::Log>,
-}
-
-/// A tiny log collector without extra dependencies.
-pub mod parking_lot_free {
-    use std::sync::Mutex;
-    #[derive(Default)]
-    pub struct Log(pub Mutex<String>);
-    impl Log {
-        pub fn text(&self) -> String {
-            self.0.lock().map(|s| s.clone()).unwrap_or_default()
-        }
-    }
+    pub stderr: Arc<Lines>,
+    pub stdout: Arc<Lines>,
 }
 
 impl Root {
@@ -74,8 +52,10 @@ impl Root {
             }
         }
         let mut child = cmd.spawn().expect("spawn the root");
-        let stderr = collect(child.stderr.take().expect("stderr"));
-        let stdout = collect(child.stdout.take().expect("stdout"));
+        let stderr = Arc::new(Lines::default());
+        let stdout = Arc::new(Lines::default());
+        collect(child.stderr.take().expect("stderr"), stderr.clone());
+        collect(child.stdout.take().expect("stdout"), stdout.clone());
         Root {
             child,
             tmp,
@@ -86,46 +66,34 @@ impl Root {
 
     /// The bootstrap socket, once it exists.
     pub fn wait_socket(&self) -> (PathBuf, PathBuf) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(found) = find_socket(&self.tmp) {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no bootstrap socket appeared in {}",
-                self.tmp.display()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        mpactor_test_support::wait_until(Duration::from_secs(10), POLL, || find_socket(&self.tmp))
+            .unwrap_or_else(|| panic!("no bootstrap socket appeared in {}", self.tmp.display()))
     }
 
     pub fn wait_exit(&mut self, within: Duration) -> i32 {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
+        match mpactor_test_support::wait_exit(&mut self.child, within) {
+            Some(status) => status.code().unwrap_or(-1),
+            None => panic!(
                 "the root did not exit within {within:?}; log:\n{}",
                 self.stderr.text()
-            );
-            std::thread::sleep(Duration::from_millis(5));
+            ),
         }
+    }
+
+    /// The environment entry every process of this run carries.
+    fn marker(&self) -> String {
+        format!("TMPDIR={}", self.tmp.display())
     }
 
     /// Nothing of this run is left: no process that has our temp folder in its environment,
     /// and no bootstrap directory.
     pub fn assert_clean(&self) {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let left = processes_with_env(&format!("TMPDIR={}", self.tmp.display()));
-            if left.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "processes left behind: {left:?}");
-            std::thread::sleep(Duration::from_millis(10));
+        let gone = mpactor_test_support::wait_until(Duration::from_secs(3), POLL, || {
+            processes_of(&self.marker()).is_empty().then_some(())
+        });
+        if gone.is_none() {
+            let left = processes_of(&self.marker());
+            assert!(left.is_empty(), "processes left behind: {left:?}");
         }
         let leftovers: Vec<_> = std::fs::read_dir(&self.tmp)
             .expect("read tmp")
@@ -143,10 +111,7 @@ impl Drop for Root {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        for pid in processes_with_env(&format!("TMPDIR={}", self.tmp.display())) {
-            // SAFETY: kill(2) on a process of this test run.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+        mpactor_test_support::kill_all_of(&self.marker());
         let _ = std::fs::remove_dir_all(&self.tmp);
     }
 }
@@ -164,35 +129,6 @@ pub fn find_socket(tmp: &Path) -> Option<(PathBuf, PathBuf)> {
         }
     }
     None
-}
-
-pub fn processes_with_env(needle: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    let me = std::process::id() as i32;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        let zombie = std::fs::read_to_string(entry.path().join("stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false);
-        if !zombie && env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-            found.push(pid);
-        }
-    }
-    found
 }
 
 /// Connects a raw SOCK_SEQPACKET socket to `path`; the caller owns the descriptor.
@@ -219,22 +155,4 @@ pub fn raw_connect(path: &Path) -> i32 {
 pub fn raw_send(fd: i32, bytes: &[u8]) {
     // SAFETY: send(2) from a valid buffer on our socket; a refused peer may have closed it.
     unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
-}
-
-/// Reads a pipe to its end in a thread, into a shared text.
-fn collect(mut pipe: impl Read + Send + 'static) -> std::sync::Arc<parking_lot_free::Log> {
-    let log = std::sync::Arc::new(parking_lot_free::Log::default());
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            if let Ok(mut s) = sink.0.lock() {
-                s.push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        }
-    });
-    log
 }

@@ -1,23 +1,25 @@
-//! What the integration tests share: start a root (the testbed or the quickstart example) as a
-//! real process in a temp folder of its own, collect its output, wait for log lines and its
-//! exit under deadlines, and make sure nothing it started is left behind, even when a test
-//! fails (the guard SIGKILLs every process it learned of).
+//! What the testbed's integration tests share: start a root (the testbed or the quickstart
+//! example) as a real process in a temp folder of its own, collect its output, wait for log
+//! lines and its exit under deadlines, and make sure nothing it started is left behind, even
+//! when a test fails (the guard SIGKILLs every process it learned of). The pieces every
+//! crate's process tests use (output lines, `/proc`, signals, deadlines) are in
+//! `mpactor-test-support`; what is here reads the testbed's own output (its record file, its
+//! summary lines, the quickstart's counts).
 //!
 //! No sleep is used as synchronisation: every wait polls for an event (a line, a file, an
 //! exit, a process gone) under a deadline.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+pub use mpactor_test_support::{
+    assert_no_bootstrap_dir, example, kill, pid_in, proc_state, processes_of, Lines, POLL,
+};
+use mpactor_test_support::{collect, cpu_ticks, has_env};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// How often the waits below look again.
-pub const POLL: Duration = Duration::from_millis(5);
 
 /// Generous default deadline for things that take milliseconds on an idle machine.
 pub const PATIENCE: Duration = Duration::from_secs(15);
@@ -27,48 +29,9 @@ pub fn testbed() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mpactor-testbed"))
 }
 
-/// The built example `name`: `<target>/<profile>/examples/<name>` next to this test's
-/// `<target>/<profile>/deps/<test>`. `cargo test` builds examples before it runs tests.
-pub fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from <target>/<profile>/deps");
-    let path = profile.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "the example {} is missing: run the tests with `cargo test`, which builds the \
-         examples first (or `cargo build --examples`)",
-        path.display()
-    );
-    path
-}
-
 /// A fresh, empty folder for one test: `$TMPDIR/mpactor-it-<pid>-<n>-<name>`.
 pub fn test_dir(name: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "mpactor-it-{}-{}-{name}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tmp")).expect("create the test dir");
-    dir
-}
-
-/// Lines collected from a pipe by a reader thread.
-#[derive(Default)]
-pub struct Lines(Mutex<Vec<String>>);
-
-impl Lines {
-    pub fn all(&self) -> Vec<String> {
-        self.0.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-    pub fn text(&self) -> String {
-        self.all().join("\n")
-    }
+    mpactor_test_support::fresh_dir("mpactor-it", name, &["tmp"])
 }
 
 /// A root process under test, with the guard that leaves nothing behind.
@@ -163,12 +126,9 @@ impl Root {
 
     /// Bytes waiting unread in the [`Root::unread`] pipe.
     pub fn unread_bytes(&self) -> usize {
-        use std::os::fd::AsRawFd;
-        let Some(r) = &self.unread else { return 0 };
-        let mut n: libc::c_int = 0;
-        // SAFETY: FIONREAD writes one int.
-        unsafe { libc::ioctl(r.as_raw_fd(), libc::FIONREAD, &mut n) };
-        n.max(0) as usize
+        self.unread
+            .as_ref()
+            .map_or(0, mpactor_test_support::pipe_unread_bytes)
     }
 
     /// Both outputs, for failure messages.
@@ -229,22 +189,13 @@ impl Root {
         n: usize,
         within: Duration,
     ) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let found = lines
-                .all()
-                .into_iter()
-                .filter(|l| parts.iter().all(|p| l.contains(p)))
-                .nth(n - 1);
-            if let Some(line) = found {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let found = lines.wait_for(within, n, |l| parts.iter().all(|p| l.contains(p)));
+        match found {
+            Some(found) => found[n - 1].clone(),
+            None => panic!(
                 "no {what} line #{n} with {parts:?} within {within:?}\n{}",
                 self.dump()
-            );
-            std::thread::sleep(POLL);
+            ),
         }
     }
 
@@ -289,20 +240,12 @@ impl Root {
         if let Some(st) = self.exit {
             return st;
         }
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait on the root") {
-                self.exit = Some(st);
-                self.finish_readers();
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the root did not exit within {within:?}\n{}",
-                self.dump()
-            );
-            std::thread::sleep(POLL);
-        }
+        let Some(st) = mpactor_test_support::wait_exit(&mut self.child, within) else {
+            panic!("the root did not exit within {within:?}\n{}", self.dump());
+        };
+        self.exit = Some(st);
+        self.finish_readers();
+        st
     }
 
     /// Waits for the exit and returns its code (panics if the root was killed by a signal).
@@ -401,10 +344,7 @@ impl Drop for Root {
         }
         // Identified by their environment (TMPDIR is this test's own folder), not by pid alone:
         // pids wrap around quickly here (pid_max 32768) and another test's may be reused.
-        for pid in processes_of(&self.marker()) {
-            kill(pid, libc::SIGCONT);
-            kill(pid, libc::SIGKILL);
-        }
+        mpactor_test_support::kill_all_of(&self.marker());
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -452,19 +392,6 @@ impl Summary {
     }
 }
 
-/// The number after `pid=` (or after `pid ` in "X (pid N) ...").
-pub fn pid_in(line: &str) -> Option<u32> {
-    let rest = line
-        .split("pid=")
-        .nth(1)
-        .or_else(|| line.split("(pid ").nth(1))?;
-    rest.chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .ok()
-}
-
 /// The application-clock stamp (`M:SS.mmm`) of a log line, in milliseconds.
 pub fn stamp_ms(line: &str) -> f64 {
     let word = line
@@ -477,71 +404,10 @@ pub fn stamp_ms(line: &str) -> f64 {
     min * 60_000.0 + secs * 1000.0
 }
 
-pub fn kill(pid: u32, signal: i32) {
-    // SAFETY: kill(2); a pid that is gone gives ESRCH, which is fine here.
-    unsafe { libc::kill(pid as libc::pid_t, signal) };
-}
-
-/// True if process `pid` has `entry` (`KEY=value`) in its environment.
-fn has_env(pid: u32, entry: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .map(|env| env.split(|b| *b == 0).any(|kv| kv == entry.as_bytes()))
-        .unwrap_or(false)
-}
-
-/// Every live (not zombie) process with `entry` in its environment, except this one.
-pub fn processes_of(entry: &str) -> Vec<u32> {
-    let me = std::process::id();
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| proc_state(*pid).is_some_and(|(state, _)| state != 'Z'))
-        .filter(|pid| has_env(*pid, entry))
-        .collect()
-}
-
-/// The state letter and the parent of a process, if it exists.
-pub fn proc_state(pid: u32) -> Option<(char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut rest = stat.rsplit(')').next()?.split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-/// Asserts that no `mpactor-<root pid>-*` bootstrap folder is left in `tmp`.
-pub fn assert_no_bootstrap_dir(tmp: &Path, root_pid: u32) {
-    let prefix = format!("mpactor-{root_pid}-");
-    let left: Vec<PathBuf> = std::fs::read_dir(tmp)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(left.is_empty(), "bootstrap folders left behind: {left:?}");
-}
-
 /// Puts the command in a process group of its own (a terminal's job), so a test can signal
 /// the whole group as a Ctrl-C does.
 pub fn own_process_group(cmd: &mut Command) {
     cmd.process_group(0);
-}
-
-/// Reads a pipe line by line into `lines` until it closes.
-fn collect(pipe: impl Read + Send + 'static, lines: Arc<Lines>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(mut all) = lines.0.lock() {
-                all.push(line);
-            }
-        }
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -572,22 +438,6 @@ pub fn quickstart_counts(root: &Root) -> (u64, u64, u64) {
         field(2, "handled="),
         field(3, "dead_letters="),
     )
-}
-
-/// CPU time (user + system, in clock ticks of 10 ms) a process has used.
-fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    let rest: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    // After the comm: state(0) ppid(1) ... utime(11) stime(12).
-    let get = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    get(11) + get(12)
 }
 
 /// Starts the quickstart with a flood that cannot finish soon, and returns once the producer
@@ -625,13 +475,6 @@ pub fn stopped_in_ms(root: &Root) -> u64 {
 /// The number right after `key` in `line` (`after_ms=503:` gives 503, `at_ms=12.5 ` 12.5);
 /// panics, showing the line, when there is none.
 pub fn number_after<T: std::str::FromStr>(line: &str, key: &str) -> T {
-    line.split(key)
-        .nth(1)
-        .and_then(|rest| {
-            rest.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .next()
-        })
-        .map(|n| n.trim_end_matches('.'))
-        .and_then(|n| n.parse().ok())
+    mpactor_test_support::number_after(line, key)
         .unwrap_or_else(|| panic!("no number after {key:?} in {line:?}"))
 }
