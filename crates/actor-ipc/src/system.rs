@@ -601,15 +601,7 @@ where
         slot.retired = true;
         Counters::set(&slot.ops.counters().get().gone, 1);
         flush_all(Instant::now() + Duration::from_millis(200));
-        let drained = slot.ops.drain(Instant::now() + Duration::from_millis(500));
-        if drained > 0 {
-            slog::warn!(
-                self.log,
-                "{drained} messages left in {}'s inbox, counted as dead letters",
-                slot.name
-            );
-        }
-        slot.ops.close();
+        drain_and_close(&self.log, slot, Instant::now() + Duration::from_millis(500));
         summarize(slot)
     }
 
@@ -1080,15 +1072,7 @@ where
         }
         let drain_deadline = Instant::now() + Duration::from_millis(500);
         for slot in self.slots.iter_mut().filter(|s| !s.retired) {
-            let drained = slot.ops.drain(drain_deadline);
-            if drained > 0 {
-                slog::warn!(
-                    self.log,
-                    "{drained} messages left in {}'s inbox, counted as dead letters",
-                    slot.name
-                );
-            }
-            slot.ops.close();
+            drain_and_close(&self.log, slot, drain_deadline);
         }
         // With the inboxes closed, a writer of the root still blocked on one of them fails
         // at once and counts what it held: let them settle before the counts are read.
@@ -1148,6 +1132,20 @@ where
             stop_millis,
         }
     }
+}
+
+/// Takes what is left in the inbox of `slot`'s actor (counted as dead letters, and said in the
+/// log) by `deadline`, then closes the inbox: the actor has ended for good.
+fn drain_and_close(log: &slog::Logger, slot: &mut Slot, deadline: Instant) {
+    let drained = slot.ops.drain(deadline);
+    if drained > 0 {
+        slog::warn!(
+            log,
+            "{drained} messages left in {}'s inbox, counted as dead letters",
+            slot.name
+        );
+    }
+    slot.ops.close();
 }
 
 fn summarize(slot: &Slot) -> ActorSummary {
