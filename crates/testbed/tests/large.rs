@@ -133,14 +133,18 @@ fn a_producer_killed_mid_transfer_loses_at_most_its_queue_and_the_next_one_goes_
     wait_sink_progress(&root, before + 1);
     let sink = stop_and_check(&mut root);
     assert!(sink.handled > 0);
-    // Dead letters: at most what four killed producers had accepted and not shipped: 8 MiB
-    // of budget in the queue, plus what the budget does not see yet: the first payloads of an
-    // incarnation (charged at the size of an empty message until its writer has encoded
-    // one), and those its writer holds between the queue and the socket. On an idle machine
-    // that is 17-23 per kill (measured); without the byte budget, a killed producer took
-    // ~300 payloads of 1 MiB with it (its 4096-message queue).
+    // What the killed producers took with them (`unsent`: accepted, never shipped) is at most
+    // their queues: 8 MiB of budget, plus what the budget does not see yet: the first payloads
+    // of an incarnation (charged at the size of an empty message until its writer has encoded
+    // one), and the one its writer holds between the queue and the socket. Without the byte
+    // budget, a killed producer took ~300 payloads of 1 MiB with it (its 4096-message queue).
+    // Measured: 10-18 per kill with the other core busy, 17-23 on an idle machine, ~39 once
+    // with both cores overloaded by parallel builds (a gap of the byte budget that issue 12
+    // still has open). Other dead letters would be what was still in the sink's inbox at the
+    // stop: they depend on how far behind the sink is, not on the kills.
+    eprintln!("producer kills: {sink:?}");
     assert!(
-        sink.dead_letters <= kills as u64 * 32,
+        sink.unsent <= kills as u64 * 32,
         "a killed sender lost more than its queue: {sink:?}\n{}",
         root.stdout.text()
     );

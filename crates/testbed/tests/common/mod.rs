@@ -360,6 +360,8 @@ pub struct Summary {
     pub handled: u64,
     pub dead_letters: u64,
     pub lost: u64,
+    /// Accepted by a sending process and never shipped: lost with a killed sender.
+    pub unsent: u64,
     pub decode_failures: u64,
     pub refused: u64,
     pub restarts: u64,
@@ -380,6 +382,7 @@ impl Summary {
             handled: num("handled"),
             dead_letters: num("dead_letters"),
             lost: num("lost"),
+            unsent: num("unsent"),
             decode_failures: num("decode_failures"),
             refused: num("refused"),
             restarts: num("restarts"),
