@@ -281,7 +281,10 @@ impl ChildOptions {
     ///
     /// The bound is only as good as the charge of a queued message: the first large messages
     /// after a run of small ones are charged the small size until the writer has encoded one
-    /// of them (it takes the queue's messages as they come, so that is one or two).
+    /// of them (it takes the queue's messages as they come, so that is one or two). A sending
+    /// process whose writer has encoded nothing yet (a new or restarted producer) charges the
+    /// size the actor's earlier senders published, so a restarted producer of large messages
+    /// is bounded from its first message on.
     ///
     /// Actors running as threads ([`Isolation::Threads`]) take messages by move, unencoded:
     /// only the message capacity bounds their mailboxes.

@@ -155,6 +155,12 @@ pub(super) fn start_writer<M: Serialize + Send + 'static>(
 /// failure still put in.
 const WRITER_IDLE: Duration = Duration::from_secs(1);
 
+/// From this size on, a writer publishes its typical message size in the actor's shared
+/// counters (`Block::typical`): below it, `mailbox_capacity` bounds the bytes well before
+/// the default byte budget would (4096 messages of 4 KiB are 16 MiB), and a store per change
+/// of a small message's size would only cost the senders' cache line.
+const LARGE_FOR_BUDGET: u64 = 4096;
+
 /// One destination's writer, on its own thread: ships what the process's senders queued.
 struct Writer<M> {
     tx: IpcSender<Out>,
@@ -300,6 +306,11 @@ impl<M: Serialize> Writer<M> {
                     // a store per small message would bounce the cache line the senders read
                     // on every send between their CPU and this one.
                     if typical != self.typical {
+                        // Also for the next sending processes (see `Block::typical`), once it
+                        // matters for the budget: large messages, or the end of them.
+                        if typical >= LARGE_FOR_BUDGET || self.typical >= LARGE_FOR_BUDGET {
+                            Counters::set(&self.state.counters.get().typical, typical);
+                        }
                         self.typical = typical;
                         self.state.shm.set_typical(typical);
                     }

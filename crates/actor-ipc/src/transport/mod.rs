@@ -386,7 +386,14 @@ where
         let Some(state) = state else {
             return true;
         };
-        let each = state.shm.typical().max(std::mem::size_of::<M>() as u64);
+        // Before this process's writer has encoded a message, what the actor's other (or
+        // earlier) senders published: a restarted producer of large messages is bounded from
+        // its first message on, not only once its writer has measured one.
+        let typical = match state.shm.typical() {
+            0 => Counters::load(&self.inner.counters.get().typical),
+            own => own,
+        };
+        let each = typical.max(std::mem::size_of::<M>() as u64);
         // Accepted and not yet encoded: in the queue, and in the writer's batch (it takes up
         // to MAX_BATCH at once and encodes them one by one).
         let queued = || queue.len() + state.shm.unencoded() as usize;

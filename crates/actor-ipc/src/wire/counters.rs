@@ -30,6 +30,12 @@ pub(crate) struct Block<'a> {
     /// Of the undelivered, messages a sender refused to ship: over the actor's size limit,
     /// failing to encode, or carrying more channels than one send can.
     pub refused: Counter<'a>,
+    /// The typical size of a large message to this actor (bytes, encoded), published by the
+    /// writers that ship them: a sending process whose own writer has encoded nothing yet
+    /// (a new process, a restarted producer) charges its first messages this much against
+    /// the byte budget instead of the size of an empty message. 0 while only small messages
+    /// were sent.
+    pub typical: Counter<'a>,
     /// Messages the actor's process took out of the socket.
     pub received: Counter<'a>,
     /// Messages handed to the actor's code.
@@ -72,7 +78,7 @@ impl std::ops::Deref for Counter<'_> {
 }
 
 /// The words of the mapping: the senders' line (0..8: `accepted`, `shipped`, `undelivered`,
-/// `refused`), the receiver's line (8..16: `received`, `handled`, `drained_child`,
+/// `refused`, `typical`), the receiver's line (8..16: `received`, `handled`, `drained_child`,
 /// `decode_failed`), the root's line (16..22: `drained_root`, `gone`, `stop_requested`,
 /// `incarnation`, `replies_sent`, `replies_taken`). The unused words pad the lines; the
 /// mapping itself is page-aligned.
@@ -128,6 +134,7 @@ impl Counters {
             shipped: Counter(&w[1]),
             undelivered: Counter(&w[2]),
             refused: Counter(&w[3]),
+            typical: Counter(&w[4]),
             received: Counter(&w[8]),
             handled: Counter(&w[9]),
             drained_child: Counter(&w[10]),
