@@ -79,8 +79,8 @@ impl Node {
         }
     }
 
-    fn pgid(&self) -> i32 {
-        self.child.id() as i32
+    fn pgid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits at most `within` for a line containing `text`; returns it.
@@ -117,7 +117,7 @@ impl Node {
     }
 
     fn signal(&self, signal: i32) {
-        let _ = unsafe_kill(-self.pgid(), signal);
+        mpactor_test_support::kill_group(self.pgid(), signal);
     }
 
     /// Waits at most `within` for the root to exit; returns its exit code and its last
@@ -153,7 +153,7 @@ impl Node {
     /// No process of this root's group is left (its children end with it).
     fn assert_group_gone(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while unsafe_kill(-self.pgid(), 0) == 0 {
+        while mpactor_test_support::group_alive(self.pgid()) {
             assert!(
                 Instant::now() < deadline,
                 "processes of group {} still running",
@@ -171,15 +171,6 @@ impl Drop for Node {
             self.signal(libc::SIGKILL);
             let _ = self.child.wait();
         }
-    }
-}
-
-/// `kill(2)`, through libc (the only call here that std does not offer).
-fn unsafe_kill(pid: i32, signal: i32) -> i32 {
-    #[allow(unsafe_code)]
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    unsafe {
-        libc::kill(pid, signal)
     }
 }
 

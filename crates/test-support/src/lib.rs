@@ -19,8 +19,8 @@ mod procs;
 
 pub use lines::{collect, Lines};
 pub use procs::{
-    alive_as, cpu_ticks, has_env, kill, kill_all_of, kill_group, pipe_unread_bytes, proc_stat,
-    proc_state, processes_of,
+    alive_as, cpu_ticks, group_alive, has_env, kill, kill_all_of, kill_group, pipe_unread_bytes,
+    proc_stat, proc_state, processes_of,
 };
 
 use std::path::{Path, PathBuf};

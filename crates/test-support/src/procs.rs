@@ -80,6 +80,12 @@ pub fn kill(pid: u32, signal: i32) {
     }
 }
 
+/// True while any process of the group `pgid` is alive (zombies included: reap first).
+pub fn group_alive(pgid: u32) -> bool {
+    rustix::process::Pid::from_raw(pgid as i32)
+        .is_some_and(|pgid| rustix::process::test_kill_process_group(pgid).is_ok())
+}
+
 /// Sends `signal` to the process group `pgid` (what a terminal's Ctrl-C does to its job).
 pub fn kill_group(pgid: u32, signal: i32) {
     if let Some((pgid, signal)) = pid_and_signal(pgid, signal) {
