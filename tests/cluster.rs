@@ -184,6 +184,26 @@ fn field(line: &str, key: &str) -> u64 {
 
 const LONG: Duration = Duration::from_secs(60);
 
+/// A consumer node (100 µs per message) and a producer node sending it `messages`, retrying
+/// for `retry_secs` when the server is gone; returned once the consumer has handled 1000.
+fn flooding(url: &str, messages: &str, retry_secs: &str) -> (Node, Node) {
+    let mut consumer = Node::start(url, &["--role", "consumer", "--handle-us", "100"]);
+    consumer.wait_for("published CONSUMER as consumer", LONG);
+    let producer = Node::start(
+        url,
+        &[
+            "--role",
+            "producer",
+            "--messages",
+            messages,
+            "--retry-secs",
+            retry_secs,
+        ],
+    );
+    consumer.wait_for("handled 1000 messages so far", LONG);
+    (consumer, producer)
+}
+
 /// A server of this test's own on a free loopback port.
 fn server() -> NatsServer {
     NatsServer::start().expect("a nats-server (apt-get install nats-server)")
@@ -321,20 +341,7 @@ fn a_consumer_node_killed_mid_flood_is_noticed_and_the_accounting_reconciles() {
 fn the_server_killed_and_restarted_mid_run_loses_nothing_silently() {
     let mut server = server();
     let url = server.url();
-    let mut consumer = Node::start(&url, &["--role", "consumer", "--handle-us", "100"]);
-    consumer.wait_for("published CONSUMER as consumer", LONG);
-    let mut producer = Node::start(
-        &url,
-        &[
-            "--role",
-            "producer",
-            "--messages",
-            "60000",
-            "--retry-secs",
-            "60",
-        ],
-    );
-    consumer.wait_for("handled 1000 messages so far", LONG);
+    let (mut consumer, mut producer) = flooding(&url, "60000", "60");
     server.kill();
     producer.wait_for("lost the NATS server", Duration::from_secs(20));
     producer.wait_for("node consumer is down", Duration::from_secs(20));
@@ -381,20 +388,7 @@ fn the_server_killed_and_restarted_mid_run_loses_nothing_silently() {
 fn ctrl_c_stops_each_node_while_the_server_is_down() {
     let mut server = server();
     let url = server.url();
-    let mut consumer = Node::start(&url, &["--role", "consumer", "--handle-us", "100"]);
-    consumer.wait_for("published CONSUMER as consumer", LONG);
-    let mut producer = Node::start(
-        &url,
-        &[
-            "--role",
-            "producer",
-            "--messages",
-            "10000000",
-            "--retry-secs",
-            "600",
-        ],
-    );
-    consumer.wait_for("handled 1000 messages so far", LONG);
+    let (mut consumer, mut producer) = flooding(&url, "10000000", "600");
     server.kill();
     producer.wait_for("lost the NATS server", Duration::from_secs(20));
     consumer.wait_for("lost the NATS server", Duration::from_secs(20));
