@@ -253,7 +253,9 @@ fn run_actor<A: Actor>(
     let logger = logh.logger.clone();
     crate::transport::set_writer_log(&logger);
     // Replies this process makes and takes are counted where the root reads them.
-    crate::transport::ask::set_reply_counters(setup.root.counters());
+    if let Some(counters) = setup.root.counters() {
+        crate::transport::ask::set_reply_counters(counters);
+    }
     let pid = std::process::id();
     let name = setup.name.clone();
     let stop = StopFlag::new();

@@ -55,7 +55,9 @@ pub use slot::StartError;
 pub use system::{ActorState, ActorStatus, RootCtx, StopChildError, System};
 pub use transport::ask::{AskError, ReplyTo, MAX_REPLY_BYTES};
 pub use transport::myself::ContextExt;
-pub use transport::{flush_all, Addr, ENV_NO_DIRECT, MAX_BATCH};
+pub use transport::{
+    flush_all, Addr, LinkError, RemoteLink, RemoteScheme, Resolve, ENV_NO_DIRECT, MAX_BATCH,
+};
 pub use wire::frame::FRAME_BYTES;
 pub use wire::shared_bytes::SharedBytes;
 pub use wire::shm::SHM_THRESHOLD;

@@ -1108,7 +1108,9 @@ where
                 );
             }
         }
-        let (sent, taken) = crate::transport::ask::reply_counts(self.env.report_addr.counters());
+        let (sent, taken) = (self.env.report_addr.counters())
+            .map(crate::transport::ask::reply_counts)
+            .unwrap_or_default();
         let replies = actor_core::ReplySummary::new(sent, taken);
         if replies.sent > 0 {
             slog::info!(

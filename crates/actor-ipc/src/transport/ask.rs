@@ -68,6 +68,17 @@ pub enum AskError {
     /// This thread's reply inbox could not be made (out of descriptors, no random source).
     #[error("no reply inbox")]
     Io(#[source] io::Error),
+    /// The actor is on another machine: a [`ReplyTo`] is a socket of this machine, so `ask`
+    /// does not reach across machines (yet). The request was not sent. Send a request that
+    /// carries the address of a published actor of this node instead, and take the answer
+    /// as a message.
+    #[error("ask does not reach {actor} on node {node}: replies cannot cross machines yet (send a request carrying a published actor's address instead)")]
+    AcrossMachines {
+        /// The actor asked.
+        actor: String,
+        /// The node that runs it.
+        node: String,
+    },
 }
 
 /// Where the answer to one question goes: hand it to [`ReplyTo::send`] once.
@@ -414,6 +425,10 @@ where
     /// waits while it asks), in a test with the [`testkit`](crate::testkit). It blocks the
     /// calling thread; an actor that asks itself gets [`AskError::Timeout`].
     ///
+    /// Not across machines: on an address of an actor on another node, `ask` fails at once
+    /// with [`AskError::AcrossMachines`] (the reply inbox is a socket of this machine) and
+    /// sends nothing.
+    ///
     /// ```no_run
     /// use actor_ipc::{Addr, AskError, ReplyTo};
     /// use serde::{Deserialize, Serialize};
@@ -433,6 +448,12 @@ where
         R: DeserializeOwned,
         F: FnOnce(ReplyTo<R>) -> M,
     {
+        if let Some(link) = self.remote_link() {
+            return Err(AskError::AcrossMachines {
+                actor: link.name().to_string(),
+                node: link.node().to_string(),
+            });
+        }
         let deadline = Instant::now().checked_add(timeout);
         // Out of the thread-local while the ask runs: `make` may ask, too.
         let mut inbox = match INBOX.with(|i| i.borrow_mut().take()) {

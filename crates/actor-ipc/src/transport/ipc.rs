@@ -98,7 +98,7 @@ pub(super) struct OutboxState {
 static OUTBOXES: Mutex<Vec<Weak<OutboxState>>> = Mutex::new(Vec::new());
 
 #[cfg(test)]
-impl<M> super::Addr<M>
+impl<M> super::InboxAddr<M>
 where
     M: Serialize + Send + 'static,
 {

@@ -1,7 +1,8 @@
 //! The third floor: [`Addr`], the sending side of an actor's inbox, over its flavors (the
 //! ipc route through this process's writer thread, `ipc`; the local route straight into a
-//! thread actor's queue), and the receiving side (`inbox`, `wake`). It builds on
-//! `crate::wire` and `crate::sys`.
+//! thread actor's queue; the remote flavor, an actor on another machine through a transport
+//! crate's [`RemoteLink`], see `remote`), and the receiving side (`inbox`, `wake`). It builds
+//! on `crate::wire` and `crate::sys`.
 //!
 //! A send puts the message on a bounded queue in the sending process (that bound is what
 //! `try_send` and `send_timeout` mean); the ipc flavor's writer ships it (see `ipc`).
@@ -15,12 +16,15 @@ pub(crate) mod ask;
 pub(crate) mod inbox;
 mod ipc;
 pub(crate) mod myself;
+pub(crate) mod remote;
 pub(crate) mod wake;
 
 pub(crate) use ipc::set_writer_log;
 pub(crate) use ipc::Item;
 pub use ipc::{flush_all, ENV_NO_DIRECT, MAX_BATCH};
 use ipc::{start_writer, Outbox, OutboxState};
+pub use remote::{LinkError, RemoteLink, RemoteScheme, Resolve};
+use remote::{Remote, RemoteWire};
 
 use crate::sys::fd::Untyped;
 use crate::wire::counters::Counters;
@@ -51,6 +55,11 @@ const DIRECT_MAX: usize = 512;
 /// `Disconnected`. While an actor is being restarted its inbox stays open: sends queue up
 /// for the next incarnation, within the bound.
 ///
+/// An actor on another machine (found through a cluster, feature `nats`) has an `Addr` too,
+/// of the remote flavor: the same methods and errors, bounded the same way, `Disconnected`
+/// while its node is down; code written against `Addr<M>` takes either. What differs is
+/// said on each method ([`is_gone`](Addr::is_gone), [`ask`](Addr::ask), the counts).
+///
 /// ```no_run
 /// # fn demo(consumer: mpactor_doc::Addr<u64>) -> Result<(), Box<dyn std::error::Error>> {
 /// match consumer.try_send(7) {
@@ -63,6 +72,228 @@ const DIRECT_MAX: usize = 512;
 /// # mod mpactor_doc { pub use actor_ipc::Addr; }
 /// ```
 pub struct Addr<M: Send + 'static> {
+    flavor: Flavor<M>,
+}
+
+/// Where an address's sends go: an inbox on this machine (through this process's writer, or
+/// straight into a thread actor's queue), or a link to an actor on another machine.
+enum Flavor<M: Send + 'static> {
+    Inbox(InboxAddr<M>),
+    Remote(Remote<M>),
+}
+
+impl<M: Send + 'static> Clone for Addr<M> {
+    fn clone(&self) -> Self {
+        let flavor = match &self.flavor {
+            Flavor::Inbox(a) => Flavor::Inbox(a.clone()),
+            Flavor::Remote(r) => Flavor::Remote(r.clone()),
+        };
+        Addr { flavor }
+    }
+}
+
+impl<M: Send + 'static> std::fmt::Debug for Addr<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.flavor {
+            Flavor::Inbox(a) => a.fmt(f),
+            Flavor::Remote(r) => write!(f, "Addr({}@{})", r.link.name(), r.link.node()),
+        }
+    }
+}
+
+impl<M> Addr<M>
+where
+    M: Serialize + Send + 'static,
+{
+    fn inbox(a: InboxAddr<M>) -> Self {
+        Addr {
+            flavor: Flavor::Inbox(a),
+        }
+    }
+
+    /// An address of the remote flavor: sends go through `link` (a transport crate's, such
+    /// as `actor-nats`'s `Cluster::lookup`, which is where users get one).
+    pub fn remote(link: Arc<dyn RemoteLink>) -> Self {
+        Addr {
+            flavor: Flavor::Remote(Remote::new(link)),
+        }
+    }
+
+    pub(crate) fn new(
+        name: String,
+        tx: IpcSender<Frame<M>>,
+        counters: Counters,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> Self {
+        Self::inbox(InboxAddr::new(name, tx, counters, capacity, max_bytes))
+    }
+
+    /// As [`new`](Self::new), with a byte budget (`ChildOptions::mailbox_bytes`).
+    pub(crate) fn new_bounded(
+        name: String,
+        tx: IpcSender<Frame<M>>,
+        counters: Counters,
+        capacity: usize,
+        max_bytes: usize,
+        budget: u64,
+    ) -> Self {
+        Self::inbox(InboxAddr::new_bounded(
+            name, tx, counters, capacity, max_bytes, budget,
+        ))
+    }
+
+    /// An address of an actor running as a thread: `queue` is its inbox (bounded).
+    pub(crate) fn local(name: String, queue: Sender<Item<M>>, counters: Counters) -> Self {
+        Self::inbox(InboxAddr::local(name, queue, counters))
+    }
+
+    /// The inbox flavor, for the runtime's own addresses (its slots', its root's).
+    pub(crate) fn as_inbox(&self) -> Option<&InboxAddr<M>> {
+        match &self.flavor {
+            Flavor::Inbox(a) => Some(a),
+            Flavor::Remote(_) => None,
+        }
+    }
+
+    /// The shared counters of the inbox this address points to; `None` for an actor on
+    /// another machine.
+    pub(crate) fn counters(&self) -> Option<&Counters> {
+        self.as_inbox().map(InboxAddr::counters)
+    }
+
+    /// The inbox's socket sender, for an address of an actor in another process (or this one)
+    /// over ipc-channel: the wake-up of the actor's own receive writes to it.
+    pub(crate) fn ipc_sender(&self) -> Option<&IpcSender<Untyped>> {
+        self.as_inbox().and_then(InboxAddr::ipc_sender)
+    }
+
+    /// The link of an address of the remote flavor: what a transport crate reaches its own
+    /// state through ([`RemoteLink::as_any`]). `None` for an actor on this machine.
+    pub fn remote_link(&self) -> Option<&Arc<dyn RemoteLink>> {
+        match &self.flavor {
+            Flavor::Inbox(_) => None,
+            Flavor::Remote(r) => Some(&r.link),
+        }
+    }
+
+    /// The name of the actor this address points to (for an actor on another machine, the
+    /// name it was published under).
+    pub fn name(&self) -> &str {
+        match &self.flavor {
+            Flavor::Inbox(a) => a.name(),
+            Flavor::Remote(r) => r.link.name(),
+        }
+    }
+
+    /// The largest message, encoded, that this actor takes: its
+    /// [`ChildOptions::max_message_bytes`](actor_core::ChildOptions::max_message_bytes).
+    /// A larger one is refused by the sending process's writer: not shipped, logged by that
+    /// process (an error naming the actor and the limit), and counted as a dead letter
+    /// (`refused` in the summary). `usize::MAX` for an actor running as a thread, whose
+    /// messages are moved, not encoded. For an actor on another machine, the most one
+    /// message may take through the link (a larger one is refused at once and counted as a
+    /// dead letter, logged).
+    ///
+    /// Sends cannot say it at once, because a message's size is only known once it is
+    /// encoded, which happens on the writer; a sender that can tell its payload's size
+    /// cheaply (a buffer's length) can check it here first.
+    ///
+    /// ```no_run
+    /// # fn demo(store: mpactor_doc::Addr<Vec<u8>>, image: Vec<u8>) {
+    /// // A Vec<u8> encodes as its bytes and a length of at most 10 bytes.
+    /// if image.len() + 10 > store.max_message_bytes() {
+    ///     eprintln!("image of {} bytes is too large for {}", image.len(), store.name());
+    /// } else {
+    ///     let _ = store.send(image);
+    /// }
+    /// # }
+    /// # mod mpactor_doc { pub use actor_ipc::Addr; }
+    /// ```
+    pub fn max_message_bytes(&self) -> usize {
+        match &self.flavor {
+            Flavor::Inbox(a) => a.max_message_bytes(),
+            Flavor::Remote(r) => r.link.max_message_bytes(),
+        }
+    }
+
+    /// True once the actor is gone for good (stopped, or ended and not restarted). For an
+    /// actor on another machine: while its node is down (sends say `Disconnected`); it turns
+    /// false again when the node is back under the same name.
+    pub fn is_gone(&self) -> bool {
+        match &self.flavor {
+            Flavor::Inbox(a) => a.is_gone(),
+            Flavor::Remote(r) => !r.link.is_up(),
+        }
+    }
+
+    /// Queues `msg` if there is room now; says [`TrySendError::Full`] at once otherwise, and
+    /// [`TrySendError::Disconnected`] if the actor is gone for good. Either hands `msg` back.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: actor_ipc::Addr<u64>) {
+    /// use actor_core::TrySendError;
+    /// match worker.try_send(7) {
+    ///     Ok(()) => {}
+    ///     Err(TrySendError::Full(n)) => println!("busy: {n} kept for later"),
+    ///     Err(TrySendError::Disconnected(_)) => println!("the worker is gone"),
+    /// }
+    /// # }
+    /// ```
+    pub fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
+        match &self.flavor {
+            Flavor::Inbox(a) => a.try_send(msg),
+            Flavor::Remote(r) => r.try_send(msg),
+        }
+    }
+
+    /// Queues `msg`, waiting at most `timeout` for room: [`SendTimeoutError::Timeout`] if the
+    /// mailbox stayed full, [`SendTimeoutError::Disconnected`] if the actor is gone for good.
+    /// Either hands `msg` back.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: actor_ipc::Addr<u64>) -> Result<(), actor_core::ActorError> {
+    /// use std::time::Duration;
+    /// let mut n = 7;
+    /// loop {
+    ///     match worker.send_timeout(n, Duration::from_millis(100)) {
+    ///         Ok(()) => break,
+    ///         Err(e) if e.is_timeout() => n = e.into_inner(), // still full: try again
+    ///         Err(e) => return Err(e.into()),                 // gone: the cause is kept
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendTimeoutError<M>> {
+        match &self.flavor {
+            Flavor::Inbox(a) => a.send_timeout(msg, timeout),
+            Flavor::Remote(r) => r.send_timeout(msg, timeout),
+        }
+    }
+
+    /// Queues `msg`, waiting at most [`DEFAULT_SEND_TIMEOUT`] for room: `send_timeout` with
+    /// the default deadline, and its errors.
+    pub fn send(&self, msg: M) -> Result<(), SendTimeoutError<M>> {
+        self.send_timeout(msg, DEFAULT_SEND_TIMEOUT)
+    }
+
+    /// Ships `msgs` on the caller's thread (see `InboxAddr::ship_now`). For tests of framing.
+    #[cfg(test)]
+    pub(crate) fn ship_now(&self, msgs: Vec<M>) -> u64 {
+        self.as_inbox().map_or(0, |a| a.ship_now(msgs))
+    }
+
+    /// Queues the stop request for `incarnation` behind everything this process accepted for
+    /// the actor. Returns false if it could not be queued by `deadline` (or the address is of
+    /// an actor on another machine, which its own root supervises).
+    pub(crate) fn send_stop(&self, deadline: Instant, incarnation: u32) -> bool {
+        self.as_inbox()
+            .is_some_and(|a| a.send_stop(deadline, incarnation))
+    }
+}
+
+/// An address of an actor's inbox on this machine: the ipc and local flavors of [`Addr`].
+pub(crate) struct InboxAddr<M: Send + 'static> {
     inner: Arc<Inner<M>>,
 }
 
@@ -93,7 +324,7 @@ enum Route<M> {
 /// [`Untyped`]).
 type SharedSender = IpcSender<Untyped>;
 
-impl<M: Send + 'static> Clone for Addr<M> {
+impl<M: Send + 'static> Clone for InboxAddr<M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -101,13 +332,13 @@ impl<M: Send + 'static> Clone for Addr<M> {
     }
 }
 
-impl<M: Send + 'static> std::fmt::Debug for Addr<M> {
+impl<M: Send + 'static> std::fmt::Debug for InboxAddr<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Addr({})", self.inner.name)
     }
 }
 
-impl<M> Addr<M>
+impl<M> InboxAddr<M>
 where
     M: Serialize + Send + 'static,
 {
@@ -172,34 +403,11 @@ where
         &self.inner.counters
     }
 
-    /// The name of the actor this address points to.
-    pub fn name(&self) -> &str {
+    pub(super) fn name(&self) -> &str {
         &self.inner.name
     }
 
-    /// The largest message, encoded, that this actor takes: its
-    /// [`ChildOptions::max_message_bytes`](actor_core::ChildOptions::max_message_bytes).
-    /// A larger one is refused by the sending process's writer: not shipped, logged by that
-    /// process (an error naming the actor and the limit), and counted as a dead letter
-    /// (`refused` in the summary). `usize::MAX` for an actor running as a thread, whose
-    /// messages are moved, not encoded.
-    ///
-    /// Sends cannot say it at once, because a message's size is only known once it is
-    /// encoded, which happens on the writer; a sender that can tell its payload's size
-    /// cheaply (a buffer's length) can check it here first.
-    ///
-    /// ```no_run
-    /// # fn demo(store: mpactor_doc::Addr<Vec<u8>>, image: Vec<u8>) {
-    /// // A Vec<u8> encodes as its bytes and a length of at most 10 bytes.
-    /// if image.len() + 10 > store.max_message_bytes() {
-    ///     eprintln!("image of {} bytes is too large for {}", image.len(), store.name());
-    /// } else {
-    ///     let _ = store.send(image);
-    /// }
-    /// # }
-    /// # mod mpactor_doc { pub use actor_ipc::Addr; }
-    /// ```
-    pub fn max_message_bytes(&self) -> usize {
+    pub(super) fn max_message_bytes(&self) -> usize {
         self.inner.max_bytes
     }
 
@@ -212,25 +420,11 @@ where
         }
     }
 
-    /// True once the actor is gone for good (stopped, or ended and not restarted).
-    pub fn is_gone(&self) -> bool {
+    pub(super) fn is_gone(&self) -> bool {
         self.inner.counters.is_gone()
     }
 
-    /// Queues `msg` if there is room now; says [`TrySendError::Full`] at once otherwise, and
-    /// [`TrySendError::Disconnected`] if the actor is gone for good. Either hands `msg` back.
-    ///
-    /// ```no_run
-    /// # fn demo(worker: actor_ipc::Addr<u64>) {
-    /// use actor_core::TrySendError;
-    /// match worker.try_send(7) {
-    ///     Ok(()) => {}
-    ///     Err(TrySendError::Full(n)) => println!("busy: {n} kept for later"),
-    ///     Err(TrySendError::Disconnected(_)) => println!("the worker is gone"),
-    /// }
-    /// # }
-    /// ```
-    pub fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
+    pub(super) fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
         let Ok((queue, state)) = self.queue() else {
             return Err(TrySendError::Disconnected(msg));
         };
@@ -250,24 +444,11 @@ where
         self.after_send(state, result)
     }
 
-    /// Queues `msg`, waiting at most `timeout` for room: [`SendTimeoutError::Timeout`] if the
-    /// mailbox stayed full, [`SendTimeoutError::Disconnected`] if the actor is gone for good.
-    /// Either hands `msg` back.
-    ///
-    /// ```no_run
-    /// # fn demo(worker: actor_ipc::Addr<u64>) -> Result<(), actor_core::ActorError> {
-    /// use std::time::Duration;
-    /// let mut n = 7;
-    /// loop {
-    ///     match worker.send_timeout(n, Duration::from_millis(100)) {
-    ///         Ok(()) => break,
-    ///         Err(e) if e.is_timeout() => n = e.into_inner(), // still full: try again
-    ///         Err(e) => return Err(e.into()),                 // gone: the cause is kept
-    ///     }
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendTimeoutError<M>> {
+    pub(super) fn send_timeout(
+        &self,
+        msg: M,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<M>> {
         let Ok((queue, state)) = self.queue() else {
             return Err(SendTimeoutError::Disconnected(msg));
         };
@@ -294,12 +475,6 @@ where
                 }
             });
         self.after_send(state, result)
-    }
-
-    /// Queues `msg`, waiting at most [`DEFAULT_SEND_TIMEOUT`] for room: `send_timeout` with
-    /// the default deadline, and its errors.
-    pub fn send(&self, msg: M) -> Result<(), SendTimeoutError<M>> {
-        self.send_timeout(msg, DEFAULT_SEND_TIMEOUT)
     }
 
     /// Queues the stop request for `incarnation` behind everything this process accepted for
@@ -500,44 +675,76 @@ struct Wire<M> {
     _m: PhantomData<M>,
 }
 
+/// How an [`Addr`] crosses a process boundary: the variants in the order of [`WireOf`].
+#[derive(Serialize)]
+enum WireRefOf<'a> {
+    Inbox(WireRef<'a>),
+    Remote(RemoteWire),
+}
+
+#[derive(Deserialize)]
+#[serde(bound = "")]
+enum WireOf<M> {
+    Inbox(Wire<M>),
+    Remote(RemoteWire),
+}
+
 impl<M: Serialize + Send + 'static> Serialize for Addr<M> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if ask::encoding_reply() {
             return Err(serde::ser::Error::custom(format!(
                 "the address of {} cannot travel in a reply (replies are plain bytes): \
                  send it in a message",
+                self.name()
+            )));
+        }
+        match &self.flavor {
+            Flavor::Remote(r) => WireRefOf::Remote(RemoteWire::of::<M>(&*r.link)),
+            Flavor::Inbox(a) => WireRefOf::Inbox(a.wire()?),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<M: Send + 'static> InboxAddr<M> {
+    fn wire<E: serde::ser::Error>(&self) -> Result<WireRef<'_>, E> {
+        if remote::encoding_remote() {
+            return Err(E::custom(format!(
+                "the address of {}, an actor on this machine, cannot travel to another machine: \
+                 publish the actor in the cluster and send the address its lookup gives",
                 self.inner.name
             )));
         }
         let Route::Ipc(tx) = &self.inner.route else {
-            return Err(serde::ser::Error::custom(format!(
+            return Err(E::custom(format!(
                 "the address of {} (an actor running as a thread) cannot cross a process boundary",
                 self.inner.name
             )));
         };
-        WireRef {
+        Ok(WireRef {
             name: &self.inner.name,
             tx,
             counters: &self.inner.counters,
             capacity: self.inner.capacity.min(u32::MAX as usize) as u32,
             max_bytes: self.inner.max_bytes.min(MAX_MESSAGE_BYTES_LIMIT) as u32,
             budget: self.inner.budget,
-        }
-        .serialize(serializer)
+        })
     }
 }
 
 impl<'de, M: Serialize + Send + 'static> Deserialize<'de> for Addr<M> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let w = Wire::<M>::deserialize(deserializer)?;
-        Ok(Addr::new_bounded(
-            w.name,
-            w.tx,
-            w.counters,
-            w.capacity as usize,
-            w.max_bytes as usize,
-            w.budget,
-        ))
+        match WireOf::<M>::deserialize(deserializer)? {
+            WireOf::Inbox(w) => Ok(Addr::new_bounded(
+                w.name,
+                w.tx,
+                w.counters,
+                w.capacity as usize,
+                w.max_bytes as usize,
+                w.budget,
+            )),
+            WireOf::Remote(w) => w.into_addr().map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -545,21 +752,34 @@ impl<'de, M: Serialize + Send + 'static> Deserialize<'de> for Addr<M> {
 /// `actor-nats` forwards messages from other machines into a local actor and tells their
 /// sender which ones were handled). Read-only views of the inbox's shared counters.
 impl<M: Send + 'static> Addr<M> {
-    /// The most messages this address queues towards the actor (its mailbox capacity).
+    /// The most messages this address queues towards the actor (its mailbox capacity; for an
+    /// actor on another machine, the most this process may have on their way to it).
     pub fn capacity(&self) -> usize {
-        self.inner.capacity
+        match &self.flavor {
+            Flavor::Inbox(a) => a.inner.capacity,
+            Flavor::Remote(r) => r.link.capacity(),
+        }
     }
 
-    /// Messages accepted for the actor so far, by senders in every process.
+    /// Messages accepted for the actor so far, by senders in every process. Always 0 for an
+    /// actor on another machine: its node counts them (the transport's statistics say what
+    /// became of this process's messages).
     pub fn accepted_count(&self) -> u64 {
-        Counters::load(&self.inner.counters.get().accepted)
+        match &self.flavor {
+            Flavor::Inbox(a) => Counters::load(&a.inner.counters.get().accepted),
+            Flavor::Remote(_) => 0,
+        }
     }
 
     /// Messages handed to the actor's code so far (every incarnation), counted by the
     /// actor's process. Inbox order is sending order within a process, so a relay that
     /// noted [`accepted_count`](Self::accepted_count) after its send knows that message was
-    /// handed over once this count reaches that number.
+    /// handed over once this count reaches that number. Always 0 for an actor on another
+    /// machine, as `accepted_count`.
     pub fn handled_count(&self) -> u64 {
-        Counters::load(&self.inner.counters.get().handled)
+        match &self.flavor {
+            Flavor::Inbox(a) => Counters::load(&a.inner.counters.get().handled),
+            Flavor::Remote(_) => 0,
+        }
     }
 }
