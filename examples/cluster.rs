@@ -1,9 +1,9 @@
 //! cluster: two roots, as if on two machines, through a NATS server.
 //!
 //! The consumer's root publishes its CONSUMER actor as `consumer`; the producer's root looks
-//! it up by name and message type and hands the remote address to its PRODUCER actor (in its
-//! own process), which sends N numbers to it, waits until they are all confirmed, and
-//! reports what became of them. Start a server (`nats-server -p 4222`), then:
+//! it up by name and message type, which gives an ordinary `Addr<u64>`, and hands it to its
+//! PRODUCER actor (in its own process) like any address. PRODUCER sends N numbers through
+//! it, waits until they are all confirmed, and reports what became of them. Start a server (`nats-server -p 4222`), then:
 //!
 //! ```text
 //! cargo run --release --features nats --example cluster -- --nats nats://127.0.0.1:4222 --role consumer
@@ -25,9 +25,9 @@
 //! consumer's node (or the server) is away.
 
 use clap::{Parser, ValueEnum};
-use mpactor::nats::{Cluster, ClusterEvent, RemoteAddr, RemoteStats};
+use mpactor::nats::{Cluster, ClusterEvent, RemoteExt, RemoteStats};
 use mpactor::{
-    loops, slog, Actor, ActorError, ChildOptions, Context, Registry, System, SystemConfig,
+    loops, slog, Actor, ActorError, Addr, ChildOptions, Context, Registry, System, SystemConfig,
 };
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -84,8 +84,9 @@ struct Producer {
 
 #[derive(Clone, Serialize, Deserialize)]
 struct ProducerArgs {
-    /// The consumer on the other node, found by the root and handed over like any address.
-    to: RemoteAddr<u64>,
+    /// The consumer on the other node: an ordinary address, found by the root and handed
+    /// over like any other.
+    to: Addr<u64>,
     count: u64,
     /// How long to keep trying while the consumer's node is down (0: stop at once).
     retry: Duration,
@@ -133,17 +134,30 @@ impl Actor for Producer {
         // Wait until every message is accounted for (delivered, dead or in doubt): at most
         // until the node is noticed gone, or the stop request.
         let t0 = Instant::now();
-        while !to.flush(Duration::from_millis(100)) && !ctx.should_stop() {
+        while !to.flush_remote(Duration::from_millis(100)) && !ctx.should_stop() {
             if t0.elapsed() > Duration::from_secs(60) {
                 slog::warn!(ctx.log(), "not everything confirmed after 60 s");
                 break;
             }
         }
-        let stats = to.stats();
+        let stats = to.remote_stats().unwrap_or_else(|| no_stats(to.name()));
         slog::info!(ctx.log(), "done"; "sent" => stats.sent, "delivered" => stats.delivered,
             "dead_letters" => stats.dead_letters, "in_doubt" => stats.in_doubt);
         ctx.emit(Event::Produced(stats))?;
         Ok(())
+    }
+}
+
+/// The statistics of nothing sent (the producer did not report).
+fn no_stats(actor: &str) -> RemoteStats {
+    RemoteStats {
+        actor: actor.into(),
+        node: String::new(),
+        sent: 0,
+        delivered: 0,
+        dead_letters: 0,
+        in_doubt: 0,
+        pending: 0,
     }
 }
 
@@ -255,15 +269,7 @@ fn run(
                 }
                 Event::Cluster(e) => slog::info!(root.log(), "cluster: {e}"),
             });
-            let s = produced.unwrap_or_else(|| RemoteStats {
-                actor: "consumer".into(),
-                node: String::new(),
-                sent: 0,
-                delivered: 0,
-                dead_letters: 0,
-                in_doubt: 0,
-                pending: 0,
-            });
+            let s = produced.unwrap_or_else(|| no_stats("consumer"));
             // Stopped before everything was confirmed (Ctrl-C): what is still on its way is
             // in doubt too, so that the line always adds up.
             println!(

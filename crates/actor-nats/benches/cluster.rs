@@ -17,9 +17,9 @@
 //! have), the actors in their own processes, each with its own connection.
 
 use actor_core::{Actor, ActorError, Context, Recv, SystemConfig};
-use actor_ipc::{Registry, System};
+use actor_ipc::{Addr, Registry, System};
 use actor_nats::testkit::NatsServer;
-use actor_nats::{Cluster, RemoteAddr};
+use actor_nats::{Cluster, RemoteExt};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -64,13 +64,13 @@ impl Actor for Consumer {
 #[derive(Serialize, Deserialize)]
 enum EchoMsg {
     /// Where to answer.
-    Hello(RemoteAddr<u64>),
+    Hello(Addr<u64>),
     Ping(u64),
 }
 
 /// Answers every ping to the address it was given.
 struct Echo {
-    back: Option<RemoteAddr<u64>>,
+    back: Option<Addr<u64>>,
 }
 
 impl Actor for Echo {
@@ -97,7 +97,7 @@ impl Actor for Echo {
 
 #[derive(Clone, Serialize, Deserialize)]
 struct PingerArgs {
-    echo: RemoteAddr<EchoMsg>,
+    echo: Addr<EchoMsg>,
     rounds: u32,
 }
 
@@ -233,9 +233,9 @@ fn run(
         })
         .map_err(|e| format!("send: {e}"))?;
     }
-    let confirmed = to.flush(Duration::from_secs(120));
+    let confirmed = to.flush_remote(Duration::from_secs(120));
     let took = t0.elapsed();
-    let stats = to.stats();
+    let stats = to.remote_stats().ok_or("a remote address")?;
     let ours = stats.delivered as f64 / took.as_secs_f64();
 
     // Round trips: ECHO learns PINGER's remote address, then PINGER goes.
@@ -243,7 +243,7 @@ fn run(
     to_echo
         .send(EchoMsg::Hello(back))
         .map_err(|e| format!("hello: {e}"))?;
-    to_echo.flush(Duration::from_secs(10));
+    to_echo.flush_remote(Duration::from_secs(10));
     pinger.send(0).map_err(|e| format!("go: {e}"))?;
     let mut rtts = Vec::new();
     system.run(|root, _from, event| {

@@ -1,7 +1,7 @@
 //! [`Cluster`]: this root as a node of a cluster.
 
 use crate::event::ClusterEvent;
-use crate::link::{LinkInner, RemoteAddr, RemoteStats};
+use crate::link::{LinkInner, RemoteStats};
 use crate::proto::{self, Heartbeat, Published};
 use crate::shared::{Shared, HEARTBEAT_INTERVAL};
 use actor_core::{ClusterConfig, Report, SystemConfig};
@@ -167,9 +167,43 @@ impl Cluster {
 
     /// Finds the actor published as `name` that takes messages of type `M`, asking again
     /// until `timeout` (the node that publishes it may not be up yet).
-    pub fn lookup<M>(&self, name: &str, timeout: Duration) -> Result<RemoteAddr<M>, LookupError>
+    ///
+    /// The answer is an ordinary [`Addr<M>`](Addr), of the remote flavor: code written
+    /// against `Addr` takes it as it is, and it behaves like a local one:
+    ///
+    /// * bounded: this process queues at most the actor's mailbox capacity towards it, and
+    ///   publishes only as far as the actor's node granted credit (free mailbox slots), so
+    ///   `try_send` says `Full` and `send_timeout` says `Timeout` when the actor does not
+    ///   keep up;
+    /// * `Disconnected` at once while the actor's node is down (silent for
+    ///   [`DEAD_AFTER`](crate::DEAD_AFTER)), and usable again when it is back under the same
+    ///   name (restarted or reconnected);
+    /// * order is kept per sending process: every address of one actor in a process shares
+    ///   one queue and one sequence;
+    /// * accounted: [`RemoteExt::remote_stats`](crate::RemoteExt::remote_stats) says how
+    ///   many were delivered, dead-lettered, in doubt, and
+    ///   [`RemoteExt::flush_remote`](crate::RemoteExt::flush_remote) waits until nothing is
+    ///   pending;
+    /// * serializable: hand it to a local actor in its `Args` or in a message, to this node
+    ///   or another one; the receiving process opens its own connection to the same server
+    ///   (once per process).
+    ///
+    /// `ask` does not reach across machines: it fails at once with
+    /// [`AskError::AcrossMachines`](actor_ipc::AskError::AcrossMachines).
+    ///
+    /// ```no_run
+    /// # fn demo(cluster: &actor_nats::Cluster) -> Result<(), Box<dyn std::error::Error>> {
+    /// use actor_nats::RemoteExt;
+    /// use std::time::Duration;
+    /// let consumer: actor_ipc::Addr<u64> = cluster.lookup("consumer", Duration::from_secs(5))?;
+    /// consumer.send(42)?;
+    /// consumer.flush_remote(Duration::from_secs(5));
+    /// println!("{:?}", consumer.remote_stats());
+    /// # Ok(()) }
+    /// ```
+    pub fn lookup<M>(&self, name: &str, timeout: Duration) -> Result<Addr<M>, LookupError>
     where
-        M: Serialize + DeserializeOwned,
+        M: Serialize + DeserializeOwned + Send + 'static,
     {
         if !proto::valid_token(name) {
             return Err(LookupError::BadName(name.into()));
@@ -208,10 +242,9 @@ impl Cluster {
             &self.shared,
             name,
             &published.node,
-            &published.type_name,
             published.capacity as usize,
         )?;
-        Ok(RemoteAddr::from_link(link))
+        Ok(Addr::remote(link))
     }
 
     /// A channel of every [`ClusterEvent`] from now on.

@@ -3,7 +3,10 @@
 //! mpactor across machines: roots on several hosts form a cluster through a NATS server
 //! (core NATS, no JetStream). A root joins with [`Cluster::join`], publishes local actors
 //! under cluster-wide names, and finds other nodes' actors with [`Cluster::lookup`], which
-//! gives a [`RemoteAddr`]: bounded, accounted, `Disconnected` while the actor's node is down.
+//! gives an ordinary [`Addr<M>`](actor_ipc::Addr) of the remote flavor: bounded, accounted,
+//! `Disconnected` while the actor's node is down, and taken as it is by code written against
+//! `Addr` (hand it to local actors, put it in messages, to this node or another).
+//! [`RemoteExt`] adds what only a remote address has: its statistics, a flush, its node.
 //!
 //! * Flow control end to end: the receiving node grants each sending process credit from
 //!   the actor's free mailbox slots, so a fast producer never overruns a slow consumer and
@@ -24,6 +27,7 @@
 mod cluster;
 mod conn;
 mod event;
+mod ext;
 mod gateway;
 mod link;
 mod proto;
@@ -32,7 +36,8 @@ pub mod testkit;
 
 pub use cluster::{Cluster, LookupError};
 pub use event::ClusterEvent;
-pub use link::{RemoteAddr, RemoteStats};
+pub use ext::RemoteExt;
+pub use link::RemoteStats;
 pub use shared::{DEAD_AFTER, HEARTBEAT_INTERVAL};
 
 /// A random 64-bit number (boot ids, process tokens): the clock's nanoseconds mixed with

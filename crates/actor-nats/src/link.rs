@@ -1,15 +1,14 @@
-//! The sending side: [`RemoteAddr`], and the link behind it (one per remote actor and
-//! sending process): a bounded queue and a pump thread that publishes batches as far as the
-//! receiving node's credit allows.
+//! The sending side: the link behind the remote flavor of an [`Addr`](actor_ipc::Addr)
+//! (one per remote actor and sending process): a bounded queue and a pump thread that
+//! publishes batches as far as the receiving node's credit allows.
 
 use crate::proto::{self, Ack, BatchHead, MAX_BATCH, MAX_BATCH_BYTES};
 use crate::shared::{Shared, WATCH_TICK};
-use actor_core::{SendTimeoutError, TrySendError};
+use actor_ipc::{LinkError, RemoteLink, RemoteScheme};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::marker::PhantomData;
+use serde::{Deserialize, Serialize};
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +23,7 @@ const POLL_AGAIN: Duration = Duration::from_millis(100);
 /// What became of the messages this process sent to one remote actor.
 ///
 /// `sent = delivered + dead_letters + in_doubt + pending` at every moment; `pending` is zero
-/// once [`RemoteAddr::flush`] returned true.
+/// once [`RemoteExt::flush_remote`](crate::RemoteExt::flush_remote) returned true.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteStats {
     /// The remote actor's published name.
@@ -36,8 +35,8 @@ pub struct RemoteStats {
     /// Confirmed handed to the actor by its node.
     pub delivered: u64,
     /// Known not handled: refused by the actor's node (gone, undecodable, lost in transit),
-    /// never published (the node was down, the client did not take them in time), or over
-    /// the size limit.
+    /// never published (the node was down, the client did not take them in time), over
+    /// the size limit, or not encodable (an address of a local actor in it, say).
     pub dead_letters: u64,
     /// Published but never confirmed before the node went down or restarted: they may or
     /// may not have been handled.
@@ -58,7 +57,6 @@ struct Counts {
 pub(crate) struct LinkInner {
     actor: String,
     node: String,
-    type_name: String,
     capacity: usize,
     shared: Arc<Shared>,
     queue: Sender<Vec<u8>>,
@@ -71,6 +69,8 @@ pub(crate) struct LinkInner {
     /// zero, a send queues behind them (order), never takes the direct path.
     queued: AtomicU64,
     session: Mutex<Session>,
+    /// Whether a message that could not be encoded was logged (the first one is).
+    refused_logged: AtomicBool,
 }
 
 impl LinkInner {
@@ -80,7 +80,6 @@ impl LinkInner {
         shared: &Arc<Shared>,
         actor: &str,
         node: &str,
-        type_name: &str,
         capacity: usize,
     ) -> std::io::Result<Arc<LinkInner>> {
         let mut links = shared.links.lock();
@@ -92,7 +91,6 @@ impl LinkInner {
         let link = Arc::new(LinkInner {
             actor: actor.to_string(),
             node: node.to_string(),
-            type_name: type_name.to_string(),
             capacity: capacity.max(1),
             shared: shared.clone(),
             queue: tx,
@@ -101,6 +99,7 @@ impl LinkInner {
             subject: proto::subject(&shared.cluster, "in", actor),
             queued: AtomicU64::new(0),
             session: Mutex::new(Session::default()),
+            refused_logged: AtomicBool::new(false),
         });
         let pump = Pump::new(link.clone(), rx);
         std::thread::Builder::new()
@@ -129,180 +128,129 @@ impl LinkInner {
     }
 }
 
-/// The address of an actor on another node, found with
-/// [`Cluster::lookup`](crate::Cluster::lookup). It behaves like a local
-/// [`Addr`](actor_ipc::Addr):
-///
-/// * bounded: this process queues at most the actor's mailbox capacity towards it, and
-///   publishes only as far as the actor's node granted credit (free mailbox slots), so
-///   [`try_send`](Self::try_send) says `Full` and [`send_timeout`](Self::send_timeout)
-///   says `Timeout` when the actor does not keep up;
-/// * `Disconnected` at once while the actor's node is down (silent for
-///   [`DEAD_AFTER`](crate::DEAD_AFTER)), and usable again when it is back under the same
-///   name (restarted or reconnected);
-/// * order is kept per sending process: every address of one actor in a process shares one
-///   queue and one sequence;
-/// * accounted: [`stats`](Self::stats) says how many were delivered, dead-lettered, in doubt.
-///
-/// Cheap to clone, and serializable: hand it to a local actor in its `Args` or in a message;
-/// the receiving process opens its own connection to the same server (once per process).
-///
-/// ```no_run
-/// # fn demo(cluster: &actor_nats::Cluster) -> Result<(), Box<dyn std::error::Error>> {
-/// use std::time::Duration;
-/// let consumer = cluster.lookup::<u64>("consumer", Duration::from_secs(5))?;
-/// consumer.send(42)?;
-/// consumer.flush(Duration::from_secs(5));
-/// println!("{:?}", consumer.stats());
-/// # Ok(()) }
-/// ```
-pub struct RemoteAddr<M> {
-    link: Arc<LinkInner>,
-    _m: PhantomData<fn(M)>,
-}
-
-impl<M> Clone for RemoteAddr<M> {
-    fn clone(&self) -> Self {
-        Self {
-            link: self.link.clone(),
-            _m: PhantomData,
+impl LinkInner {
+    /// Counts `bytes` as sent: false (and counted dead, logged) if it is over the size limit.
+    fn admit(&self, bytes: &[u8]) -> bool {
+        self.counts.sent.fetch_add(1, Ordering::SeqCst);
+        if bytes.len() <= MAX_BATCH_BYTES {
+            return true;
         }
+        log::error!(
+            "a message of {} bytes to {} is larger than {MAX_BATCH_BYTES}: not sent \
+             (dead letter)",
+            bytes.len(),
+            self.actor
+        );
+        self.counts.dead.fetch_add(1, Ordering::SeqCst);
+        false
+    }
+
+    /// Takes back a message counted sent and queued that the queue did not take.
+    fn unqueue(&self) {
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        self.counts.sent.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
     }
 }
 
-impl<M> std::fmt::Debug for RemoteAddr<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RemoteAddr({}@{})", self.link.actor, self.link.node)
-    }
-}
-
-impl<M: Serialize> RemoteAddr<M> {
-    pub(crate) fn from_link(link: Arc<LinkInner>) -> Self {
-        Self {
-            link,
-            _m: PhantomData,
-        }
+/// What makes a link the remote flavor of an [`Addr`](actor_ipc::Addr) (see
+/// [`Cluster::lookup`](crate::Cluster::lookup)): bounded by the queue (the actor's mailbox
+/// capacity) and the receiving node's credit; `Disconnected` while the node is down; one
+/// queue and one sequence per actor and process, so order is kept per sending process.
+impl RemoteLink for LinkInner {
+    fn name(&self) -> &str {
+        &self.actor
     }
 
-    /// The actor's published name.
-    pub fn name(&self) -> &str {
-        &self.link.actor
+    fn node(&self) -> &str {
+        &self.node
     }
 
-    /// The node that runs it.
-    pub fn node(&self) -> &str {
-        &self.link.node
+    fn capacity(&self) -> usize {
+        self.capacity
     }
 
-    /// False while the actor's node is down.
-    pub fn is_up(&self) -> bool {
-        self.link.up.load(Ordering::SeqCst)
+    fn max_message_bytes(&self) -> usize {
+        MAX_BATCH_BYTES
     }
 
-    /// What became of what this process sent to the actor so far.
-    pub fn stats(&self) -> RemoteStats {
-        self.link.stats()
+    fn is_up(&self) -> bool {
+        LinkInner::is_up(self)
     }
 
-    /// Queues `msg` if there is room now; says `Full` at once otherwise, `Disconnected` while
-    /// the actor's node is down.
-    pub fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
-        let Some(bytes) = self.admit(&msg) else {
-            return Err(TrySendError::Disconnected(msg));
-        };
-        let Ok(bytes) = bytes else { return Ok(()) };
-        let Err(bytes) = self.link.send_direct(bytes) else {
-            return Ok(());
-        };
-        self.link.queued.fetch_add(1, Ordering::SeqCst);
-        match self.link.queue.try_send(bytes) {
-            Ok(()) => Ok(()),
-            Err(_) => {
-                self.link.queued.fetch_sub(1, Ordering::SeqCst);
-                self.link.counts.sent.fetch_sub(1, Ordering::SeqCst);
-                Err(TrySendError::Full(msg))
-            }
-        }
-    }
-
-    /// Queues `msg`, waiting at most `timeout` for room.
-    pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendTimeoutError<M>> {
-        let Some(bytes) = self.admit(&msg) else {
-            return Err(SendTimeoutError::Disconnected(msg));
-        };
-        let Ok(bytes) = bytes else { return Ok(()) };
-        let Err(bytes) = self.link.send_direct(bytes) else {
-            return Ok(());
-        };
-        self.link.queued.fetch_add(1, Ordering::SeqCst);
-        match self.link.queue.send_timeout(bytes, timeout) {
-            Ok(()) => Ok(()),
-            Err(_) => {
-                self.link.queued.fetch_sub(1, Ordering::SeqCst);
-                self.link.counts.sent.fetch_sub(1, Ordering::SeqCst);
-                if self.is_up() {
-                    Err(SendTimeoutError::Timeout(msg))
-                } else {
-                    Err(SendTimeoutError::Disconnected(msg))
-                }
-            }
-        }
-    }
-
-    /// Queues `msg`, waiting at most [`DEFAULT_SEND_TIMEOUT`](actor_core::supervision::DEFAULT_SEND_TIMEOUT)
-    /// for room.
-    pub fn send(&self, msg: M) -> Result<(), SendTimeoutError<M>> {
-        self.send_timeout(msg, actor_core::supervision::DEFAULT_SEND_TIMEOUT)
-    }
-
-    /// Waits at most `timeout` until nothing this process sent to the actor is pending
-    /// (every message delivered, dead-lettered or in doubt). True if so.
-    pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.stats().pending == 0 {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            // A wait on another machine's progress: short naps, bounded by the deadline.
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// Counts `msg` as sent and encodes it: `None` if the node is down, `Some(Err(()))` if
-    /// it was refused (too large or not encodable: counted as a dead letter, logged).
-    #[allow(clippy::result_unit_err)]
-    fn admit(&self, msg: &M) -> Option<Result<Vec<u8>, ()>> {
+    fn try_send(&self, bytes: Vec<u8>) -> Result<(), LinkError> {
         if !self.is_up() {
-            return None;
+            return Err(LinkError::Disconnected(bytes));
         }
-        let c = &self.link.counts;
-        c.sent.fetch_add(1, Ordering::SeqCst);
-        match postcard::to_allocvec(msg) {
-            Ok(bytes) if bytes.len() <= MAX_BATCH_BYTES => Some(Ok(bytes)),
-            Ok(bytes) => {
-                log::error!(
-                    "a message of {} bytes to {} is larger than {MAX_BATCH_BYTES}: not sent \
-                     (dead letter)",
-                    bytes.len(),
-                    self.link.actor
-                );
-                c.dead.fetch_add(1, Ordering::SeqCst);
-                Some(Err(()))
+        if !self.admit(&bytes) {
+            return Ok(());
+        }
+        let Err(bytes) = self.send_direct(bytes) else {
+            return Ok(());
+        };
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        self.queue.try_send(bytes).map_err(|e| {
+            self.unqueue();
+            LinkError::Full(e.into_inner())
+        })
+    }
+
+    fn send_timeout(&self, bytes: Vec<u8>, timeout: Duration) -> Result<(), LinkError> {
+        if !self.is_up() {
+            return Err(LinkError::Disconnected(bytes));
+        }
+        if !self.admit(&bytes) {
+            return Ok(());
+        }
+        let Err(bytes) = self.send_direct(bytes) else {
+            return Ok(());
+        };
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        self.queue.send_timeout(bytes, timeout).map_err(|e| {
+            self.unqueue();
+            if self.is_up() {
+                LinkError::Full(e.into_inner())
+            } else {
+                LinkError::Disconnected(e.into_inner())
             }
-            Err(e) => {
-                log::error!(
-                    "a message to {} failed to encode: {e} (dead letter)",
-                    self.link.actor
-                );
-                c.dead.fetch_add(1, Ordering::SeqCst);
-                Some(Err(()))
-            }
+        })
+    }
+
+    fn refuse(&self, reason: &str) {
+        self.counts.sent.fetch_add(1, Ordering::SeqCst);
+        self.counts.dead.fetch_add(1, Ordering::SeqCst);
+        if !self.refused_logged.swap(true, Ordering::SeqCst) {
+            log::error!("{reason}: not sent (a dead letter; later ones are only counted)");
         }
     }
+
+    fn scheme(&self) -> &'static str {
+        SCHEME
+    }
+
+    fn identity(&self) -> Vec<u8> {
+        let wire = Wire {
+            url: self.shared.url.clone(),
+            cluster: self.shared.cluster.clone(),
+            actor: self.actor.clone(),
+            node: self.node.clone(),
+            boot: self.shared.node(&self.node).map(|n| n.boot).unwrap_or(0),
+            capacity: self.capacity.min(u32::MAX as usize) as u32,
+        };
+        // A struct of strings and integers: postcard cannot fail on it.
+        postcard::to_allocvec(&wire).unwrap_or_default()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
+
+/// The scheme of this crate's remote addresses.
+const SCHEME: &str = "nats";
 
 /// What crosses a process boundary: enough to find the server, the actor and its node.
 #[derive(Serialize, Deserialize)]
@@ -312,56 +260,29 @@ struct Wire {
     actor: String,
     node: String,
     boot: u64,
-    type_name: String,
     capacity: u32,
 }
 
-impl<M> Serialize for RemoteAddr<M> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let l = &self.link;
-        Wire {
-            url: l.shared.url.clone(),
-            cluster: l.shared.cluster.clone(),
-            actor: l.actor.clone(),
-            node: l.node.clone(),
-            boot: l.shared.node(&l.node).map(|n| n.boot).unwrap_or(0),
-            type_name: l.type_name.clone(),
-            capacity: l.capacity.min(u32::MAX as usize) as u32,
-        }
-        .serialize(serializer)
+/// Rebuilds a link from its identity in a process that received its address (in `Args` or
+/// a message): that process opens its own connection to the server, once.
+fn resolve(identity: &[u8], _type_name: &str) -> Result<Arc<dyn RemoteLink>, String> {
+    let w: Wire = postcard::from_bytes(identity)
+        .map_err(|e| format!("a malformed address of a remote actor: {e}"))?;
+    let shared = Shared::get_or_connect(&w.url, &w.cluster, None)
+        .map_err(|e| format!("cannot reach the NATS server at {}: {e}", w.url))?;
+    if shared.node(&w.node).is_none() {
+        // Alive until its heartbeats say otherwise (within DEAD_AFTER).
+        shared.seen(&w.node, w.boot);
     }
+    let link = LinkInner::get_or_start(&shared, &w.actor, &w.node, w.capacity as usize)
+        .map_err(|e| e.to_string())?;
+    Ok(link)
 }
 
-impl<'de, M: Serialize + DeserializeOwned> Deserialize<'de> for RemoteAddr<M> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let w = Wire::deserialize(deserializer)?;
-        if w.type_name != std::any::type_name::<M>() {
-            return Err(D::Error::custom(format!(
-                "remote actor {} takes {}, not {}",
-                w.actor,
-                w.type_name,
-                std::any::type_name::<M>()
-            )));
-        }
-        // The process that receives the address opens its own connection (once).
-        let shared = Shared::get_or_connect(&w.url, &w.cluster, None).map_err(|e| {
-            D::Error::custom(format!("cannot reach the NATS server at {}: {e}", w.url))
-        })?;
-        if shared.node(&w.node).is_none() {
-            // Alive until its heartbeats say otherwise (within DEAD_AFTER).
-            shared.seen(&w.node, w.boot);
-        }
-        let link = LinkInner::get_or_start(
-            &shared,
-            &w.actor,
-            &w.node,
-            &w.type_name,
-            w.capacity as usize,
-        )
-        .map_err(|e| D::Error::custom(e.to_string()))?;
-        Ok(RemoteAddr::from_link(link))
-    }
+// Every process of the binary can rebuild a remote address, a child actor's too (it runs
+// nothing of the user's before it decodes its `Args`): registered statically.
+inventory::submit! {
+    RemoteScheme { scheme: SCHEME, resolve }
 }
 
 /// A link's session with the actor's current node incarnation: shared by the pump and the

@@ -6,7 +6,7 @@ use actor_core::SystemConfig;
 use actor_core::{loops, Actor, ActorError, ChildOptions, ClusterConfig, Context, Isolation};
 use actor_ipc::{Registry, System};
 use actor_nats::testkit::NatsServer;
-use actor_nats::{Cluster, LookupError};
+use actor_nats::{Cluster, LookupError, RemoteExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -100,11 +100,11 @@ fn a_remote_address_is_bounded_typed_and_accounted() {
     // Accounted: once released, everything accepted is delivered and confirmed.
     RELEASE.store(true, Ordering::SeqCst);
     assert!(
-        remote.flush(Duration::from_secs(30)),
+        remote.flush_remote(Duration::from_secs(30)),
         "{:?}",
-        remote.stats()
+        remote.remote_stats()
     );
-    let stats = remote.stats();
+    let stats = remote.remote_stats().expect("a remote address");
     assert_eq!(
         (stats.sent, stats.delivered),
         (accepted, accepted),
