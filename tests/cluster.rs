@@ -3,7 +3,7 @@
 //! free loopback port. Ignored by default (they need `nats-server`); `.ci/run` installs it
 //! and runs them with `--include-ignored`.
 //!
-//! Build the example first: `cargo build --features nats --example cluster`, then
+//! Build the examples first: `cargo build --features nats --examples`, then
 //! `cargo test --features nats --test cluster -- --include-ignored`.
 
 use mpactor::nats::testkit::NatsServer;
@@ -13,17 +13,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-/// The built example, next to this test's binary (`<target>/<profile>/examples/cluster`).
-fn example() -> PathBuf {
+/// The built example `name`, next to this test's binary (`<target>/<profile>/examples/NAME`).
+fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     let profile = exe
         .parent()
         .and_then(|d| d.parent())
         .expect("target/<profile>");
-    let path = profile.join("examples").join("cluster");
+    let path = profile.join("examples").join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build --features nats --example cluster` first",
+        "{} is missing: run `cargo build --features nats --examples` first",
         path.display()
     );
     path
@@ -44,8 +44,13 @@ struct Node {
 
 impl Node {
     fn start(url: &str, args: &[&str]) -> Node {
+        Node::start_example("cluster", url, args)
+    }
+
+    /// A root of the example `name` (`cluster`, `cluster_reply`).
+    fn start_example(name: &str, url: &str, args: &[&str]) -> Node {
         use std::os::unix::process::CommandExt;
-        let mut child = Command::new(example())
+        let mut child = Command::new(example(name))
             .args(["--nats", url])
             .args(args)
             .env("MPACTOR_LOG", "info")
@@ -460,4 +465,32 @@ fn a_consumer_node_that_comes_back_is_reachable_through_the_same_address() {
     assert_eq!(code, 0);
     // The second incarnation handled everything delivered after it came back.
     assert!(field(&cline, "handled") > 0, "{cline}");
+}
+
+#[test]
+#[ignore = "needs nats-server: apt-get install nats-server; run with --include-ignored"]
+fn a_reply_crosses_machines_through_the_address_in_the_request() {
+    // Node A's ASKER sends requests carrying its address (as the cluster reaches it); node
+    // B's ANSWERER, in a process of its own that decodes that address, answers through it;
+    // ASKER checks every answer.
+    let server = server();
+    let mut answerer = Node::start_example("cluster_reply", &server.url(), &["--role", "answerer"]);
+    answerer.wait_for("published ANSWERER as answerer", LONG);
+    let mut asker = Node::start_example(
+        "cluster_reply",
+        &server.url(),
+        &["--role", "asker", "--requests", "2000"],
+    );
+    let (code, line) = asker.finish(LONG);
+    assert_eq!(code, 0, "{}", asker.dump());
+    assert_eq!(
+        line,
+        "cluster_reply: role=asker asked=2000 answered=2000 wrong=0",
+        "{}",
+        asker.dump()
+    );
+    answerer.signal(libc::SIGINT);
+    let (code, line) = answerer.finish(LONG);
+    assert_eq!(code, 0, "{}", answerer.dump());
+    assert_eq!(line, "cluster_reply: role=answerer answered=2000");
 }

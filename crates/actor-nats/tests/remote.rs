@@ -4,9 +4,10 @@
 
 use actor_core::SystemConfig;
 use actor_core::{loops, Actor, ActorError, ChildOptions, ClusterConfig, Context, Isolation};
-use actor_ipc::{Registry, System};
+use actor_ipc::{Addr, AskError, Registry, ReplyTo, System};
 use actor_nats::testkit::NatsServer;
 use actor_nats::{Cluster, LookupError, RemoteExt};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -120,4 +121,99 @@ fn a_remote_address_is_bounded_typed_and_accounted() {
     system.request_stop("done");
     let summary = system.run(|_, _, ()| {});
     assert_eq!(summary.actor("BLOCKED").map(|s| s.handled), Some(accepted));
+}
+
+/// What NOTES takes: a number, and perhaps an address to pass on.
+#[derive(Debug, Serialize, Deserialize)]
+enum Note {
+    N(u64),
+    With(Addr<u64>),
+    Ask(ReplyTo<u64>),
+}
+
+struct Notes;
+
+impl Actor for Notes {
+    type Args = ();
+    type Msg = Note;
+    type Event = ();
+    fn init_args(_: ()) -> Result<Self, ActorError> {
+        Ok(Notes)
+    }
+    fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        loops::queue(self, ctx, |_, _, _| Ok(()))
+    }
+}
+
+/// Code written against `Addr` only, as a library would be: it cannot tell a remote actor
+/// from a local one.
+fn send_numbers(to: &Addr<Note>, n: u64) -> u64 {
+    (0..n).filter(|&i| to.send(Note::N(i)).is_ok()).count() as u64
+}
+
+#[test]
+#[ignore = "needs nats-server: apt-get install nats-server; run with --include-ignored"]
+fn a_remote_address_is_an_addr_that_code_written_for_addr_takes() {
+    let server = NatsServer::start().expect("a nats-server");
+    let url = server.url();
+    let registry = Registry::new().run_if_child();
+    let config = SystemConfig::new("T").isolation(Isolation::Threads);
+    let mut system = System::<()>::new(registry, config).expect("a system");
+    let notes = system.spawn::<Notes>("NOTES", ()).expect("started");
+    let a = Cluster::join(&node(&url, "a")).expect("joined");
+    a.publish("notes", &notes).expect("published");
+    let b = Cluster::join(&node(&url, "b")).expect("joined");
+    let remote: Addr<Note> = b.lookup("notes", Duration::from_secs(10)).expect("found");
+
+    // The same function sends to the local actor and to the remote one.
+    assert_eq!(send_numbers(&notes, 100), 100);
+    assert_eq!(send_numbers(&remote, 1000), 1000);
+    assert_eq!(remote.name(), "notes");
+    assert_eq!(remote.remote_node(), Some("a"));
+    assert_eq!(notes.remote_node(), None);
+    assert!(!remote.is_gone());
+    assert_eq!(format!("{remote:?}"), "Addr(notes@a)");
+
+    // It travels as data: decoded again (here in the same process) it is the same link,
+    // and an Addr of another message type is refused.
+    let bytes = postcard::to_allocvec(&remote).expect("encode");
+    let again: Addr<Note> = postcard::from_bytes(&bytes).expect("decode");
+    assert_eq!(send_numbers(&again, 10), 10);
+    assert!(postcard::from_bytes::<Addr<String>>(&bytes).is_err());
+
+    // Not across machines: ask fails at once, and nothing is sent.
+    match remote.ask(Note::Ask, Duration::from_secs(30)) {
+        Err(AskError::AcrossMachines { actor, node }) => {
+            assert_eq!((actor.as_str(), node.as_str()), ("notes", "a"))
+        }
+        other => panic!("expected AcrossMachines, got {other:?}"),
+    }
+    // An address of an actor of this machine in a message to another one: refused at the
+    // sender (the send itself succeeds, as a refused message does on one machine) and
+    // counted as a dead letter.
+    let local: Addr<u64> = system.spawn::<Blocked>("LOCAL", ()).expect("started");
+    assert!(remote.send(Note::With(local)).is_ok());
+
+    // Accounted: sent = delivered + dead letters, nothing else left.
+    assert!(
+        remote.flush_remote(Duration::from_secs(30)),
+        "{:?}",
+        remote.remote_stats()
+    );
+    let stats = remote.remote_stats().expect("a remote address");
+    assert_eq!(
+        (
+            stats.sent,
+            stats.delivered,
+            stats.dead_letters,
+            stats.in_doubt,
+            stats.pending
+        ),
+        (1011, 1010, 1, 0, 0),
+        "{stats:?}"
+    );
+
+    system.request_stop("done");
+    let summary = system.run(|_, _, ()| {});
+    assert_eq!(summary.actor("NOTES").map(|s| s.handled), Some(1110));
 }

@@ -709,11 +709,14 @@ impl<M: Serialize + Send + 'static> Serialize for Addr<M> {
 impl<M: Send + 'static> InboxAddr<M> {
     fn wire<E: serde::ser::Error>(&self) -> Result<WireRef<'_>, E> {
         if remote::encoding_remote() {
-            return Err(E::custom(format!(
-                "the address of {}, an actor on this machine, cannot travel to another machine: \
-                 publish the actor in the cluster and send the address its lookup gives",
+            let why = format!(
+                "the address of {}, an actor on this machine, cannot travel to another machine \
+                 (not yet): publish the actor in the cluster and send the address its lookup \
+                 gives",
                 self.inner.name
-            )));
+            );
+            remote::refused_because(&why);
+            return Err(E::custom(why));
         }
         let Route::Ipc(tx) = &self.inner.route else {
             return Err(E::custom(format!(

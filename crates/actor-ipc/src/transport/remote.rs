@@ -14,7 +14,7 @@ use super::Addr;
 use actor_core::{SendTimeoutError, TrySendError};
 use serde::Serialize;
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,7 +89,7 @@ pub(super) fn resolve(
     identity: &[u8],
     type_name: &str,
 ) -> Result<Arc<dyn RemoteLink>, String> {
-    match inventory::iter::<RemoteScheme>
+    let result = match inventory::iter::<RemoteScheme>
         .into_iter()
         .find(|s| s.scheme == scheme)
     {
@@ -99,18 +99,37 @@ pub(super) fn resolve(
              binary has no {scheme:?} transport: build it with mpactor's `{scheme}` feature \
              (or link the crate that provides it)"
         )),
+    };
+    if let Err(why) = &result {
+        // The decoder's own error may not carry the text (postcard's does not): say it here,
+        // once per reason, as the message it came in is counted a decode failure.
+        static SAID: parking_lot::Mutex<Vec<String>> = parking_lot::Mutex::new(Vec::new());
+        let mut said = SAID.lock();
+        if !said.contains(why) {
+            said.push(why.clone());
+            super::ipc::writer_says(true, why);
+        }
     }
+    result
 }
 
 thread_local! {
     /// Set while this thread encodes a message for another machine: an address of a local
     /// actor refuses to be encoded into it.
     static ENCODING_REMOTE: Cell<bool> = const { Cell::new(false) };
+    /// Why the message being encoded for another machine was refused: postcard's error
+    /// does not carry the text of a custom error, so the refusing `Serialize` leaves it here.
+    static REFUSED: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// True while this thread encodes a message for another machine.
 pub(super) fn encoding_remote() -> bool {
     ENCODING_REMOTE.with(Cell::get)
+}
+
+/// Notes why the message being encoded for another machine is refused.
+pub(super) fn refused_because(why: &str) {
+    REFUSED.with(|r| *r.borrow_mut() = Some(why.to_string()));
 }
 
 /// The postcard encoding of `msg` for another machine.
@@ -122,6 +141,7 @@ fn encode<M: Serialize>(msg: &M) -> Result<Vec<u8>, postcard::Error> {
         }
     }
     let _reset = Reset(ENCODING_REMOTE.with(|c| c.replace(true)));
+    REFUSED.with(|r| r.borrow_mut().take());
     postcard::to_extend(msg, Vec::new())
 }
 
@@ -151,8 +171,11 @@ impl<M: Serialize + Send + 'static> Remote<M> {
     /// a dead letter (as the ipc flavor's writer does, the send itself succeeds).
     fn encode(&self, msg: &M) -> Result<Vec<u8>, ()> {
         encode(msg).map_err(|e| {
+            let why = REFUSED
+                .with(|r| r.borrow_mut().take())
+                .unwrap_or(e.to_string());
             self.link.refuse(&format!(
-                "a message to {} on node {} could not be encoded for another machine: {e}",
+                "a message to {} on node {} could not be encoded for another machine: {why}",
                 self.link.name(),
                 self.link.node()
             ))
@@ -219,5 +242,46 @@ impl RemoteWire {
             ));
         }
         resolve(&self.scheme, &self.identity, &self.type_name).map(Addr::remote)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_address_of_an_unknown_scheme_is_a_decode_error_naming_the_feature() {
+        // actor-ipc alone registers no scheme: a "nats" address cannot be rebuilt here.
+        let wire = RemoteWire {
+            scheme: "nats".into(),
+            type_name: std::any::type_name::<u64>().into(),
+            identity: vec![1, 2, 3],
+        };
+        let Err(text) = wire.into_addr::<u64>() else {
+            panic!("a nats address rebuilt without the nats transport")
+        };
+        assert!(text.contains("`nats` feature"), "{text}");
+        // The same bytes through serde: refused, not a panic.
+        let wire = RemoteWire {
+            scheme: "nats".into(),
+            type_name: std::any::type_name::<u64>().into(),
+            identity: vec![1, 2, 3],
+        };
+        let mut tagged = vec![1u8]; // the `Remote` variant of an address's wire form
+        tagged.extend(postcard::to_allocvec(&wire).expect("encode"));
+        assert!(postcard::from_bytes::<Addr<u64>>(&tagged).is_err());
+    }
+
+    #[test]
+    fn a_remote_address_of_another_message_type_is_refused() {
+        let wire = RemoteWire {
+            scheme: "nats".into(),
+            type_name: "alloc::string::String".into(),
+            identity: Vec::new(),
+        };
+        let Err(e) = wire.into_addr::<u64>() else {
+            panic!("an Addr<u64> from an address of String")
+        };
+        assert!(e.contains("String") && e.contains("u64"), "{e}");
     }
 }
