@@ -145,7 +145,8 @@ impl Cluster {
 
     /// Publishes the local actor at `addr` under `name`, cluster-wide: other nodes find it
     /// with [`lookup`](Self::lookup) and send to it within credits this node grants from its
-    /// mailbox's free slots. The actor must run as a process or thread of this root.
+    /// mailbox's free slots. The actor must run as a process or thread of this root: an
+    /// `Addr` of an actor on another machine is refused (its own node publishes it).
     pub fn publish<M>(&self, name: &str, addr: &Addr<M>) -> io::Result<()>
     where
         M: Serialize + DeserializeOwned + Send + 'static,
@@ -154,6 +155,16 @@ impl Cluster {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 LookupError::BadName(name.into()),
+            ));
+        }
+        if let Some(link) = addr.remote_link() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} runs on node {}, not here: only the node that runs an actor publishes it",
+                    link.name(),
+                    link.node()
+                ),
             ));
         }
         crate::gateway::start(self.shared.clone(), self.boot, name, addr.clone())?;

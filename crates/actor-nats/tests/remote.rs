@@ -173,6 +173,8 @@ fn a_remote_address_is_an_addr_that_code_written_for_addr_takes() {
     assert_eq!(notes.remote_node(), None);
     assert!(!remote.is_gone());
     assert_eq!(format!("{remote:?}"), "Addr(notes@a)");
+    // Only the node that runs an actor publishes it.
+    assert!(b.publish("again", &remote).is_err());
 
     // It travels as data: decoded again (here in the same process) it is the same link,
     // and an Addr of another message type is refused.
