@@ -51,6 +51,13 @@ const DRAIN: usize = 64;
 /// so that decoding and forwarding run beside the client's reading of the socket instead of
 /// after it.
 const INLINE_BYTES: usize = 2048;
+/// A sender with this many messages unconfirmed is told at once what became of them (its
+/// direct path needs at most 4 unconfirmed); fewer wait up to [`ACK_LAG`] to be told with
+/// the next ones: under request/reply, one acknowledgement for every second message instead
+/// of one for each (each costs the sending process and the server a few thread switches).
+const UNCONFIRMED_NOW: u64 = 3;
+/// The longest a confirmation or a credit waits to be told when nothing makes it urgent.
+const ACK_LAG: Duration = Duration::from_millis(5);
 
 struct LinkState {
     id: String,
@@ -62,7 +69,12 @@ struct LinkState {
     delivered: u64,
     dead: u64,
     last_heard: Instant,
+    /// Must be answered now: a request for credit, a new link, dead letters.
     dirty: bool,
+    /// What the last acknowledgement said: `delivered + dead`, `credit_upto`, and when.
+    told_done: u64,
+    told_credit: u64,
+    told_at: Instant,
 }
 
 /// Starts the gateway of `addr`, published as `name`: a task on the connection's runtime
@@ -248,7 +260,7 @@ fn assist<M>(
             gateway.confirm();
             gateway.grant();
             gateway.answer(&mut acks);
-            gateway.pending.is_empty() && !gateway.has_work()
+            gateway.pending.is_empty() && !gateway.has_work() && !gateway.untold()
         };
         publish_all(&shared, &mut acks);
         let wait = if idle { IDLE_TICK } else { CONFIRM_TICK };
@@ -304,6 +316,9 @@ where
             dead: 0,
             last_heard: Instant::now(),
             dirty: true,
+            told_done: 0,
+            told_credit: seq,
+            told_at: Instant::now(),
         });
         self.by_id.insert(id.to_string(), self.links.len() - 1);
         self.links.len() - 1
@@ -445,7 +460,6 @@ where
             } else {
                 break;
             }
-            link.dirty = true;
             self.pending.pop_front();
         }
     }
@@ -481,18 +495,36 @@ where
             if give > 0 {
                 link.credit_upto += give;
                 free -= give;
-                link.dirty = true;
             }
         }
     }
 
-    /// The acknowledgement of each link whose state changed, to publish (without the lock).
+    /// The acknowledgement of each link with something to tell now, to publish (without the
+    /// lock): what must be answered, credit the sender is running short of, confirmations
+    /// when it has [`UNCONFIRMED_NOW`] unconfirmed, anything older than [`ACK_LAG`].
     fn answer(&mut self, acks: &mut Vec<(String, Bytes)>) {
+        let now = Instant::now();
         for link in &mut self.links {
-            if !link.dirty {
+            let done = link.delivered + link.dead;
+            if !link.dirty && done == link.told_done && link.credit_upto == link.told_credit {
+                continue;
+            }
+            let known_credit = link.told_credit.saturating_sub(link.next);
+            let short = link.credit_upto > link.told_credit
+                && known_credit < link.want.max(STANDING_CREDIT) / 2;
+            let unconfirmed = done > link.told_done
+                && link.next.saturating_sub(link.told_done) >= UNCONFIRMED_NOW;
+            if !(link.dirty
+                || short
+                || unconfirmed
+                || now.duration_since(link.told_at) >= ACK_LAG)
+            {
                 continue;
             }
             link.dirty = false;
+            link.told_done = done;
+            link.told_credit = link.credit_upto;
+            link.told_at = now;
             let ack = Ack {
                 link: link.id.clone(),
                 boot: self.boot,
@@ -504,5 +536,12 @@ where
                 acks.push((link.reply.clone(), bytes.into()));
             }
         }
+    }
+
+    /// Whether some link has something not told yet (the thread keeps looking until it is).
+    fn untold(&self) -> bool {
+        self.links.iter().any(|l| {
+            l.dirty || l.delivered + l.dead != l.told_done || l.credit_upto != l.told_credit
+        })
     }
 }
