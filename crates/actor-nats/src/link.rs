@@ -3,7 +3,7 @@
 //! receiving node's credit allows.
 
 use crate::proto::{self, Ack, BatchHead, MAX_BATCH, MAX_BATCH_BYTES};
-use crate::shared::{Shared, WATCH_TICK};
+use crate::shared::{AckRoute, Shared, WATCH_TICK};
 use actor_core::{SendTimeoutError, TrySendError};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -381,6 +381,9 @@ pub(crate) struct Session {
     polled: Option<Instant>,
     /// A batch being put together (taken from the queue, not yet published).
     hand: Vec<Vec<u8>>,
+    /// The pump has found no credit and waits for an acknowledgement: the watch hands
+    /// every one to it (see [`LinkInner::on_ack`]).
+    starved: bool,
 }
 
 impl LinkInner {
@@ -418,6 +421,43 @@ impl LinkInner {
         }
         s.seq += 1;
         Ok(())
+    }
+}
+
+impl LinkInner {
+    /// An acknowledgement as the watch thread received it: applied here, without waking the
+    /// pump (under request/reply every message gets one, and the pump has nothing to do
+    /// with it), unless the pump waits for credit or the session is busy: then it is handed
+    /// back, for the pump.
+    pub(crate) fn on_ack(&self, ack: Ack) -> Option<Ack> {
+        let Some(mut s) = self.session.try_lock() else {
+            return Some(ack);
+        };
+        if s.starved {
+            return Some(ack);
+        }
+        self.apply(&mut s, &ack);
+        None
+    }
+
+    /// Counts what the acknowledgement confirms and takes its credit (each is cumulative:
+    /// applying one twice or late changes nothing).
+    fn apply(&self, s: &mut Session, ack: &Ack) {
+        if ack.link != s.id || Some(ack.boot) != s.boot {
+            return;
+        }
+        let c = &self.counts;
+        if ack.delivered > s.acked_delivered {
+            c.delivered
+                .fetch_add(ack.delivered - s.acked_delivered, Ordering::SeqCst);
+            s.acked_delivered = ack.delivered;
+        }
+        if ack.dead > s.acked_dead {
+            c.dead.fetch_add(ack.dead - s.acked_dead, Ordering::SeqCst);
+            s.acked_dead = ack.dead;
+        }
+        s.credit_upto = s.credit_upto.max(ack.credit_upto);
+        s.polled = None;
     }
 }
 
@@ -469,6 +509,9 @@ impl Pump {
                     // Down: nothing can be sent; what is queued is dead.
                     self.drop_queued(&mut s);
                 }
+                // Decided under the same lock the watch applies acknowledgements under: one
+                // that brings credit after this reaches the pump.
+                s.starved = s.boot.is_some() && s.credit_upto <= s.seq;
                 (
                     s.boot.is_some(),
                     s.credit_upto.saturating_sub(s.seq),
@@ -529,11 +572,13 @@ impl Pump {
             "{}.{}.{}",
             self.link.shared.process, self.link.actor, s.session
         );
-        self.link
-            .shared
-            .by_id
-            .lock()
-            .insert(s.id.clone(), self.acks_tx.clone());
+        self.link.shared.by_id.lock().insert(
+            s.id.clone(),
+            AckRoute {
+                link: Arc::downgrade(&self.link),
+                pump: self.acks_tx.clone(),
+            },
+        );
         s.boot = Some(boot);
         s.seq = 0;
         s.credit_upto = 0;
@@ -587,21 +632,7 @@ impl Pump {
     }
 
     fn apply(&self, s: &mut Session, ack: Ack) {
-        if ack.link != s.id || Some(ack.boot) != s.boot {
-            return;
-        }
-        let c = &self.link.counts;
-        if ack.delivered > s.acked_delivered {
-            c.delivered
-                .fetch_add(ack.delivered - s.acked_delivered, Ordering::SeqCst);
-            s.acked_delivered = ack.delivered;
-        }
-        if ack.dead > s.acked_dead {
-            c.dead.fetch_add(ack.dead - s.acked_dead, Ordering::SeqCst);
-            s.acked_dead = ack.dead;
-        }
-        s.credit_upto = s.credit_upto.max(ack.credit_upto);
-        s.polled = None;
+        self.link.apply(s, &ack);
     }
 
     /// Asks for credit (a batch of no messages).

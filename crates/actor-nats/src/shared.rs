@@ -46,9 +46,18 @@ pub(crate) struct Shared {
     /// queue and one sequence: order is kept per sending process.
     pub links: Mutex<HashMap<String, Arc<LinkInner>>>,
     /// Links by link id (it changes with each session), for routing acknowledgements.
-    pub by_id: Mutex<HashMap<String, Sender<Ack>>>,
+    pub by_id: Mutex<HashMap<String, AckRoute>>,
     pub listeners: Mutex<Vec<Sender<ClusterEvent>>>,
     pub closed: AtomicBool,
+}
+
+/// Where the acknowledgements of one link session go.
+pub(crate) struct AckRoute {
+    /// Applied by the watch itself when the link's pump is not waiting for credit: the pump
+    /// is not woken for them (see `LinkInner::on_ack`).
+    pub link: Weak<LinkInner>,
+    /// Else handed to the pump.
+    pub pump: Sender<Ack>,
 }
 
 type Key = (String, String);
@@ -192,9 +201,19 @@ fn watch(
             recv(acks) -> m => {
                 let Ok(m) = m else { return };
                 if let Ok(ack) = postcard::from_bytes::<Ack>(&m.payload) {
-                    let tx = s.by_id.lock().get(&ack.link).cloned();
-                    if let Some(tx) = tx {
-                        let _ = tx.send(ack);
+                    let route = s
+                        .by_id
+                        .lock()
+                        .get(&ack.link)
+                        .map(|r| (r.link.clone(), r.pump.clone()));
+                    if let Some((link, pump)) = route {
+                        let left = match link.upgrade() {
+                            Some(link) => link.on_ack(ack),
+                            None => Some(ack),
+                        };
+                        if let Some(ack) = left {
+                            let _ = pump.send(ack);
+                        }
                     }
                 }
             }
