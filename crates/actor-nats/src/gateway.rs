@@ -514,10 +514,7 @@ where
                 && known_credit < link.want.max(STANDING_CREDIT) / 2;
             let unconfirmed = done > link.told_done
                 && link.next.saturating_sub(link.told_done) >= UNCONFIRMED_NOW;
-            if !(link.dirty
-                || short
-                || unconfirmed
-                || now.duration_since(link.told_at) >= ACK_LAG)
+            if !(link.dirty || short || unconfirmed || now.duration_since(link.told_at) >= ACK_LAG)
             {
                 continue;
             }
