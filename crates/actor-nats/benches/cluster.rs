@@ -25,6 +25,7 @@ use actor_core::{Actor, ActorError, Context, Recv, SystemConfig};
 use actor_ipc::{Registry, System};
 use actor_nats::testkit::NatsServer;
 use actor_nats::{Cluster, RemoteAddr};
+use async_nats::RequestErrorKind;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -356,7 +357,19 @@ fn raw_round_trips(url: &str, rounds: u32) -> Result<Vec<u64>, Box<dyn std::erro
         let mut rtts = Vec::new();
         for i in 0..(rounds + 200) {
             let t0 = Instant::now();
-            requester.request("raw.rr", payload.clone()).await?;
+            match requester.request("raw.rr", payload.clone()).await {
+                Ok(_) => {}
+                // Seen now and then (about one run in fifteen on a loaded machine, with
+                // either build of mpactor), in the reference run after mpactor's rows: the
+                // server answered "no responders" to an early request although the
+                // responder's subscription was flushed. A warm-up round is tried again after
+                // a pause; a measured one fails the bench.
+                Err(e) if i < 200 && e.kind() == RequestErrorKind::NoResponders => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
             if i >= 200 {
                 rtts.push(t0.elapsed().as_nanos() as u64);
             }
