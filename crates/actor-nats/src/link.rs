@@ -384,7 +384,7 @@ pub(crate) struct Session {
     polled: Option<Instant>,
     /// A batch being put together (taken from the queue, not yet published).
     hand: Vec<Vec<u8>>,
-    /// The pump has found no credit and waits for an acknowledgement: the watch hands
+    /// The pump has found no credit and waits for an acknowledgement: the ack router hands
     /// every one to it (see [`LinkInner::on_ack`]).
     starved: bool,
 }
@@ -428,10 +428,10 @@ impl LinkInner {
 }
 
 impl LinkInner {
-    /// An acknowledgement as the watch thread received it: applied here, without waking the
-    /// pump (under request/reply every message gets one, and the pump has nothing to do
-    /// with it), unless the pump waits for credit or the session is busy: then it is handed
-    /// back, for the pump.
+    /// An acknowledgement as it arrived (on the client's runtime thread): applied here,
+    /// without waking the pump (under request/reply the pump has nothing to do with it),
+    /// unless the pump waits for credit or the session is busy (never waited for: the
+    /// runtime thread must not block): then it is handed back, for the pump.
     pub(crate) fn on_ack(&self, ack: Ack) -> Option<Ack> {
         let Some(mut s) = self.session.try_lock() else {
             return Some(ack);
@@ -512,7 +512,7 @@ impl Pump {
                     // Down: nothing can be sent; what is queued is dead.
                     self.drop_queued(&mut s);
                 }
-                // Decided under the same lock the watch applies acknowledgements under: one
+                // Decided under the same lock the router applies acknowledgements under: one
                 // that brings credit after this reaches the pump.
                 s.starved = s.boot.is_some() && s.credit_upto <= s.seq;
                 (
