@@ -15,11 +15,17 @@
 //!
 //! Both nodes' NATS sides live in this one process (two connections, as two roots would
 //! have), the actors in their own processes, each with its own connection.
+//!
+//! The raw references run twice, before and after mpactor's rows, and the ratios are taken
+//! against both together (the mean rate; the p50 of both samples of round trips): on a
+//! shared machine the load moves between phases of one run, and a reference taken at one
+//! moment only said more about that moment than about the transports.
 
 use actor_core::{Actor, ActorError, Context, Recv, SystemConfig};
 use actor_ipc::{Addr, Registry, System};
 use actor_nats::testkit::NatsServer;
 use actor_nats::{Cluster, RemoteExt};
+use async_nats::RequestErrorKind;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -188,9 +194,9 @@ fn run(
     n: u64,
     rounds: u32,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    // Raw first, on a fresh server.
-    let (raw_rate, raw_got) = raw_throughput(url, n)?;
-    let raw_rtt = raw_round_trips(url, rounds)?;
+    // Raw first, on a fresh server (and again at the end).
+    let raw_before = raw_throughput(url, n)?;
+    let raw_rtt_before = raw_round_trips(url, rounds)?;
 
     let config = SystemConfig::new("BENCH").log_level(slog::Level::Warning);
     let mut system = System::<Event>::new(registry, config)?;
@@ -253,22 +259,29 @@ fn run(
         }
     });
     rtts.sort_unstable();
+    let raw_after = raw_throughput(url, n)?;
+    let raw_rtt_after = raw_round_trips(url, rounds)?;
+    let raw_rate = (raw_before.0 + raw_after.0) / 2.0;
+    let mut raw_rtt = [raw_rtt_before.clone(), raw_rtt_after.clone()].concat();
+    raw_rtt.sort_unstable();
     let raw_p50 = pct(&raw_rtt, 0.5);
     let our_p50 = pct(&rtts, 0.5);
 
     println!("| row | mpactor (nats) | raw async-nats | ratio | target |");
     println!("|---|---|---|---|---|");
     println!(
-        "| 64 B node → node, {n} msgs | {:.0} msg/s (delivered {} of {}, confirmed: {confirmed}) | {:.0} msg/s (received {raw_got} of {n}) | {:.2}× | ≥ 1 M msg/s and ≥ 2× raw |",
-        ours, stats.delivered, stats.sent, raw_rate, ours / raw_rate
+        "| 64 B node → node, {n} msgs | {:.0} msg/s (delivered {} of {}, confirmed: {confirmed}) | {:.0} msg/s: {:.0} before, {:.0} after (received {} and {} of {n}) | {:.2}× | ≥ 1 M msg/s and ≥ 2× raw |",
+        ours, stats.delivered, stats.sent, raw_rate, raw_before.0, raw_after.0, raw_before.1, raw_after.1, ours / raw_rate
     );
     println!(
-        "| round trip p50 (p99), {} rounds | {:.1} µs ({:.1} µs) | {:.1} µs ({:.1} µs) | {:.2}× | ≤ 2× |",
+        "| round trip p50 (p99), {} rounds | {:.1} µs ({:.1} µs) | {:.1} µs ({:.1} µs): p50 {:.1} before, {:.1} after | {:.2}× | ≤ 2× |",
         rtts.len(),
         our_p50,
         pct(&rtts, 0.99),
         raw_p50,
         pct(&raw_rtt, 0.99),
+        pct(&raw_rtt_before, 0.5),
+        pct(&raw_rtt_after, 0.5),
         our_p50 / raw_p50
     );
     println!(
@@ -344,7 +357,19 @@ fn raw_round_trips(url: &str, rounds: u32) -> Result<Vec<u64>, Box<dyn std::erro
         let mut rtts = Vec::new();
         for i in 0..(rounds + 200) {
             let t0 = Instant::now();
-            requester.request("raw.rr", payload.clone()).await?;
+            match requester.request("raw.rr", payload.clone()).await {
+                Ok(_) => {}
+                // Seen now and then (about one run in fifteen on a loaded machine, with
+                // either build of mpactor), in the reference run after mpactor's rows: the
+                // server answered "no responders" to an early request although the
+                // responder's subscription was flushed. A warm-up round is tried again after
+                // a pause; a measured one fails the bench.
+                Err(e) if i < 200 && e.kind() == RequestErrorKind::NoResponders => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
             if i >= 200 {
                 rtts.push(t0.elapsed().as_nanos() as u64);
             }

@@ -21,7 +21,6 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// A message as a subscription hands it over.
 pub(crate) struct Incoming {
     pub payload: Bytes,
-    pub reply: Option<String>,
 }
 
 /// The connection's health, as its event callback saw it.
@@ -124,16 +123,21 @@ impl Conn {
     /// traffic).
     pub fn subscribe(&self, subject: String) -> io::Result<Receiver<Incoming>> {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let subscriber = self.subscriber(subject)?;
+        self.handle.spawn(forward(subscriber, tx));
+        Ok(rx)
+    }
+
+    /// Subscribes to `subject` for a task on the runtime that takes the messages itself
+    /// (no thread hop: see the gateway). Waits at most [`CONNECT_TIMEOUT`].
+    pub fn subscriber(&self, subject: String) -> io::Result<async_nats::Subscriber> {
         let client = self.client.clone();
-        let subscriber = self
-            .handle
+        self.handle
             .block_on(async move {
                 tokio::time::timeout(CONNECT_TIMEOUT, client.subscribe(subject)).await
             })
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "NATS subscribe timed out"))?
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        self.handle.spawn(forward(subscriber, tx));
-        Ok(rx)
+            .map_err(|e| io::Error::other(e.to_string()))
     }
 
     /// Runs `task` on the connection's runtime.
@@ -156,7 +160,6 @@ async fn forward(mut subscriber: async_nats::Subscriber, tx: Sender<Incoming>) {
     while let Some(message) = subscriber.next().await {
         let incoming = Incoming {
             payload: message.payload,
-            reply: message.reply.map(|r| r.to_string()),
         };
         if tx.send(incoming).is_err() {
             break;

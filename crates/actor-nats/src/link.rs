@@ -3,7 +3,7 @@
 //! publishes batches as far as the receiving node's credit allows.
 
 use crate::proto::{self, Ack, BatchHead, MAX_BATCH, MAX_BATCH_BYTES};
-use crate::shared::{Shared, WATCH_TICK};
+use crate::shared::{AckRoute, Shared, WATCH_TICK};
 use actor_ipc::{LinkError, RemoteLink, RemoteScheme};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -209,6 +209,13 @@ impl RemoteLink for LinkInner {
             return Ok(());
         };
         self.queued.fetch_add(1, Ordering::SeqCst);
+        // With room now, no deadline is needed: the clock is read only when the send has to
+        // wait (reading it for every message of a flood cost ~9 % of the flood's CPU here).
+        let bytes = match self.queue.try_send(bytes) {
+            Ok(()) => return Ok(()),
+            Err(crossbeam_channel::TrySendError::Full(bytes))
+            | Err(crossbeam_channel::TrySendError::Disconnected(bytes)) => bytes,
+        };
         self.queue.send_timeout(bytes, timeout).map_err(|e| {
             self.unqueue();
             if self.is_up() {
@@ -302,6 +309,9 @@ pub(crate) struct Session {
     polled: Option<Instant>,
     /// A batch being put together (taken from the queue, not yet published).
     hand: Vec<Vec<u8>>,
+    /// The pump has found no credit and waits for an acknowledgement: the ack router hands
+    /// every one to it (see [`LinkInner::on_ack`]).
+    starved: bool,
 }
 
 impl LinkInner {
@@ -310,6 +320,11 @@ impl LinkInner {
     /// (which would add a thread hop to the latency of a lone message). Hands the encoded
     /// message back when it cannot.
     fn send_direct(&self, bytes: Vec<u8>) -> Result<(), Vec<u8>> {
+        // Queued messages go first (order), and under a flood there are: looked at before
+        // the session's lock, which the pump holds most of the time then.
+        if self.queued.load(Ordering::SeqCst) != 0 {
+            return Err(bytes);
+        }
         // Never from inside an async runtime (`block_on` would panic there).
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(bytes);
@@ -329,7 +344,7 @@ impl LinkInner {
             return Err(bytes);
         }
         let head = head(self, &s, 1, 0);
-        let payload = proto::encode_batch(&head, &bytes);
+        let payload = proto::encode_batch(&head, std::slice::from_ref(&bytes));
         if !self
             .shared
             .conn
@@ -339,6 +354,43 @@ impl LinkInner {
         }
         s.seq += 1;
         Ok(())
+    }
+}
+
+impl LinkInner {
+    /// An acknowledgement as it arrived (on the client's runtime thread): applied here,
+    /// without waking the pump (under request/reply the pump has nothing to do with it),
+    /// unless the pump waits for credit or the session is busy (never waited for: the
+    /// runtime thread must not block): then it is handed back, for the pump.
+    pub(crate) fn on_ack(&self, ack: Ack) -> Option<Ack> {
+        let Some(mut s) = self.session.try_lock() else {
+            return Some(ack);
+        };
+        if s.starved {
+            return Some(ack);
+        }
+        self.apply(&mut s, &ack);
+        None
+    }
+
+    /// Counts what the acknowledgement confirms and takes its credit (each is cumulative:
+    /// applying one twice or late changes nothing).
+    fn apply(&self, s: &mut Session, ack: &Ack) {
+        if ack.link != s.id || Some(ack.boot) != s.boot {
+            return;
+        }
+        let c = &self.counts;
+        if ack.delivered > s.acked_delivered {
+            c.delivered
+                .fetch_add(ack.delivered - s.acked_delivered, Ordering::SeqCst);
+            s.acked_delivered = ack.delivered;
+        }
+        if ack.dead > s.acked_dead {
+            c.dead.fetch_add(ack.dead - s.acked_dead, Ordering::SeqCst);
+            s.acked_dead = ack.dead;
+        }
+        s.credit_upto = s.credit_upto.max(ack.credit_upto);
+        s.polled = None;
     }
 }
 
@@ -390,6 +442,9 @@ impl Pump {
                     // Down: nothing can be sent; what is queued is dead.
                     self.drop_queued(&mut s);
                 }
+                // Decided under the same lock the router applies acknowledgements under: one
+                // that brings credit after this reaches the pump.
+                s.starved = s.boot.is_some() && s.credit_upto <= s.seq;
                 (
                     s.boot.is_some(),
                     s.credit_upto.saturating_sub(s.seq),
@@ -450,11 +505,13 @@ impl Pump {
             "{}.{}.{}",
             self.link.shared.process, self.link.actor, s.session
         );
-        self.link
-            .shared
-            .by_id
-            .lock()
-            .insert(s.id.clone(), self.acks_tx.clone());
+        self.link.shared.by_id.lock().insert(
+            s.id.clone(),
+            AckRoute {
+                link: Arc::downgrade(&self.link),
+                pump: self.acks_tx.clone(),
+            },
+        );
         s.boot = Some(boot);
         s.seq = 0;
         s.credit_upto = 0;
@@ -508,27 +565,13 @@ impl Pump {
     }
 
     fn apply(&self, s: &mut Session, ack: Ack) {
-        if ack.link != s.id || Some(ack.boot) != s.boot {
-            return;
-        }
-        let c = &self.link.counts;
-        if ack.delivered > s.acked_delivered {
-            c.delivered
-                .fetch_add(ack.delivered - s.acked_delivered, Ordering::SeqCst);
-            s.acked_delivered = ack.delivered;
-        }
-        if ack.dead > s.acked_dead {
-            c.dead.fetch_add(ack.dead - s.acked_dead, Ordering::SeqCst);
-            s.acked_dead = ack.dead;
-        }
-        s.credit_upto = s.credit_upto.max(ack.credit_upto);
-        s.polled = None;
+        self.link.apply(s, &ack);
     }
 
     /// Asks for credit (a batch of no messages).
     fn poll(&self, s: &mut Session) {
         let demand = self.queue.len() + s.hand.len();
-        let payload = proto::encode_batch(&head(&self.link, s, 0, demand), &[]);
+        let payload = proto::encode_batch::<&[u8]>(&head(&self.link, s, 0, demand), &[]);
         self.link
             .shared
             .conn
@@ -559,12 +602,9 @@ impl Pump {
             size += m.len();
             take += 1;
         }
-        let mut body = Vec::with_capacity(size);
-        for m in &s.hand[..take] {
-            body.extend_from_slice(m);
-        }
         let demand = self.queue.len() + s.hand.len() - take;
-        let payload = proto::encode_batch(&head(&self.link, s, take as u32, demand), &body);
+        let head = head(&self.link, s, take as u32, demand);
+        let payload = proto::encode_batch(&head, &s.hand[..take]);
         if self
             .link
             .shared

@@ -90,13 +90,17 @@ pub(crate) struct Ack {
 }
 
 /// Encodes a batch: the head's length (4 bytes, little endian), the head, then the messages
-/// as they were encoded (each postcard encoding delimits itself).
-pub(crate) fn encode_batch(head: &BatchHead, body: &[u8]) -> Vec<u8> {
+/// as they were encoded (each postcard encoding delimits itself), copied once, straight
+/// into the payload.
+pub(crate) fn encode_batch<B: AsRef<[u8]>>(head: &BatchHead, messages: &[B]) -> Vec<u8> {
     let head = postcard::to_allocvec(head).unwrap_or_default();
-    let mut out = Vec::with_capacity(4 + head.len() + body.len());
+    let size: usize = messages.iter().map(|m| m.as_ref().len()).sum();
+    let mut out = Vec::with_capacity(4 + head.len() + size);
     out.extend_from_slice(&(head.len() as u32).to_le_bytes());
     out.extend_from_slice(&head);
-    out.extend_from_slice(body);
+    for m in messages {
+        out.extend_from_slice(m.as_ref());
+    }
     out
 }
 
@@ -122,8 +126,10 @@ mod tests {
             count: 2,
             demand: 5,
         };
-        let mut body = postcard::to_allocvec(&10u64).unwrap();
-        body.extend(postcard::to_allocvec(&11u64).unwrap());
+        let body = [
+            postcard::to_allocvec(&10u64).unwrap(),
+            postcard::to_allocvec(&11u64).unwrap(),
+        ];
         let bytes = encode_batch(&head, &body);
         let (back, rest) = decode_batch(&bytes).unwrap();
         assert_eq!((back.seq, back.count, back.demand), (3, 2, 5));

@@ -142,7 +142,10 @@ fn encode<M: Serialize>(msg: &M) -> Result<Vec<u8>, postcard::Error> {
     }
     let _reset = Reset(ENCODING_REMOTE.with(|c| c.replace(true)));
     REFUSED.with(|r| r.borrow_mut().take());
-    postcard::to_extend(msg, Vec::new())
+    // Room for a typical encoding at once (from nothing, the buffer would be reallocated four
+    // or five times for a 64-byte message).
+    let room = (std::mem::size_of::<M>() + 8).min(4096);
+    postcard::to_extend(msg, Vec::with_capacity(room))
 }
 
 /// The remote flavor's sends, typed.
