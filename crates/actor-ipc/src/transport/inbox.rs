@@ -244,13 +244,8 @@ where
 {
     fn recv_timeout(&mut self, timeout: Duration) -> Recv<M> {
         loop {
-            if let Some(msg) = self.local.pop_front() {
-                self.handled += 1;
-                Counters::add(&self.counters.get().handled, 1);
-                return Recv::Msg(msg);
-            }
-            if self.stopped {
-                return Recv::Stop;
+            if let Some(ready) = self.ready() {
+                return ready;
             }
             match self.read_frame(timeout) {
                 Some(true) => continue,
@@ -263,6 +258,16 @@ where
                 None => return Recv::Timeout,
             }
         }
+    }
+
+    /// A message of the last frame not handed out yet, or the stop once it was read.
+    fn ready(&mut self) -> Option<Recv<M>> {
+        if let Some(msg) = self.local.pop_front() {
+            self.handled += 1;
+            Counters::add(&self.counters.get().handled, 1);
+            return Some(Recv::Msg(msg));
+        }
+        self.stopped.then_some(Recv::Stop)
     }
 
     fn stop_requested(&self) -> bool {
