@@ -172,6 +172,12 @@ pub enum Recv<M> {
 pub trait InboxPort<M>: Send {
     /// Waits at most `timeout` for the next message or the stop request.
     fn recv_timeout(&mut self, timeout: Duration) -> Recv<M>;
+    /// The next message or the stop request if the inbox can hand it out at once, without
+    /// waiting (a message it already holds); `None` when only a wait could tell.
+    /// [`Context::recv`] asks this first, so a message already at hand costs no clock read.
+    fn ready(&mut self) -> Option<Recv<M>> {
+        None
+    }
     /// True once the supervisor has asked this actor to stop (the stop request may still be
     /// queued behind messages).
     fn stop_requested(&self) -> bool;
@@ -333,6 +339,14 @@ impl<A: Actor> Context<A> {
     /// flag being set (a signal, the root's death: the runtime then wakes the receive), or
     /// until `timeout`. An idle actor costs no wake-ups however long it waits.
     pub fn recv(&mut self, timeout: Duration) -> Recv<A::Msg> {
+        if self.stop.is_set() {
+            return Recv::Stop;
+        }
+        // What the inbox already holds goes out without reading the clock: the two reads
+        // below cost a receiver of small messages a third of its time per message.
+        if let Some(ready) = self.inbox.ready() {
+            return ready;
+        }
         // A timeout too long to add to the clock waits as long as the clock can say.
         let deadline = Instant::now().checked_add(timeout);
         loop {
@@ -389,5 +403,78 @@ mod tests {
             w.fetch_add(10, Ordering::SeqCst);
         });
         assert_eq!(woken.load(Ordering::SeqCst), 11);
+    }
+
+    /// An inbox that holds messages at hand and counts the waits asked of it.
+    struct Held {
+        at_hand: std::collections::VecDeque<u32>,
+        waits: Arc<AtomicU32>,
+    }
+
+    impl InboxPort<u32> for Held {
+        fn recv_timeout(&mut self, _timeout: Duration) -> Recv<u32> {
+            self.waits.fetch_add(1, Ordering::SeqCst);
+            match self.at_hand.pop_front() {
+                Some(m) => Recv::Msg(m),
+                None => Recv::Stop,
+            }
+        }
+        fn ready(&mut self) -> Option<Recv<u32>> {
+            self.at_hand.pop_front().map(Recv::Msg)
+        }
+        fn stop_requested(&self) -> bool {
+            false
+        }
+        fn drain(&mut self, _deadline: Instant) -> u64 {
+            0
+        }
+        fn handled(&self) -> u64 {
+            0
+        }
+    }
+
+    struct Quiet;
+
+    impl EventPort<()> for Quiet {
+        fn emit(&self, _event: ()) -> Result<(), SendTimeoutError<()>> {
+            Ok(())
+        }
+    }
+
+    struct Counting;
+
+    impl Actor for Counting {
+        type Args = ();
+        type Msg = u32;
+        type Event = ();
+        fn init_args(_: ()) -> Result<Self, ActorError> {
+            Ok(Counting)
+        }
+    }
+
+    #[test]
+    fn messages_at_hand_are_handed_out_without_a_wait_and_the_stop_still_comes_first() {
+        let waits = Arc::new(AtomicU32::new(0));
+        let inbox = Held {
+            at_hand: (1..=3).collect(),
+            waits: waits.clone(),
+        };
+        let stop = StopFlag::new();
+        let log = slog::Logger::root(slog::Discard, slog::o!());
+        let mut ctx = Context::<Counting>::new(
+            "C",
+            log,
+            AppClock::start(),
+            stop.clone(),
+            Box::new(inbox),
+            Box::new(Quiet),
+        );
+        for want in 1..=2 {
+            assert!(matches!(ctx.recv(Duration::from_secs(5)), Recv::Msg(m) if m == want));
+        }
+        // Neither took the wait (nor the clock reads around it).
+        assert_eq!(waits.load(Ordering::SeqCst), 0);
+        stop.set();
+        assert!(matches!(ctx.recv(Duration::from_secs(5)), Recv::Stop));
     }
 }

@@ -3,10 +3,12 @@
 //! and no region outlives its message.
 
 use crate::sys::fd::borrow;
+use crate::transport::inbox::IpcInbox;
 use crate::transport::Addr;
 use crate::wire::counters::Counters;
 use crate::wire::frame::Frame;
 use crate::SharedBytes;
+use actor_core::{InboxPort, Recv};
 use ipc_channel::ipc::{self, IpcReceiver};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -61,6 +63,9 @@ where
     }
     (got, largest)
 }
+
+/// The most regions one writer keeps (free, in flight and held).
+const MAX_REGIONS: usize = 32;
 
 /// The tests that make regions run one at a time: one counts the regions of the process.
 pub(crate) static ONE_AT_A_TIME: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
@@ -237,4 +242,136 @@ fn a_large_message_over_the_limit_is_refused_alone_with_the_same_error() {
         (0, 0),
         "the refused message's region is not left behind"
     );
+}
+
+/// Minor page faults of the calling thread so far (`/proc/thread-self/stat`, field 10).
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("thread stat");
+    // Fields after the command (which may hold spaces), from field 3 on.
+    let rest = &stat[stat.rfind(')').expect("(comm)") + 2..];
+    rest.split_whitespace()
+        .nth(7)
+        .and_then(|f| f.parse().ok())
+        .expect("minflt")
+}
+
+/// An inbox with a throw-away logger, as an actor's process has one.
+fn inbox_of<M>(rx: IpcReceiver<Frame<M>>, counters: Counters) -> IpcInbox<M>
+where
+    M: Serialize + serde::de::DeserializeOwned + Send,
+{
+    let log = slog::Logger::root(slog::Discard, slog::o!());
+    IpcInbox::new(rx, counters, "KEEP", log)
+}
+
+/// Receives one message through the inbox, within a deadline.
+fn next<M>(inbox: &mut IpcInbox<M>) -> M
+where
+    M: Serialize + serde::de::DeserializeOwned + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match inbox.recv_timeout(Duration::from_millis(100)) {
+            Recv::Msg(m) => return m,
+            Recv::Timeout => assert!(Instant::now() < deadline, "nothing arrived"),
+            Recv::Stop => panic!("stopped"),
+        }
+    }
+}
+
+#[test]
+fn an_inbox_maps_a_reused_region_once_not_per_message() {
+    let _one = ONE_AT_A_TIME.lock();
+    let (tx, rx) = ipc::channel::<Frame<Blob>>().expect("channel");
+    let counters = Counters::new();
+    let addr = Addr::new("KEEP".into(), tx, counters.clone(), 64, usize::MAX);
+    let mut inbox = inbox_of(rx, counters);
+    const N: u32 = 200;
+    const MIB: usize = 1 << 20;
+    let sender = std::thread::spawn(move || {
+        for i in 0..N {
+            let blob = Blob {
+                seq: i,
+                data: SharedBytes::from(vec![i as u8; MIB]),
+            };
+            addr.send_timeout(blob, Duration::from_secs(10))
+                .expect("sent");
+        }
+        addr
+    });
+    // Every page of every payload is read, as a consumer would; from the 20th message on
+    // (the writer's regions all made and mapped by then) the regions are ones the inbox has
+    // mapped before: reading them faults nothing in. Mapped afresh, each message costs at
+    // least 16 faults (the kernel maps 64 KiB around a read fault), 256 without that.
+    let mut faults_from = 0;
+    for i in 0..N {
+        if i == 20 {
+            faults_from = minor_faults();
+        }
+        let blob = next(&mut inbox);
+        assert_eq!(blob.seq, i);
+        assert!(blob.data.is_mapped(), "read in place");
+        assert!(
+            blob.data.iter().step_by(4096).all(|b| *b == i as u8),
+            "message {i} intact"
+        );
+    }
+    let faults = minor_faults() - faults_from;
+    assert!(
+        faults < u64::from(N - 20),
+        "{faults} page faults over {} messages of 1 MiB: regions were mapped afresh",
+        N - 20
+    );
+    let kept = inbox.kept_mappings();
+    assert!(
+        (1..=MAX_REGIONS).contains(&kept),
+        "the inbox keeps the writer's regions mapped: {kept}"
+    );
+    // Idle: the writer closes its regions after 1 s, and the inbox lets go of its mappings
+    // of them at its next look. The process holds no region then.
+    let addr = sender.join().expect("the sender");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while regions() != (0, 0) {
+        assert!(
+            Instant::now() < deadline,
+            "regions left after the idle trim: {:?}, the inbox keeps {}",
+            regions(),
+            inbox.kept_mappings()
+        );
+        assert!(matches!(
+            inbox.recv_timeout(Duration::from_millis(50)),
+            Recv::Timeout
+        ));
+    }
+    assert_eq!(inbox.kept_mappings(), 0);
+    drop(addr);
+}
+
+#[test]
+fn a_new_inbox_on_the_same_socket_maps_the_regions_it_has_not_seen() {
+    // A restarted actor: a new inbox (no mappings) receives from regions the writer reuses
+    // and that the previous inbox had mapped; each arrives with its descriptor, intact.
+    let _one = ONE_AT_A_TIME.lock();
+    let (tx, rx) = ipc::channel::<Frame<ByteBuf>>().expect("channel");
+    let counters = Counters::new();
+    let dup = crate::sys::fd::duplicate(&rx).expect("a second receiver");
+    let addr = Addr::new("KEEP".into(), tx, counters.clone(), 64, usize::MAX);
+    let msg = |i: u32| ByteBuf::from(vec![i as u8; 300 * 1024]);
+    let mut first = inbox_of(rx, counters.clone());
+    for i in 0..10 {
+        addr.send_timeout(msg(i), Duration::from_secs(10))
+            .expect("sent");
+        assert!(next(&mut first).iter().all(|b| *b == i as u8));
+    }
+    assert!(first.kept_mappings() > 0);
+    drop(first);
+    let mut second = inbox_of(dup, counters);
+    assert_eq!(second.kept_mappings(), 0);
+    for i in 10..20 {
+        addr.send_timeout(msg(i), Duration::from_secs(10))
+            .expect("sent");
+        let got = next(&mut second);
+        assert!(got.len() == 300 * 1024 && got.iter().all(|b| *b == i as u8));
+    }
+    assert!(second.kept_mappings() > 0);
 }

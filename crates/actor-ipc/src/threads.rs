@@ -44,25 +44,57 @@ impl<M> LocalInbox<M> {
     }
 }
 
-impl<M: Send> InboxPort<M> for LocalInbox<M> {
-    fn recv_timeout(&mut self, timeout: Duration) -> Recv<M> {
-        if self.stopped {
-            return Recv::Stop;
-        }
-        match self.rx.recv_timeout(timeout) {
-            Ok(Item::Msg(m)) => {
+impl<M: Send> LocalInbox<M> {
+    /// What one item taken from the queue means: a message (counted), the stop, or nothing
+    /// (a stop meant for an earlier incarnation).
+    fn on_item(&mut self, item: Item<M>) -> Recv<M> {
+        match item {
+            Item::Msg(m) => {
                 let b = self.counters.get();
                 Counters::add(&b.received, 1);
                 Counters::add(&b.handled, 1);
                 self.handled += 1;
                 Recv::Msg(m)
             }
-            Ok(Item::Stop(n)) if n != self.incarnation => Recv::Timeout,
-            Ok(Item::Stop(_)) | Err(RecvTimeoutError::Disconnected) => {
+            Item::Stop(n) if n != self.incarnation => Recv::Timeout,
+            Item::Stop(_) => {
+                self.stopped = true;
+                Recv::Stop
+            }
+        }
+    }
+}
+
+impl<M: Send> InboxPort<M> for LocalInbox<M> {
+    fn recv_timeout(&mut self, timeout: Duration) -> Recv<M> {
+        if self.stopped {
+            return Recv::Stop;
+        }
+        match self.rx.recv_timeout(timeout) {
+            Ok(item) => self.on_item(item),
+            Err(RecvTimeoutError::Disconnected) => {
                 self.stopped = true;
                 Recv::Stop
             }
             Err(RecvTimeoutError::Timeout) => Recv::Timeout,
+        }
+    }
+
+    /// A message already queued (no clock read, no wait), or the stop.
+    fn ready(&mut self) -> Option<Recv<M>> {
+        if self.stopped {
+            return Some(Recv::Stop);
+        }
+        match self.rx.try_recv() {
+            Ok(item) => match self.on_item(item) {
+                Recv::Timeout => None,
+                other => Some(other),
+            },
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                self.stopped = true;
+                Some(Recv::Stop)
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => None,
         }
     }
 

@@ -79,6 +79,10 @@ pub(crate) struct SinkArgs {
 pub(crate) struct Sink {
     args: SinkArgs,
     seen: u64,
+    /// The shared memory this process held when its main loop started.
+    start: (usize, usize),
+    /// `memfds_back` was recorded.
+    back: bool,
 }
 
 impl Sink {
@@ -89,9 +93,10 @@ impl Sink {
         );
     }
 
-    fn note_memfds(&self, when: &str) {
+    fn note_memfds(&self, when: &str) -> (usize, usize) {
         let (fds, maps) = memfds();
         self.note(&format!("memfds_{when} fds={fds} maps={maps}"));
+        (fds, maps)
     }
 
     /// True if every page of the payload holds its number (one byte per 4 KiB, and the last).
@@ -107,11 +112,16 @@ impl Actor for Sink {
     type Event = Event;
 
     fn init_args(args: SinkArgs) -> Result<Self, ActorError> {
-        Ok(Sink { args, seen: 0 })
+        Ok(Sink {
+            args,
+            seen: 0,
+            start: (0, 0),
+            back: false,
+        })
     }
 
     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        self.note_memfds("start");
+        self.start = self.note_memfds("start");
         loop {
             match ctx.recv(Duration::from_millis(100)) {
                 Recv::Msg(p) => {
@@ -129,7 +139,15 @@ impl Actor for Sink {
                         std::thread::sleep(Duration::from_millis(self.args.handle_ms));
                     }
                 }
-                Recv::Timeout => {}
+                Recv::Timeout => {
+                    // Idle after traffic: once the process holds what it held at its start
+                    // (the inbox let go of its mappings of the producer's regions), say so,
+                    // once.
+                    if self.seen > 0 && !self.back && memfds() == self.start {
+                        self.back = true;
+                        self.note_memfds("back");
+                    }
+                }
                 Recv::Stop => {
                     self.note_memfds("stop");
                     return Ok(());

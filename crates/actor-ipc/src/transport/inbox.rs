@@ -2,6 +2,7 @@
 
 use crate::wire::counters::Counters;
 use crate::wire::frame::{Batch, Frame};
+use crate::wire::shm::Mappings;
 use actor_core::{InboxPort, Recv};
 use ipc_channel::ipc::IpcReceiver;
 use ipc_channel::{IpcError, TryRecvError};
@@ -25,7 +26,13 @@ pub(crate) struct IpcInbox<M> {
     slice: Option<Duration>,
     /// This incarnation's number: only a stop frame that carries it stops the actor.
     incarnation: u32,
+    /// The large-message regions this inbox keeps mapped between messages (see `wire::shm`).
+    mappings: Mappings,
 }
+
+/// While the inbox keeps mappings of regions, its waits end after at most this, so that an
+/// idle actor lets go of the mappings its writers have closed (or that went unused).
+const KEPT_LOOK: Duration = Duration::from_secs(1);
 
 /// The receive timeouts an inbox socket is given (`SO_RCVTIMEO`), longest first. A wait of
 /// at least one of them is one plain blocking `recvmsg` that the socket ends after the
@@ -80,7 +87,14 @@ where
             name: name.to_string(),
             slice,
             incarnation,
+            mappings: Mappings::default(),
         }
+    }
+
+    /// How many region mappings it keeps (see `wire::shm::Mappings`).
+    #[cfg(test)]
+    pub fn kept_mappings(&self) -> usize {
+        self.mappings.len()
     }
 
     /// The inbox socket, for a poll set (the root waits on its report inbox with its
@@ -115,14 +129,26 @@ where
 
     /// Reads one frame. `Some(true)` if messages arrived, `Some(false)` for a stop frame,
     /// `None` if nothing (or nothing usable) arrived.
-    fn read_frame(&mut self, timeout: Duration) -> Option<bool> {
+    fn read_frame(&mut self, mut timeout: Duration) -> Option<bool> {
+        if !self.mappings.is_empty() {
+            // Look at the kept mappings at least every KEPT_LOOK (an early "nothing yet").
+            timeout = timeout.min(KEPT_LOOK);
+        }
         // A wait of at least a slice is a blocking receive that the socket ends after that
         // slice (an early "nothing yet": `Context::recv` waits again).
-        let received = if self.blocking_fits(timeout) {
-            recv_blocking_contained(&self.rx)
-        } else {
-            recv_contained(&self.rx, timeout)
-        };
+        let blocking = self.blocking_fits(timeout);
+        let rx = &self.rx;
+        // The regions of the frame are looked up in (and added to) the kept mappings.
+        let received = self.mappings.during(|| {
+            if blocking {
+                recv_blocking_contained(rx)
+            } else {
+                recv_contained(rx, timeout)
+            }
+        });
+        if !self.mappings.is_empty() {
+            self.mappings.sweep();
+        }
         match received {
             Err(Contained::Panicked(why)) => {
                 Counters::add(&self.counters.get().decode_failed, 1);
@@ -218,23 +244,30 @@ where
 {
     fn recv_timeout(&mut self, timeout: Duration) -> Recv<M> {
         loop {
-            if let Some(msg) = self.local.pop_front() {
-                self.handled += 1;
-                Counters::add(&self.counters.get().handled, 1);
-                return Recv::Msg(msg);
-            }
-            if self.stopped {
-                return Recv::Stop;
+            if let Some(ready) = self.ready() {
+                return ready;
             }
             match self.read_frame(timeout) {
                 Some(true) => continue,
                 Some(false) => {
                     self.stopped = true;
+                    // Nothing more is received: no mapping is kept past the actor's stop.
+                    self.mappings.clear();
                     return Recv::Stop;
                 }
                 None => return Recv::Timeout,
             }
         }
+    }
+
+    /// A message of the last frame not handed out yet, or the stop once it was read.
+    fn ready(&mut self) -> Option<Recv<M>> {
+        if let Some(msg) = self.local.pop_front() {
+            self.handled += 1;
+            Counters::add(&self.counters.get().handled, 1);
+            return Some(Recv::Msg(msg));
+        }
+        self.stopped.then_some(Recv::Stop)
     }
 
     fn stop_requested(&self) -> bool {

@@ -265,7 +265,11 @@ impl<M: Serialize> Writer<M> {
                 // `ship` counts what it shipped frame by frame as each goes out (see
                 // `send_frame`); the rest was refused or the receiver is gone: undelivered.
                 let shipped = self.ship(batch.drain(..));
-                Counters::add(&self.state.counters.get().undelivered, n - shipped);
+                if shipped < n {
+                    // Not an add of 0 per batch: the word shares the senders' line, which
+                    // they write on every send.
+                    Counters::add(&self.state.counters.get().undelivered, n - shipped);
+                }
                 self.state.pending.fetch_sub(n, Ordering::SeqCst);
             }
             if let Some(incarnation) = stop_after {

@@ -40,8 +40,10 @@ const KEEP_BYTES: usize = 4 << 20;
 const LEN_BYTES: usize = 4;
 
 /// Set in an entry's length prefix when the entry is not the message but a reference to the
-/// shared-memory region that holds it ([`crate::shm`]): `[u32 LE length of the message]`
-/// then the region (its index among the frame's regions, as ipc-channel encodes it). Inline
+/// shared-memory region that holds it ([`crate::wire::shm`]): `[u32 LE length of the
+/// message][u64 LE the region's id]` then the region (its index among the frame's regions,
+/// as ipc-channel encodes it). The id lets a receiver that keeps a mapping of the region
+/// use that one. Inline
 /// entries are never that long: larger messages always go to a region.
 const SHM_ENTRY: u32 = 1 << 31;
 
@@ -163,19 +165,21 @@ fn decode_entries<M: DeserializeOwned>(mut rest: &[u8]) -> Batch<M> {
     batch
 }
 
-/// A reference entry: the message's length, and its region (taken from the frame's regions,
-/// which ipc-channel has mapped by now).
+/// A reference entry: the message's length, its region's id, and the region (taken from the
+/// frame's regions, which ipc-channel has mapped by now).
 fn decode_shm_entry<M: DeserializeOwned>(entry: &[u8]) -> Result<M, String> {
-    let (len, region) = entry.split_first_chunk::<4>().ok_or_else(|| {
+    let truncated = || {
         format!(
             "a truncated shared-memory reference ({} bytes)",
             entry.len()
         )
-    })?;
+    };
+    let (len, rest) = entry.split_first_chunk::<4>().ok_or_else(truncated)?;
+    let (id, region) = rest.split_first_chunk::<8>().ok_or_else(truncated)?;
     let len = u32::from_le_bytes(*len) as usize;
     let shm = postcard::from_bytes::<IpcSharedMemory>(region)
         .map_err(|e| format!("a shared-memory reference without its region: {e}"))?;
-    crate::wire::shm::decode_region(shm, len)
+    crate::wire::shm::decode_region(shm, len, u64::from_le_bytes(*id))
 }
 
 /// Why a message was not put into a frame.
@@ -313,6 +317,7 @@ impl FrameBuf {
             Ok(Ok(Some((region, len)))) => {
                 self.bytes.truncate(body);
                 self.bytes.extend_from_slice(&(len as u32).to_le_bytes());
+                self.bytes.extend_from_slice(&region.id().to_le_bytes());
                 // Encoding the handle gives ipc-channel a copy of its descriptor for the
                 // frame's send.
                 let r = postcard::serialize_with_flavor::<IpcSharedMemory, _, ()>(

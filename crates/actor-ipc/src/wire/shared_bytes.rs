@@ -207,7 +207,7 @@ mod tests {
         region.extend_from_slice(&enc);
         let shm = ipc_channel::ipc::IpcSharedMemory::from_bytes(&region);
         let (n, got): (u8, SharedBytes) =
-            crate::wire::shm::decode_region(shm.clone(), enc.len()).expect("decode");
+            crate::wire::shm::decode_region(shm.clone(), enc.len(), 0).expect("decode");
         assert_eq!(n, 7);
         assert!(got.is_mapped());
         assert_eq!(&got[..], &payload[..]);

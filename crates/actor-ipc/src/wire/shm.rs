@@ -18,8 +18,20 @@
 //! 3. **received**: the process that takes the frame out of the socket (the actor, or the root
 //!    draining the inbox) sets [`RECEIVED`] in the region's header. The budget is given back;
 //! 4. **released**: when that process no longer reads it (the message is decoded, or the last
-//!    [`SharedBytes`](crate::SharedBytes) pointing into it is dropped) it sets [`RELEASED`] and
-//!    unmaps it. Only then may the writer fill it again.
+//!    [`SharedBytes`](crate::SharedBytes) pointing into it is dropped) it sets [`RELEASED`].
+//!    Only then may the writer fill it again.
+//!
+//! The receiving side keeps its mappings too ([`Mappings`], one per actor's inbox): ipc-channel
+//! maps every region a frame carries when it receives the frame, and a fresh mapping of 1 MiB
+//! costs its page faults (and the unmapping) on every message. Every region has a random id in
+//! its header, which its frame entries repeat; an inbox that already maps a region of that id
+//! drops ipc-channel's fresh mapping untouched (no page of it was faulted in) and reads the
+//! one it has, whose pages are in place. A new incarnation starts with none: every frame still
+//! carries the region's descriptor, so it maps the region the first time it sees it. An inbox
+//! drops a mapping once its writer has closed the region (the writer sets [`RETIRED`] when it
+//! drops one: trimmed when idle, forgotten, or the writer ended), once unused for
+//! [`KEPT_IDLE`] (a writer killed never retires its regions), and all of them when the actor
+//! stops. While it keeps any, its idle waits end after at most 1 s to look.
 //!
 //! A receiver killed between 3 and 4 never releases: the writer forgets such a region after
 //! [`MAX_HELD`] others (it closes its own descriptor and mapping; the memory goes with the
@@ -27,7 +39,8 @@
 //! and marking it (a few microseconds) never marks it received: when the writer finds the
 //! socket empty (`SIOCOUTQ` of its end is 0) every region still unmarked has left the socket,
 //! and its bytes are given back too. An idle writer closes every region it keeps
-//! ([`ShmPool::trim`]), so no memfd or mapping outlives the traffic that needed it.
+//! ([`ShmPool::trim`]) and marks them retired, so the receiver drops its mappings of them too:
+//! no memfd or mapping outlives the traffic that needed it.
 //!
 //! [`ChildOptions::mailbox_bytes`]: actor_core::ChildOptions::mailbox_bytes
 
@@ -39,6 +52,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A message whose encoding is larger than this travels in shared memory. A frame closes
 /// once it holds [`FRAME_BYTES`](crate::FRAME_BYTES) of messages, so the largest frame is
@@ -46,8 +60,8 @@ use std::sync::Arc;
 /// one packet.
 pub const SHM_THRESHOLD: usize = 64 * 1024;
 
-/// The region's header, before the message: the state word (the first of 8), on a cache
-/// line of its own.
+/// The region's header, before the message: the state word and the region's id (the first
+/// two of 8), on a cache line of their own.
 pub(crate) const HEADER: usize = HEADER_WORDS * 8;
 const HEADER_WORDS: usize = 8;
 
@@ -58,6 +72,13 @@ type RegionMap = SharedMap<HEADER_WORDS>;
 pub(crate) const RECEIVED: u64 = 1;
 /// Set by that process once nothing reads the region any more: the writer may fill it again.
 pub(crate) const RELEASED: u64 = 2;
+/// Set by the writer when it closes the region for good: a receiver that keeps a mapping of
+/// it drops that mapping.
+pub(crate) const RETIRED: u64 = 4;
+
+/// The header word that holds the region's id: random, set once by the writer that made it
+/// (0: no id could be drawn; such a region is mapped afresh for every message).
+const ID_WORD: usize = 1;
 
 /// The most regions one writer has in flight (shipped, not yet received) at once: every one is
 /// a descriptor in the socket, and the kernel limits those per user. A writer at this limit
@@ -82,7 +103,17 @@ impl Region {
     /// asserts on a failed memfd_create/ftruncate/mmap (no descriptors left, no memory):
     /// that is an error for this message, not the end of the writer.
     fn new(capacity: usize) -> Result<Region, String> {
-        RegionMap::zeroed(capacity).map(Region)
+        let map = RegionMap::zeroed(capacity)?;
+        // Random, so that no two regions a receiver may see share one (a counter would repeat
+        // in the next process with the same pid); without one, the receiver keeps no mapping.
+        let id = crate::sys::random::random_u64().unwrap_or(0);
+        map.words()[ID_WORD].store(id, Ordering::SeqCst);
+        Ok(Region(map))
+    }
+
+    /// The region's id (see the module doc), which its frame entries carry.
+    pub fn id(&self) -> u64 {
+        self.0.words()[ID_WORD].load(Ordering::Relaxed)
     }
 
     /// Room for a message.
@@ -109,6 +140,14 @@ impl Region {
     /// Marks it as about to be shipped (neither received nor released).
     fn arm(&self) {
         self.state().store(0, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // Closed for good (trimmed, forgotten, or the writer is gone): a receiver that keeps a
+        // mapping of it lets it go, so the memory goes with the last one.
+        self.state().fetch_or(RETIRED, Ordering::SeqCst);
     }
 }
 
@@ -390,9 +429,9 @@ fn size_class(len: usize) -> usize {
 // The receiving side.
 // ---------------------------------------------------------------------------------------
 
-/// A received region while anything reads it: released (for the writer to reuse) and
-/// unmapped when the last handle goes.
-pub(crate) struct Held(RegionMap);
+/// A received region while anything reads it: released (for the writer to reuse) when the
+/// last handle goes. The mapping itself may outlive it (kept by the inbox's [`Mappings`]).
+pub(crate) struct Held(Arc<RegionMap>);
 
 impl Held {
     /// The message area.
@@ -410,6 +449,115 @@ impl Drop for Held {
         // After every read of it: the writer may overwrite it from now on.
         self.state().fetch_or(RELEASED, Ordering::SeqCst);
     }
+}
+
+/// How long an inbox keeps the mapping of a region that no message used.
+pub(crate) const KEPT_IDLE: Duration = Duration::from_secs(2);
+
+/// The most mappings an inbox keeps (a writer keeps at most 32 regions: free, in flight and
+/// held; several sending processes each have their own).
+const MAX_KEPT: usize = 64;
+
+/// The regions an inbox keeps mapped between messages (see the module doc), by id.
+#[derive(Default)]
+pub(crate) struct Mappings {
+    kept: Vec<Kept>,
+}
+
+struct Kept {
+    id: u64,
+    map: Arc<RegionMap>,
+    used: Instant,
+}
+
+thread_local! {
+    /// The mappings of the inbox receiving on this thread, while it receives (see
+    /// [`Mappings::during`]).
+    static KEPT: RefCell<Option<Mappings>> = const { RefCell::new(None) };
+}
+
+impl Mappings {
+    /// Runs `f` (a receive from the inbox) with these as the mappings that the regions of the
+    /// frames it decodes are looked up in and added to. Outside of it, every region is
+    /// mapped for its message only (the root draining an inbox, tests).
+    pub fn during<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        struct Back<'a>(&'a mut Mappings);
+        impl Drop for Back<'_> {
+            fn drop(&mut self) {
+                if let Some(kept) = KEPT.with(|k| k.borrow_mut().take()) {
+                    *self.0 = kept;
+                }
+            }
+        }
+        let mine = std::mem::take(self);
+        KEPT.with(|k| *k.borrow_mut() = Some(mine));
+        let _back = Back(self);
+        f()
+    }
+
+    /// True when it keeps no mapping.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// How many mappings it keeps.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Drops the mappings of regions their writer closed, and those unused for [`KEPT_IDLE`].
+    pub fn sweep(&mut self) {
+        let now = Instant::now();
+        self.kept.retain(|k| {
+            k.map.words()[0].load(Ordering::SeqCst) & RETIRED == 0
+                && now.saturating_duration_since(k.used) < KEPT_IDLE
+        });
+    }
+
+    /// Drops every mapping (the actor stops: nothing more is received).
+    pub fn clear(&mut self) {
+        self.kept.clear();
+    }
+
+    /// The mapping of a received region: the one kept for its id if there is one (the fresh
+    /// `shm` is then dropped before any page of it was touched), else `shm`'s, kept for next
+    /// time.
+    fn map(&mut self, shm: IpcSharedMemory, id: u64) -> Result<Arc<RegionMap>, String> {
+        if id != 0 {
+            if let Some(k) = self.kept.iter_mut().find(|k| {
+                k.id == id
+                    && k.map.body().len() + HEADER == shm.len()
+                    && k.map.words()[ID_WORD].load(Ordering::Relaxed) == id
+            }) {
+                k.used = Instant::now();
+                return Ok(k.map.clone());
+            }
+        }
+        let map = Arc::new(RegionMap::from_shm(shm)?);
+        if id != 0 && map.words()[ID_WORD].load(Ordering::Relaxed) == id {
+            if self.kept.len() >= MAX_KEPT {
+                if let Some(oldest) = (0..self.kept.len()).min_by_key(|i| self.kept[*i].used) {
+                    self.kept.swap_remove(oldest);
+                }
+            }
+            self.kept.push(Kept {
+                id,
+                map: map.clone(),
+                used: Instant::now(),
+            });
+        }
+        Ok(map)
+    }
+}
+
+/// The mapping of a received region: through the receiving inbox's [`Mappings`] when one is
+/// receiving on this thread, else a mapping of its own.
+fn map_received(shm: IpcSharedMemory, id: u64) -> Result<Arc<RegionMap>, String> {
+    KEPT.with(|k| match k.borrow_mut().as_mut() {
+        Some(kept) => kept.map(shm, id),
+        None => RegionMap::from_shm(shm).map(Arc::new),
+    })
 }
 
 thread_local! {
@@ -430,12 +578,13 @@ pub(crate) fn region_of(bytes: &[u8]) -> Option<(Arc<Held>, usize)> {
     })
 }
 
-/// Decodes a message of `len` bytes from a received region: marks it received, decodes it
-/// with the region as the place `SharedBytes` may point into, and releases it when nothing
-/// points into it any more.
+/// Decodes a message of `len` bytes from a received region (whose id its entry named): marks
+/// it received, decodes it with the region as the place `SharedBytes` may point into, and
+/// releases it when nothing points into it any more.
 pub(crate) fn decode_region<M: serde::de::DeserializeOwned>(
     shm: IpcSharedMemory,
     len: usize,
+    id: u64,
 ) -> Result<M, String> {
     if shm.len() < HEADER || shm.len() - HEADER < len {
         return Err(format!(
@@ -443,7 +592,7 @@ pub(crate) fn decode_region<M: serde::de::DeserializeOwned>(
             shm.len()
         ));
     }
-    let held = Arc::new(Held(RegionMap::from_shm(shm)?));
+    let held = Arc::new(Held(map_received(shm, id)?));
     held.state().fetch_or(RECEIVED, Ordering::SeqCst);
     struct Reset(Option<Arc<Held>>);
     impl Drop for Reset {
@@ -491,7 +640,7 @@ mod tests {
         let theirs = region.shm().clone();
         pool.shipped(vec![(region, 1000)]);
         assert_eq!(pool.in_flight_bytes(), 1000);
-        let got: Result<Vec<u8>, String> = decode_region(theirs.clone(), 1);
+        let got: Result<Vec<u8>, String> = decode_region(theirs.clone(), 1, 0);
         assert!(got.is_ok(), "{got:?}");
         pool.reclaim();
         assert_eq!(pool.in_flight_bytes(), 0, "received: the budget is back");
