@@ -31,6 +31,7 @@ mod ext;
 mod gateway;
 mod link;
 mod proto;
+mod reply;
 mod shared;
 pub mod testkit;
 

@@ -128,7 +128,10 @@ fn a_remote_address_is_bounded_typed_and_accounted() {
 enum Note {
     N(u64),
     With(Addr<u64>),
-    Ask(ReplyTo<u64>),
+    /// Answered at once with the square of the number.
+    Ask(u64, ReplyTo<u64>),
+    /// Answered with the square after this many milliseconds.
+    Late(u64, u64, ReplyTo<u64>),
 }
 
 struct Notes;
@@ -141,7 +144,19 @@ impl Actor for Notes {
         Ok(Notes)
     }
     fn main_loop(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        loops::queue(self, ctx, |_, _, _| Ok(()))
+        loops::queue(self, ctx, |_, _, note| {
+            match note {
+                Note::Ask(n, reply) => {
+                    reply.send(n * n);
+                }
+                Note::Late(n, ms, reply) => {
+                    std::thread::sleep(Duration::from_millis(ms));
+                    reply.send(n * n);
+                }
+                Note::N(_) | Note::With(_) => {}
+            }
+            Ok(())
+        })
     }
 }
 
@@ -183,13 +198,40 @@ fn a_remote_address_is_an_addr_that_code_written_for_addr_takes() {
     assert_eq!(send_numbers(&again, 10), 10);
     assert!(postcard::from_bytes::<Addr<String>>(&bytes).is_err());
 
-    // Not across machines: ask fails at once, and nothing is sent.
-    match remote.ask(Note::Ask, Duration::from_secs(30)) {
-        Err(AskError::AcrossMachines { actor, node }) => {
-            assert_eq!((actor.as_str(), node.as_str()), ("notes", "a"))
+    // Asked across machines, from this thread as from any: every answer is its own.
+    for n in 0..200u64 {
+        match remote.ask(|r| Note::Ask(n, r), Duration::from_secs(10)) {
+            Ok(square) => assert_eq!(square, n * n),
+            Err(e) => panic!("ask {n}: {e}"),
         }
-        other => panic!("expected AcrossMachines, got {other:?}"),
     }
+    // An answer later than the deadline: Timeout within a margin, and the late answer is
+    // not taken for the next question's (it is a dead letter of this machine).
+    let t0 = Instant::now();
+    match remote.ask(|r| Note::Late(3, 600, r), Duration::from_millis(200)) {
+        Err(AskError::Timeout) => {}
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    // Asked while the late answer is still to come (the actor answers it first): the answer
+    // taken is this question's.
+    assert_eq!(
+        remote
+            .ask(|r| Note::Ask(5, r), Duration::from_secs(10))
+            .ok(),
+        Some(25)
+    );
+    // And the next ones are still right.
+    assert_eq!(
+        remote
+            .ask(|r| Note::Ask(6, r), Duration::from_secs(10))
+            .ok(),
+        Some(36)
+    );
     // An address of an actor of this machine in a message to another one: refused at the
     // sender (the send itself succeeds, as a refused message does on one machine) and
     // counted as a dead letter.
@@ -211,11 +253,24 @@ fn a_remote_address_is_an_addr_that_code_written_for_addr_takes() {
             stats.in_doubt,
             stats.pending
         ),
-        (1011, 1010, 1, 0, 0),
+        (1214, 1213, 1, 0, 0),
         "{stats:?}"
     );
 
     system.request_stop("done");
     let summary = system.run(|_, _, ()| {});
-    assert_eq!(summary.actor("NOTES").map(|s| s.handled), Some(1110));
+    assert_eq!(summary.actor("NOTES").map(|s| s.handled), Some(1313));
+    // Both nodes live in this process, so its summary holds both sides: every answer made
+    // left (taken by the transport) and arrived (counted sent here again); every arrival was
+    // taken but the late one, a dead letter.
+    assert_eq!(
+        (
+            summary.replies.sent,
+            summary.replies.taken,
+            summary.replies.dead_letters
+        ),
+        (2 * 203, 2 * 203 - 1, 1),
+        "{:?}",
+        summary.replies
+    );
 }
