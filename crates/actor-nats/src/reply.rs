@@ -7,9 +7,10 @@
 //!   [`actor_ipc::deliver_remote_reply`], which writes it into the asking thread's reply
 //!   socket (without blocking). A `ReplyTo` in a request to another node carries this
 //!   route: the server, the cluster and the subject.
-//! * The answering process rebuilds the route (with its own connection to the same server,
-//!   opened once, as for a remote address) and publishes each reply to that subject without
-//!   waiting: if the client's outgoing buffer is full, the reply is a dead letter there.
+//! * The answering process rebuilds the route (on its connection to the cluster, or one of
+//!   its own to the server the asker named, opened once, as for a remote address) and
+//!   publishes each reply to that subject without waiting: if the client's outgoing buffer
+//!   is full, the reply is a dead letter there.
 
 use crate::conn::CONNECT_TIMEOUT;
 use crate::proto;
@@ -121,12 +122,18 @@ impl ReplyRoute for NatsRoute {
 }
 
 /// Rebuilds a route from its identity in a process that received a question from another
-/// machine: that process opens its own connection to the server, once.
+/// machine. The answer goes through this process's connection to the cluster when it has
+/// one (the node's root: the connection the question came by, whatever name the asker gave
+/// the server); a process without one (a child actor's) opens its own to the server the
+/// asker named, once.
 fn resolve_route(identity: &[u8]) -> Result<Arc<dyn ReplyRoute>, String> {
     let w: RouteWire = postcard::from_bytes(identity)
         .map_err(|e| format!("a malformed route for answers to another machine: {e}"))?;
-    let shared = Shared::get_or_connect(&w.url, &w.cluster, None)
-        .map_err(|e| format!("cannot reach the NATS server at {}: {e}", w.url))?;
+    let shared = match Shared::of_cluster(&w.url, &w.cluster) {
+        Some(shared) => shared,
+        None => Shared::get_or_connect(&w.url, &w.cluster, None)
+            .map_err(|e| format!("cannot reach the NATS server at {}: {e}", w.url))?,
+    };
     Ok(Arc::new(NatsRoute {
         shared,
         subject: w.subject,
