@@ -96,7 +96,9 @@ pub enum AskError {
 ///
 /// Made by [`Addr::ask`](crate::Addr::ask) and put into the request by the caller's closure;
 /// serializable and small, so it travels inside the request to an actor in any process (and
-/// on, if that actor forwards the request). Answering never blocks and never fails: a reply
+/// on, if that actor forwards the request), and to another machine through a remote `Addr`
+/// (there it carries the route back to the asking machine, which the answering process
+/// keeps in a small table: it stays plain data, without `Drop`). Answering never blocks and never fails: a reply
 /// the asker no longer waits for (it timed out, or its thread or process is gone) is counted
 /// as a dead letter in the summary ([`ReplySummary`](actor_core::ReplySummary)).
 ///
