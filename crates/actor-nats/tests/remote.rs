@@ -4,7 +4,7 @@
 
 use actor_core::SystemConfig;
 use actor_core::{loops, Actor, ActorError, ChildOptions, ClusterConfig, Context, Isolation};
-use actor_ipc::{Addr, AskError, Registry, ReplyTo, System};
+use actor_ipc::{Addr, Registry, ReplyTo, System};
 use actor_nats::testkit::NatsServer;
 use actor_nats::{Cluster, LookupError, RemoteExt};
 use serde::{Deserialize, Serialize};
