@@ -191,7 +191,7 @@ impl<R> Serialize for ReplyTo<R> {
             }) {
                 Some(result) => result,
                 None => Err(serde::ser::Error::custom(
-                    "the route back to the machine that asked question was forgotten (too \
+                    "the route back to the machine that asked the question was forgotten (too \
                      many asking processes since)",
                 )),
             };
