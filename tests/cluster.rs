@@ -494,3 +494,160 @@ fn a_reply_crosses_machines_through_the_address_in_the_request() {
     assert_eq!(code, 0, "{}", answerer.dump());
     assert_eq!(line, "cluster_reply: role=answerer answered=2000");
 }
+
+/// The asker's `--ask` line, and the reply summary each root logs as it stops.
+fn replies(node: &Node) -> (u64, u64, u64) {
+    let dump = node.dump();
+    let line = dump
+        .lines()
+        .rfind(|l| l.contains("summary: replies"))
+        .unwrap_or_else(|| panic!("no reply summary:\n{dump}"));
+    (
+        field(line, "sent"),
+        field(line, "taken"),
+        field(line, "dead_letters"),
+    )
+}
+
+#[test]
+#[ignore = "needs nats-server: apt-get install nats-server; run with --include-ignored"]
+fn ask_crosses_machines_from_an_actor_and_from_the_root() {
+    // Node A's root, then its ASKER (in a process of its own), ask node B's ANSWERER with
+    // `Addr::ask` on the address the lookup gave; every answer is checked.
+    let server = server();
+    let mut answerer = Node::start_example("cluster_reply", &server.url(), &["--role", "answerer"]);
+    answerer.wait_for("published ANSWERER as answerer", LONG);
+    let mut asker = Node::start_example(
+        "cluster_reply",
+        &server.url(),
+        &["--role", "asker", "--ask", "--requests", "1000"],
+    );
+    let (code, line) = asker.finish(LONG);
+    assert_eq!(code, 0, "{}", asker.dump());
+    asker.wait_for("cluster_reply: root asked=10 answered=10", LONG);
+    assert!(
+        line.starts_with(
+            "cluster_reply: role=asker mode=ask asked=1000 answered=1000 wrong=0 timeouts=0 gone=0 "
+        ),
+        "{}",
+        asker.dump()
+    );
+    // Each side reconciles on its own: the asker's machine took every answer that arrived.
+    assert_eq!(replies(&asker), (1010, 1010, 0), "{}", asker.dump());
+    answerer.signal(libc::SIGINT);
+    let (code, line) = answerer.finish(LONG);
+    assert_eq!(code, 0, "{}", answerer.dump());
+    assert_eq!(line, "cluster_reply: role=answerer answered=1010");
+    // ... and the answerer's machine handed every answer it made to the cluster.
+    assert_eq!(replies(&answerer), (1010, 1010, 0), "{}", answerer.dump());
+}
+
+#[test]
+#[ignore = "needs nats-server: apt-get install nats-server; run with --include-ignored"]
+fn a_late_answer_across_machines_is_a_timeout_and_never_taken_for_the_next() {
+    // Every 10th question is answered 750 ms late, each ask waits 500 ms: that ask times
+    // out, the next one (queued behind it) gets its own answer, never the late one.
+    let server = server();
+    let mut answerer = Node::start_example(
+        "cluster_reply",
+        &server.url(),
+        &[
+            "--role",
+            "answerer",
+            "--late-every",
+            "10",
+            "--late-ms",
+            "750",
+        ],
+    );
+    answerer.wait_for("published ANSWERER as answerer", LONG);
+    let mut asker = Node::start_example(
+        "cluster_reply",
+        &server.url(),
+        &[
+            "--role",
+            "asker",
+            "--ask",
+            "--requests",
+            "60",
+            "--ask-timeout-ms",
+            "500",
+        ],
+    );
+    let (code, line) = asker.finish(LONG);
+    assert_eq!(code, 0, "{}", asker.dump());
+    let (answered, wrong, timeouts, gone, max_ms) = (
+        field(&line, "answered"),
+        field(&line, "wrong"),
+        field(&line, "timeouts"),
+        field(&line, "gone"),
+        field(&line, "max_ms"),
+    );
+    assert_eq!((wrong, gone), (0, 0), "{line}");
+    assert!(
+        timeouts >= 6,
+        "each of the 6 late answers is a timeout: {line}"
+    );
+    assert_eq!(answered + timeouts, 60, "{line}");
+    // Loaded 2-core machine: a margin of 1.5 s over the deadline.
+    assert!(max_ms < 500 + 1500, "an ask kept its deadline: {line}");
+    // The late answers that arrived are dead letters of the asker's machine (the last may
+    // come after it stopped): it reconciles, with at least one.
+    // The root's 10 questions (0..10) have a late one too.
+    let root = asker.wait_for("cluster_reply: root asked=10", LONG);
+    let (sent, taken, dead) = replies(&asker);
+    assert_eq!(
+        taken,
+        field(&root, "answered") + answered,
+        "{}",
+        asker.dump()
+    );
+    assert_eq!(sent, taken + dead);
+    assert!(dead >= 1, "late answers counted: {}", asker.dump());
+    answerer.signal(libc::SIGINT);
+    let (code, _) = answerer.finish(LONG);
+    assert_eq!(code, 0, "{}", answerer.dump());
+    assert_eq!(replies(&answerer), (70, 70, 0), "{}", answerer.dump());
+}
+
+#[test]
+#[ignore = "needs nats-server: apt-get install nats-server; run with --include-ignored"]
+fn asks_to_a_node_killed_mid_run_end_within_their_deadline() {
+    // Node A's ASKER asks without end; node B is SIGKILLed: the ask in flight times out,
+    // the next ones time out or say Disconnected once B is noticed down, none hangs.
+    let server = server();
+    let mut answerer = Node::start_example("cluster_reply", &server.url(), &["--role", "answerer"]);
+    answerer.wait_for("published ANSWERER as answerer", LONG);
+    let mut asker = Node::start_example(
+        "cluster_reply",
+        &server.url(),
+        &[
+            "--role",
+            "asker",
+            "--ask",
+            "--requests",
+            "200000",
+            "--ask-timeout-ms",
+            "1000",
+        ],
+    );
+    asker.wait_for("asked 1000 so far", LONG);
+    answerer.signal(libc::SIGKILL);
+    let _ = answerer.finish(LONG);
+    let (code, line) = asker.finish(Duration::from_secs(120));
+    assert_eq!(code, 0, "{}", asker.dump());
+    let (asked, answered, wrong, timeouts, gone, max_ms) = (
+        field(&line, "asked"),
+        field(&line, "answered"),
+        field(&line, "wrong"),
+        field(&line, "timeouts"),
+        field(&line, "gone"),
+        field(&line, "max_ms"),
+    );
+    assert_eq!(asked, 200000, "{line}");
+    assert_eq!(wrong, 0, "{line}");
+    assert!(answered >= 1000, "{line}");
+    assert!(gone > 0, "the node was noticed down: {line}");
+    assert_eq!(answered + timeouts + gone, asked, "{line}");
+    assert!(max_ms < 1000 + 1500, "no ask outlived its deadline: {line}");
+}

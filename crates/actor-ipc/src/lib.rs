@@ -56,7 +56,8 @@ pub use system::{ActorState, ActorStatus, RootCtx, StopChildError, System};
 pub use transport::ask::{AskError, ReplyTo, MAX_REPLY_BYTES};
 pub use transport::myself::ContextExt;
 pub use transport::{
-    flush_all, Addr, LinkError, RemoteLink, RemoteScheme, Resolve, ENV_NO_DIRECT, MAX_BATCH,
+    deliver_remote_reply, flush_all, Addr, LinkError, RemoteLink, RemoteScheme, ReplyRoute,
+    ReplyScheme, Resolve, ResolveRoute, ENV_NO_DIRECT, MAX_BATCH,
 };
 pub use wire::frame::FRAME_BYTES;
 pub use wire::shared_bytes::SharedBytes;

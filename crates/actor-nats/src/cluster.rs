@@ -199,8 +199,9 @@ impl Cluster {
     ///   or another one; the receiving process opens its own connection to the same server
     ///   (once per process).
     ///
-    /// `ask` does not reach across machines: it fails at once with
-    /// [`AskError::AcrossMachines`](actor_ipc::AskError::AcrossMachines).
+    /// * asked: [`Addr::ask`] works on it as on a local address (same signature, same
+    ///   deadline); the answer comes back through the cluster into the asking thread's reply
+    ///   inbox, and the ask also ends with `Disconnected` once the node is noticed down.
     ///
     /// ```no_run
     /// # fn demo(cluster: &actor_nats::Cluster) -> Result<(), Box<dyn std::error::Error>> {

@@ -7,6 +7,9 @@
 //! `Disconnected` while the actor's node is down, and taken as it is by code written against
 //! `Addr` (hand it to local actors, put it in messages, to this node or another).
 //! [`RemoteExt`] adds what only a remote address has: its statistics, a flush, its node.
+//! [`Addr::ask`](actor_ipc::Addr::ask) works on it too: the answer comes back through the
+//! server, to a reply subject of the asking process, and into the asking thread's reply
+//! inbox (at most once; the ask's deadline bounds the wait).
 //!
 //! * Flow control end to end: the receiving node grants each sending process credit from
 //!   the actor's free mailbox slots, so a fast producer never overruns a slow consumer and
@@ -31,6 +34,7 @@ mod ext;
 mod gateway;
 mod link;
 mod proto;
+mod reply;
 mod shared;
 pub mod testkit;
 

@@ -254,10 +254,14 @@ impl RemoteLink for LinkInner {
     fn as_any(&self) -> &dyn Any {
         self
     }
+
+    fn reply_route(&self) -> Option<Result<Vec<u8>, String>> {
+        Some(crate::reply::route(&self.shared))
+    }
 }
 
 /// The scheme of this crate's remote addresses.
-const SCHEME: &str = "nats";
+pub(crate) const SCHEME: &str = "nats";
 
 /// What crosses a process boundary: enough to find the server, the actor and its node.
 #[derive(Serialize, Deserialize)]

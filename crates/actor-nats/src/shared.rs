@@ -114,6 +114,19 @@ impl Shared {
         Ok(shared)
     }
 
+    /// A state of this process for `cluster`, if it has one: the one for `url`, else one
+    /// for another name of the server (the answers to another node's questions go back
+    /// through the connection their questions came by, whatever name the asker used).
+    pub fn of_cluster(url: &str, cluster: &str) -> Option<Arc<Shared>> {
+        let registry = registry().lock();
+        let mut same_cluster = registry.iter().filter(|((_, c), _)| c == cluster);
+        same_cluster
+            .clone()
+            .filter(|((u, _), _)| u == url)
+            .chain(same_cluster.by_ref())
+            .find_map(|(_, weak)| weak.upgrade())
+    }
+
     /// The node's state as this process knows it.
     pub fn node(&self, name: &str) -> Option<NodeState> {
         self.nodes.lock().get(name).copied()

@@ -19,8 +19,14 @@
 //! `replies_taken`, in the counter block of the root's report inbox, which every process of
 //! a system holds; the summary's [`ReplySummary`](actor_core::ReplySummary) reads them, and
 //! the dead letters are the difference.
+//!
+//! Across machines (a request sent through a remote `Addr`), a `ReplyTo` travels as the
+//! route back to the asking machine plus that name, token and id; the answer goes back
+//! through the transport and into the same socket (see `reply_route`, which also says how
+//! each machine counts it).
 
-use crate::transport::Addr;
+use crate::transport::reply_route::{self, RouteRef};
+use crate::transport::{Addr, RemoteLink};
 use crate::wire::counters::Counters;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -59,20 +65,25 @@ pub enum AskError {
     /// letter.
     #[error("no reply before the deadline")]
     Timeout,
-    /// The actor is gone for good: the request was not sent.
+    /// The actor is gone for good: the request was not sent. For an actor on another
+    /// machine: its node is down (the request was not sent), or went down while the question
+    /// waited (the request may have been handled; its answer is lost with the node).
     #[error("the actor is gone")]
     Disconnected,
     /// A reply with this question's id came but could not be decoded as the expected type.
     #[error("the reply could not be decoded: {0}")]
     Decode(String),
-    /// This thread's reply inbox could not be made (out of descriptors, no random source).
+    /// This thread's reply inbox could not be made (out of descriptors, no random source),
+    /// or, for an actor on another machine, the route for its answers (the subscription to
+    /// this process's reply subject) could not be made.
     #[error("no reply inbox")]
     Io(#[source] io::Error),
-    /// The actor is on another machine: a [`ReplyTo`] is a socket of this machine, so `ask`
-    /// does not reach across machines (yet). The request was not sent. Send a request that
-    /// carries the address of a published actor of this node instead, and take the answer
-    /// as a message.
-    #[error("ask does not reach {actor} on node {node}: replies cannot cross machines yet (send a request carrying a published actor's address instead)")]
+    /// The actor is on another machine, reached through a transport that carries no replies
+    /// (a [`RemoteLink`](crate::RemoteLink) whose
+    /// [`reply_route`](crate::RemoteLink::reply_route) is `None`): the request was not sent.
+    /// `actor-nats` (feature `nats`) carries replies, so an address from its `Cluster` never
+    /// says this; a transport of another crate might.
+    #[error("ask does not reach {actor} on node {node}: its transport carries no replies")]
     AcrossMachines {
         /// The actor asked.
         actor: String,
@@ -85,7 +96,9 @@ pub enum AskError {
 ///
 /// Made by [`Addr::ask`](crate::Addr::ask) and put into the request by the caller's closure;
 /// serializable and small, so it travels inside the request to an actor in any process (and
-/// on, if that actor forwards the request). Answering never blocks and never fails: a reply
+/// on, if that actor forwards the request), and to another machine through a remote `Addr`
+/// (there it carries the route back to the asking machine, which the answering process
+/// keeps in a small table: it stays plain data, without `Drop`). Answering never blocks and never fails: a reply
 /// the asker no longer waits for (it timed out, or its thread or process is gone) is counted
 /// as a dead letter in the summary ([`ReplySummary`](actor_core::ReplySummary)).
 ///
@@ -107,20 +120,146 @@ pub enum AskError {
 ///     }
 /// }
 /// ```
-#[derive(Serialize, Deserialize)]
-#[serde(bound = "")]
 pub struct ReplyTo<R> {
     pid: u32,
     key: u64,
     token: u64,
     id: u64,
-    #[serde(skip)]
+    /// Set when the question came from another machine: the route its answer goes back
+    /// through (a slot of this process's table, so that a `ReplyTo` stays without `Drop`).
+    via: Option<RouteRef>,
     _r: PhantomData<fn(R)>,
+}
+
+/// How a [`ReplyTo`] crosses a process boundary: the asker's socket on this machine, or, on
+/// another machine (or once it has been there), the route back to it as well.
+#[derive(Serialize)]
+enum WireRef<'a> {
+    Local {
+        pid: u32,
+        key: u64,
+        token: u64,
+        id: u64,
+    },
+    Remote {
+        scheme: &'a str,
+        route: &'a [u8],
+        pid: u32,
+        key: u64,
+        token: u64,
+        id: u64,
+    },
+}
+
+/// [`WireRef`], decoded: the same variants in the same order.
+#[derive(Deserialize)]
+enum Wire {
+    Local {
+        pid: u32,
+        key: u64,
+        token: u64,
+        id: u64,
+    },
+    Remote {
+        scheme: String,
+        route: Vec<u8>,
+        pid: u32,
+        key: u64,
+        token: u64,
+        id: u64,
+    },
+}
+
+impl<R> Serialize for ReplyTo<R> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (pid, key, token, id) = (self.pid, self.key, self.token, self.id);
+        let remote = |scheme: &str, route: &[u8], serializer: S| {
+            WireRef::Remote {
+                scheme,
+                route,
+                pid,
+                key,
+                token,
+                id,
+            }
+            .serialize(serializer)
+        };
+        if let Some(via) = self.via {
+            // It came from another machine: wherever it goes now, its answer goes back there.
+            return match reply_route::with_route(via, |scheme, route| {
+                remote(scheme, route, serializer)
+            }) {
+                Some(result) => result,
+                None => Err(serde::ser::Error::custom(
+                    "the route back to the machine that asked the question was forgotten (too \
+                     many asking processes since)",
+                )),
+            };
+        }
+        match super::remote::encoding_reply_route() {
+            // Into a message for another machine: the answer comes back through the link's
+            // transport to this machine, and from there into the asker's socket.
+            Some((scheme, Ok(route))) => remote(scheme, &route, serializer),
+            Some((_, Err(why))) => {
+                let why = format!("no route for answers from another machine: {why}");
+                super::remote::refused_because(&why);
+                Err(serde::ser::Error::custom(why))
+            }
+            None if super::remote::encoding_remote() => {
+                let why = "a question cannot be sent to another machine through a transport \
+                           that carries no replies";
+                super::remote::refused_because(why);
+                Err(serde::ser::Error::custom(why))
+            }
+            None => WireRef::Local {
+                pid,
+                key,
+                token,
+                id,
+            }
+            .serialize(serializer),
+        }
+    }
+}
+
+impl<'de, R> Deserialize<'de> for ReplyTo<R> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (pid, key, token, id, via) = match Wire::deserialize(deserializer)? {
+            Wire::Local {
+                pid,
+                key,
+                token,
+                id,
+            } => (pid, key, token, id, None),
+            Wire::Remote {
+                scheme,
+                route,
+                pid,
+                key,
+                token,
+                id,
+            } => {
+                let via = reply_route::intern(&scheme, &route).map_err(serde::de::Error::custom)?;
+                (pid, key, token, id, Some(via))
+            }
+        };
+        Ok(ReplyTo {
+            pid,
+            key,
+            token,
+            id,
+            via,
+            _r: PhantomData,
+        })
+    }
 }
 
 impl<R> std::fmt::Debug for ReplyTo<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReplyTo(pid {}, question {})", self.pid, self.id)
+        match self.via {
+            None => write!(f, "ReplyTo(pid {}, question {})", self.pid, self.id),
+            Some(_) => write!(f, "ReplyTo(another machine, question {})", self.id),
+        }
     }
 }
 
@@ -132,16 +271,27 @@ impl<R: Serialize> ReplyTo<R> {
     /// true: only the asker can tell. Every reply is counted, so the summary's
     /// [`ReplySummary`](actor_core::ReplySummary) reconciles either way.
     ///
+    /// To a question from another machine (asked through a remote `Addr`), the reply goes
+    /// back through the transport (NATS): true once its connection took it, without waiting
+    /// (false, a dead letter of this machine, if its buffer is full). It may still be lost
+    /// with its node or the server (at most once; the asker's deadline bounds its wait).
+    ///
     /// A reply must not hold an [`Addr`] (or another channel): it travels as plain bytes.
     ///
     /// See [`ReplyTo`] for an example.
     pub fn send(self, value: R) -> bool {
-        Counters::add(&reply_counters().get().replies_sent, 1);
-        let sent = OUT_BUF.with(|buf| {
+        let counters = reply_counters().get();
+        Counters::add(&counters.replies_sent, 1);
+        OUT_BUF.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
+            if self.via.is_some() {
+                buf.extend_from_slice(&self.pid.to_le_bytes());
+                buf.extend_from_slice(&self.key.to_le_bytes());
+            }
             buf.extend_from_slice(&self.token.to_le_bytes());
             buf.extend_from_slice(&self.id.to_le_bytes());
+            let head = buf.len();
             let encoded = {
                 let _guard = EncodingReply::enter();
                 postcard::to_extend(&value, std::mem::take(&mut *buf))
@@ -159,16 +309,31 @@ impl<R: Serialize> ReplyTo<R> {
                     return false;
                 }
             }
-            if buf.len() > HEADER + MAX_REPLY_BYTES {
+            if buf.len() > head + MAX_REPLY_BYTES {
                 super::ipc::writer_says(
                     true,
                     &format!(
                         "a reply of {} bytes is larger than MAX_REPLY_BYTES ({MAX_REPLY_BYTES}): \
                          dropped, a dead letter",
-                        buf.len() - HEADER
+                        buf.len() - head
                     ),
                 );
                 return false;
+            }
+            if let Some(via) = self.via {
+                let Some(route) = reply_route::route(via) else {
+                    super::remote::say_once(
+                        "a reply to another machine was dropped (a dead letter): the route back \
+                         was forgotten (too many asking processes since its question came)",
+                    );
+                    return false;
+                };
+                // It left this machine: counted taken here, and sent again where it arrives.
+                let sent = route.send(buf.clone());
+                if sent {
+                    Counters::add(&counters.replies_taken, 1);
+                }
+                return sent;
             }
             let Some(out) = out_socket() else {
                 return false;
@@ -179,8 +344,7 @@ impl<R: Serialize> ReplyTo<R> {
             // Non-blocking: a full or closed reply inbox is the asker's problem, never the
             // replier's (ECONNREFUSED, EAGAIN: a dead letter).
             out.send_to_addr(&buf, &to).is_ok()
-        });
-        sent
+        })
     }
 
     /// The question's id: unique among this asker thread's questions.
@@ -190,7 +354,7 @@ impl<R: Serialize> ReplyTo<R> {
 }
 
 /// The abstract socket name of a reply inbox.
-fn inbox_name(pid: u32, key: u64) -> [u8; 24] {
+pub(super) fn inbox_name(pid: u32, key: u64) -> [u8; 24] {
     let mut name = [0u8; 24];
     name[..12].copy_from_slice(NAME_PREFIX);
     name[12..16].copy_from_slice(&pid.to_le_bytes());
@@ -229,7 +393,7 @@ impl Drop for EncodingReply {
 }
 
 /// The unbound, non-blocking socket this process sends every reply from.
-fn out_socket() -> Option<&'static UnixDatagram> {
+pub(super) fn out_socket() -> Option<&'static UnixDatagram> {
     static OUT: OnceLock<Option<UnixDatagram>> = OnceLock::new();
     OUT.get_or_init(|| {
         let made = UnixDatagram::unbound().and_then(|s| s.set_nonblocking(true).map(|()| s));
@@ -246,7 +410,7 @@ fn out_socket() -> Option<&'static UnixDatagram> {
 
 /// Where this process counts replies: the root's report inbox's block (see
 /// [`set_reply_counters`]); outside a system, a block of its own.
-fn reply_counters() -> &'static Counters {
+pub(super) fn reply_counters() -> &'static Counters {
     static LOCAL: OnceLock<Counters> = OnceLock::new();
     REPLY_COUNTERS
         .get()
@@ -288,6 +452,10 @@ struct ReplyInbox {
 /// How long after a question gave up its answer is still expected (and dropped at once).
 const STALE_FOR: Duration = Duration::from_secs(10);
 
+/// How often a question to an actor on another machine looks whether its node went down
+/// while it waits (the node's state is a flag of the link: cheap).
+const NODE_CHECK: Duration = Duration::from_millis(100);
+
 impl ReplyInbox {
     fn new() -> io::Result<Self> {
         let key = crate::sys::random::random_u64()?;
@@ -313,6 +481,7 @@ impl ReplyInbox {
             key: self.key,
             token: self.token,
             id,
+            via: None,
             _r: PhantomData,
         }
     }
@@ -335,15 +504,37 @@ impl ReplyInbox {
     }
 
     /// Waits until `deadline` for the reply to question `id`; drops anything else.
+    #[cfg(test)]
     fn wait<R: DeserializeOwned>(&mut self, id: u64, deadline: Instant) -> Result<R, AskError> {
+        self.wait_on(id, deadline, None)
+    }
+
+    /// [`wait`](Self::wait) for a question to an actor on another machine through `link`:
+    /// also ends, with `Disconnected`, once the link says the actor's node is down.
+    fn wait_on<R: DeserializeOwned>(
+        &mut self,
+        id: u64,
+        deadline: Instant,
+        link: Option<&dyn RemoteLink>,
+    ) -> Result<R, AskError> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let down = link.is_some_and(|l| !l.is_up());
+            if left.is_zero() || down {
                 // Its answer may still come: the next questions make room for theirs.
                 self.stale_until = Some(Instant::now() + STALE_FOR);
-                return Err(AskError::Timeout);
+                return Err(if down {
+                    AskError::Disconnected
+                } else {
+                    AskError::Timeout
+                });
             }
-            self.set_timeout(left)?;
+            // Across machines, the node's state is looked at again every `NODE_CHECK`.
+            self.set_timeout(if link.is_some() {
+                left.min(NODE_CHECK)
+            } else {
+                left
+            })?;
             let n = match self.sock.recv(&mut self.buf) {
                 Ok(n) => n,
                 Err(e)
@@ -425,9 +616,14 @@ where
     /// waits while it asks), in a test with the [`testkit`](crate::testkit). It blocks the
     /// calling thread; an actor that asks itself gets [`AskError::Timeout`].
     ///
-    /// Not across machines: on an address of an actor on another node, `ask` fails at once
-    /// with [`AskError::AcrossMachines`] (the reply inbox is a socket of this machine) and
-    /// sends nothing.
+    /// Across machines too: on an address of an actor on another node (a cluster's
+    /// `lookup`), the request goes through the cluster and the answer comes back through
+    /// it, into the same reply inbox, with the same matching and the same deadline. The
+    /// first such ask of a process subscribes to the process's reply subject (once). While
+    /// it waits, an ask across machines also ends with [`AskError::Disconnected`] once the
+    /// actor's node is noticed down (within 3 s of its death): the request may or may not
+    /// have been handled, its answer is lost with the node. A transport that carries no
+    /// replies says [`AskError::AcrossMachines`] at once and sends nothing.
     ///
     /// ```no_run
     /// use actor_ipc::{Addr, AskError, ReplyTo};
@@ -448,11 +644,19 @@ where
         R: DeserializeOwned,
         F: FnOnce(ReplyTo<R>) -> M,
     {
-        if let Some(link) = self.remote_link() {
-            return Err(AskError::AcrossMachines {
-                actor: link.name().to_string(),
-                node: link.node().to_string(),
-            });
+        let link = self.remote_link().map(|l| &**l);
+        if let Some(link) = link {
+            // Made once per process and transport (a subscription), before the question goes.
+            match link.reply_route() {
+                Some(Ok(_)) => {}
+                Some(Err(why)) => return Err(AskError::Io(io::Error::other(why))),
+                None => {
+                    return Err(AskError::AcrossMachines {
+                        actor: link.name().to_string(),
+                        node: link.node().to_string(),
+                    })
+                }
+            }
         }
         let deadline = Instant::now().checked_add(timeout);
         // Out of the thread-local while the ask runs: `make` may ask, too.
@@ -468,7 +672,7 @@ where
                 // A deadline beyond the clock's range waits as long as the clock can say.
                 let deadline =
                     deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
-                inbox.wait(id, deadline)
+                inbox.wait_on(id, deadline, link)
             }
             Err(e) if e.is_disconnected() => Err(AskError::Disconnected),
             Err(_) => Err(AskError::Timeout),
@@ -556,6 +760,66 @@ mod tests {
         let after = reply_counts(reply_counters());
         assert_eq!(after.0, before.0 + 1, "counted as sent");
         assert_eq!(after.1, before.1, "and never taken");
+    }
+
+    #[test]
+    fn a_reply_from_another_machine_is_delivered_and_matched_like_a_local_one() {
+        let mut inbox = ReplyInbox::new().expect("reply inbox");
+        let late = inbox.reply_to::<u64>();
+        let asked = inbox.reply_to::<u64>();
+        // What a transport carries back: the asker's socket name, token, id, then the value.
+        let payload = |r: &ReplyTo<u64>, value: u64| {
+            let mut p = Vec::new();
+            p.extend_from_slice(&r.pid.to_le_bytes());
+            p.extend_from_slice(&r.key.to_le_bytes());
+            p.extend_from_slice(&r.token.to_le_bytes());
+            p.extend_from_slice(&r.id.to_le_bytes());
+            p.extend(postcard::to_allocvec(&value).expect("encode"));
+            p
+        };
+        let before = reply_counts(reply_counters());
+        // A late answer first, then the one asked for, then garbage: only the one asked for
+        // is taken, and each arrival is counted sent on this machine.
+        assert!(super::reply_route::deliver_remote_reply(&payload(&late, 1)));
+        assert!(super::reply_route::deliver_remote_reply(&payload(
+            &asked, 2
+        )));
+        assert!(!super::reply_route::deliver_remote_reply(&[1, 2, 3]));
+        let got = inbox.wait::<u64>(asked.id(), Instant::now() + Duration::from_secs(5));
+        assert_eq!(got.ok(), Some(2));
+        // At least: other tests of this binary count in the same block at the same time
+        // (tests/ask.rs in actor-nats checks the exact counts of a system).
+        let after = reply_counts(reply_counters());
+        assert!(after.0 - before.0 >= 3, "arrivals counted sent");
+        assert!(after.1 > before.1, "the answer counted taken");
+    }
+
+    #[test]
+    fn a_question_from_another_machine_needs_its_transport() {
+        // The wire form of a ReplyTo that came from another machine, in a binary without
+        // the "nats" transport (actor-ipc alone): a decode error naming the feature.
+        let wire = WireRef::Remote {
+            scheme: "nats",
+            route: &[1, 2, 3],
+            pid: 1,
+            key: 2,
+            token: 3,
+            id: 4,
+        };
+        let bytes = postcard::to_allocvec(&wire).expect("encode");
+        assert!(postcard::from_bytes::<ReplyTo<u64>>(&bytes).is_err());
+        // A local one still round-trips as plain data.
+        let mut inbox = ReplyInbox::new().expect("reply inbox");
+        let r = inbox.reply_to::<u64>();
+        let id = r.id();
+        let back: ReplyTo<u64> =
+            postcard::from_bytes(&postcard::to_allocvec(&r).expect("encode")).expect("decode");
+        assert_eq!(back.id(), id);
+        assert!(back.via.is_none());
+        assert!(
+            !std::mem::needs_drop::<ReplyTo<u64>>(),
+            "keeps the direct path"
+        );
     }
 
     #[test]

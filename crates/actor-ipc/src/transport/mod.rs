@@ -17,6 +17,7 @@ pub(crate) mod inbox;
 mod ipc;
 pub(crate) mod myself;
 pub(crate) mod remote;
+pub(crate) mod reply_route;
 pub(crate) mod wake;
 
 pub(crate) use ipc::set_writer_log;
@@ -25,6 +26,7 @@ pub use ipc::{flush_all, ENV_NO_DIRECT, MAX_BATCH};
 use ipc::{start_writer, Outbox, OutboxState};
 pub use remote::{LinkError, RemoteLink, RemoteScheme, Resolve};
 use remote::{Remote, RemoteWire};
+pub use reply_route::{deliver_remote_reply, ReplyRoute, ReplyScheme, ResolveRoute};
 
 use crate::sys::fd::Untyped;
 use crate::wire::counters::Counters;

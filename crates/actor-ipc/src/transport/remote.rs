@@ -59,6 +59,16 @@ pub trait RemoteLink: Send + Sync + 'static {
     fn identity(&self) -> Vec<u8>;
     /// The link itself, for the transport crate to reach what it keeps (its statistics).
     fn as_any(&self) -> &dyn Any;
+    /// Where the answers to questions asked through this link come back to this process:
+    /// the identity of a reply route that this scheme's
+    /// [`ReplyScheme`](super::ReplyScheme) rebuilds on the answering machine (for NATS, a
+    /// subject this process subscribes to, made at its first ask across machines). `None`
+    /// (the default) if the transport carries no replies: [`Addr::ask`] on it then fails at
+    /// once with [`AskError::AcrossMachines`](crate::AskError::AcrossMachines). Called for
+    /// every question asked through the link: keep it cheap once the route is made.
+    fn reply_route(&self) -> Option<Result<Vec<u8>, String>> {
+        None
+    }
 }
 
 /// How a process rebuilds the links of one scheme from their identity: registered by the
@@ -101,16 +111,21 @@ pub(super) fn resolve(
         )),
     };
     if let Err(why) = &result {
-        // The decoder's own error may not carry the text (postcard's does not): say it here,
-        // once per reason, as the message it came in is counted a decode failure.
-        static SAID: parking_lot::Mutex<Vec<String>> = parking_lot::Mutex::new(Vec::new());
-        let mut said = SAID.lock();
-        if !said.contains(why) {
-            said.push(why.clone());
-            super::ipc::writer_says(true, why);
-        }
+        say_once(why);
     }
     result
+}
+
+/// Logs why something that arrived from another machine could not be rebuilt. The decoder's
+/// own error may not carry the text (postcard's does not): it is said here, once per reason,
+/// as the message it came in is counted a decode failure.
+pub(super) fn say_once(why: &str) {
+    static SAID: parking_lot::Mutex<Vec<String>> = parking_lot::Mutex::new(Vec::new());
+    let mut said = SAID.lock();
+    if !said.iter().any(|s| s == why) {
+        said.push(why.to_string());
+        super::ipc::writer_says(true, why);
+    }
 }
 
 thread_local! {
@@ -120,6 +135,21 @@ thread_local! {
     /// Why the message being encoded for another machine was refused: postcard's error
     /// does not carry the text of a custom error, so the refusing `Serialize` leaves it here.
     static REFUSED: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The link the message being encoded (or the last one) goes through: a `ReplyTo` in it
+    /// asks the link for its reply route. Replaced only when another link encodes, so a
+    /// send costs no reference count.
+    static ENCODING_LINK: RefCell<Option<Arc<dyn RemoteLink>>> = const { RefCell::new(None) };
+}
+
+/// The scheme and reply route of the link this thread encodes a message for (see
+/// [`RemoteLink::reply_route`]); `None` outside such an encoding or if the link's transport
+/// carries no replies.
+pub(super) fn encoding_reply_route() -> Option<(&'static str, Result<Vec<u8>, String>)> {
+    if !encoding_remote() {
+        return None;
+    }
+    let link = ENCODING_LINK.with(|l| l.borrow().clone())?;
+    link.reply_route().map(|r| (link.scheme(), r))
 }
 
 /// True while this thread encodes a message for another machine.
@@ -132,8 +162,8 @@ pub(super) fn refused_because(why: &str) {
     REFUSED.with(|r| *r.borrow_mut() = Some(why.to_string()));
 }
 
-/// The postcard encoding of `msg` for another machine.
-fn encode<M: Serialize>(msg: &M) -> Result<Vec<u8>, postcard::Error> {
+/// The postcard encoding of `msg` for another machine, through `link`.
+fn encode<M: Serialize>(msg: &M, link: &Arc<dyn RemoteLink>) -> Result<Vec<u8>, postcard::Error> {
     struct Reset(bool);
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -142,6 +172,12 @@ fn encode<M: Serialize>(msg: &M) -> Result<Vec<u8>, postcard::Error> {
     }
     let _reset = Reset(ENCODING_REMOTE.with(|c| c.replace(true)));
     REFUSED.with(|r| r.borrow_mut().take());
+    ENCODING_LINK.with(|l| {
+        let mut l = l.borrow_mut();
+        if !l.as_ref().is_some_and(|had| Arc::ptr_eq(had, link)) {
+            *l = Some(link.clone());
+        }
+    });
     // Room for a typical encoding at once (from nothing, the buffer would be reallocated four
     // or five times for a 64-byte message).
     let room = (std::mem::size_of::<M>() + 8).min(4096);
@@ -173,7 +209,7 @@ impl<M: Serialize + Send + 'static> Remote<M> {
     /// The encoded message, or `Err(())` once a message that cannot be encoded was counted as
     /// a dead letter (as the ipc flavor's writer does, the send itself succeeds).
     fn encode(&self, msg: &M) -> Result<Vec<u8>, ()> {
-        encode(msg).map_err(|e| {
+        encode(msg, &self.link).map_err(|e| {
             let why = REFUSED
                 .with(|r| r.borrow_mut().take())
                 .unwrap_or(e.to_string());
