@@ -414,3 +414,40 @@ fn messages_whose_serialize_fails_or_panics_are_refused_alone() {
     addr.try_send(Fragile(4)).expect("still open");
     assert_eq!(frames_of(&rx, 1).concat(), vec![Fragile(4)]);
 }
+
+#[test]
+fn encoded_messages_get_the_checks_of_typed_ones_and_fail_to_decode_in_the_receiver() {
+    let (tx, rx) = ipc::channel::<Frame<String>>().expect("channel");
+    let counters = Counters::new();
+    let mut inbox = IpcInbox::new(rx, counters.clone(), "RELAYED", actor_core::log::discard());
+    let addr = Addr::new("RELAYED".into(), tx, counters.clone(), 64, 100);
+    assert!(addr.takes_encoded());
+    let encoded = |s: &str| bytes::Bytes::from(postcard::to_allocvec(s).expect("encodes"));
+    addr.try_send_encoded(encoded("first")).expect("accepted");
+    // Over the actor's limit of 100 bytes: refused by the writer, as a typed one would be.
+    addr.try_send_encoded(encoded(&"x".repeat(200)))
+        .expect("accepted: the writer checks the size");
+    // A length and invalid UTF-8: not a String, found out only by the receiver.
+    addr.try_send_encoded(bytes::Bytes::from_static(&[2, 0xff, 0xfe]))
+        .expect("accepted");
+    addr.try_send("typed".to_string()).expect("accepted");
+    addr.send_encoded_timeout(encoded("last"), Duration::from_secs(5))
+        .expect("accepted");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < 3 {
+        match inbox.recv_timeout(Duration::from_millis(50)) {
+            Recv::Msg(m) => got.push(m),
+            _ if Instant::now() > deadline => panic!("only {got:?} came"),
+            _ => continue,
+        }
+    }
+    assert_eq!(got, ["first", "typed", "last"]);
+    let b = counters.get();
+    // The writer counts its batch's refusals once the batch is shipped.
+    wait_for("the refusal", || Counters::load(&b.undelivered) == 1);
+    assert_eq!(Counters::load(&b.accepted), 5);
+    assert_eq!(Counters::load(&b.refused), 1);
+    assert_eq!(Counters::load(&b.decode_failed), 1);
+    assert_eq!(addr.decode_failed_count(), 1);
+}

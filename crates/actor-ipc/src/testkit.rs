@@ -271,7 +271,7 @@ impl<M> Probe<M> {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
                 Ok(Item::Msg(m)) => return Some(m),
-                Ok(Item::Stop(_)) => continue,
+                Ok(Item::Stop(_) | Item::Encoded(_)) => continue,
                 Err(_) => return None,
             }
         }
@@ -283,7 +283,7 @@ impl<M> Probe<M> {
             .try_iter()
             .filter_map(|item| match item {
                 Item::Msg(m) => Some(m),
-                Item::Stop(_) => None,
+                Item::Stop(_) | Item::Encoded(_) => None,
             })
             .collect()
     }

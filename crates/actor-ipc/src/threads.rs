@@ -56,6 +56,8 @@ impl<M: Send> LocalInbox<M> {
                 self.handled += 1;
                 Recv::Msg(m)
             }
+            // A local route refuses encoded messages (`InboxAddr::queue_item`): never queued.
+            Item::Encoded(_) => Recv::Timeout,
             Item::Stop(n) if n != self.incarnation => Recv::Timeout,
             Item::Stop(_) => {
                 self.stopped = true;
@@ -119,7 +121,7 @@ fn drain_queue<M>(rx: &Receiver<Item<M>>, deadline: Instant) -> u64 {
     while Instant::now() < deadline {
         match rx.try_recv() {
             Ok(Item::Msg(_)) => drained += 1,
-            Ok(Item::Stop(_)) => {}
+            Ok(Item::Stop(_) | Item::Encoded(_)) => {}
             Err(_) => break,
         }
     }

@@ -9,10 +9,17 @@
 //! from there. A thread hop at the receiving node costs a round trip more than the work
 //! does. Only what a full mailbox refused goes to the gateway's own thread, which waits for
 //! room (bounded); that thread also confirms what the actor handled while nothing arrives.
+//!
+//! A message for an actor in a process of its own is not decoded here: its bytes (the
+//! batch carries each message's length) go on to the actor's inbox as they are, and the
+//! actor's process decodes them, as it decodes every message. Only for an actor running as
+//! a thread, a message type that may hold channels or addresses (one with `Drop`), and
+//! messages of [`SHM_THRESHOLD`] bytes or more (which travel in shared memory) does the
+//! gateway decode and send the message typed.
 
 use crate::proto::{self, Ack, Published};
 use crate::shared::Shared;
-use actor_ipc::Addr;
+use actor_ipc::{Addr, SHM_THRESHOLD};
 use async_nats::{Client, Message, Subscriber};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
@@ -101,8 +108,16 @@ where
         capacity: addr.capacity().min(u32::MAX as usize) as u32,
     })
     .map_err(std::io::Error::other)?;
+    // Bytes handed on undecoded: only what cannot hold channels or addresses (encoding those
+    // has effects a relay cannot reproduce), and only to an actor in a process of its own.
+    let raw_upto = if addr.takes_encoded() && !std::mem::needs_drop::<M>() {
+        addr.max_message_bytes().min(SHM_THRESHOLD - 1)
+    } else {
+        0
+    };
     let gateway = Arc::new(Mutex::new(Gateway {
         boot,
+        raw_upto,
         name: name.to_string(),
         capacity: addr.capacity() as u64,
         addr,
@@ -238,7 +253,12 @@ fn assist<M>(
         // it); the task holds back everything after it meanwhile (order).
         let held = gateway.lock().take_held();
         if let Some((link, msg)) = held {
-            let sent = addr.send_timeout(msg, FORWARD_TIMEOUT).is_ok();
+            let sent = match msg {
+                Payload::Typed(msg) => addr.send_timeout(msg, FORWARD_TIMEOUT).is_ok(),
+                Payload::Encoded(bytes) => {
+                    addr.send_encoded_timeout(bytes, FORWARD_TIMEOUT).is_ok()
+                }
+            };
             let more = {
                 let mut gateway = gateway.lock();
                 gateway.forwarded(link, sent);
@@ -276,10 +296,18 @@ fn publish_all(shared: &Shared, acks: &mut Vec<(String, Bytes)>) {
     }
 }
 
+/// A message on its way to the actor: decoded, or its bytes as they arrived.
+enum Payload<M> {
+    Typed(M),
+    Encoded(Bytes),
+}
+
 /// A published actor's gateway state, shared by its task and its thread (each holds the
 /// lock only for work that never waits).
 struct Gateway<M: Send + 'static> {
     boot: u64,
+    /// Messages up to this many bytes are handed on undecoded (0: none; see `start`).
+    raw_upto: usize,
     name: String,
     capacity: u64,
     addr: Addr<M>,
@@ -290,7 +318,7 @@ struct Gateway<M: Send + 'static> {
     pending: VecDeque<(usize, u64)>,
     /// Decoded, refused by a full mailbox (or behind one that was): the thread forwards them
     /// in order, waiting for room.
-    held: VecDeque<(usize, M)>,
+    held: VecDeque<(usize, Payload<M>)>,
     /// The thread is forwarding one taken from `held`: what arrives meanwhile is held too.
     forwarding: bool,
     /// Batches left to the thread (large ones, and every one behind them: order).
@@ -339,7 +367,7 @@ where
         !self.batches.is_empty() || !self.held.is_empty()
     }
 
-    fn on_batch(&mut self, payload: &[u8]) {
+    fn on_batch(&mut self, payload: &Bytes) {
         let Some((head, mut body)) = proto::decode_batch(payload) else {
             log::error!(
                 "{}: a malformed batch from the cluster (ignored)",
@@ -380,20 +408,15 @@ where
         let mut left = head.count as u64;
         while left > 0 {
             left -= 1;
-            let msg = match postcard::take_from_bytes::<M>(body) {
-                Ok((msg, rest)) => {
-                    body = rest;
-                    msg
-                }
-                Err(e) => {
-                    let dead = left + 1 - skip.min(left + 1);
-                    let link = &mut self.links[i];
-                    link.dead += dead;
-                    link.next += dead;
-                    link.dirty = true;
-                    log::error!("{}: {dead} messages failed to decode: {e}", self.name);
-                    return;
-                }
+            let Some(bytes) = proto::next_message(&mut body) else {
+                // Where the next message starts is unknown: the rest of the batch is lost.
+                let dead = left + 1 - skip.min(left + 1);
+                let link = &mut self.links[i];
+                link.dead += dead;
+                link.next += dead;
+                link.dirty = true;
+                log::error!("{}: {dead} messages of a truncated batch", self.name);
+                return;
             };
             if skip > 0 {
                 // Already seen (a duplicate): dropped.
@@ -401,6 +424,21 @@ where
                 continue;
             }
             self.links[i].next += 1;
+            let msg = if bytes.len() <= self.raw_upto {
+                Payload::Encoded(payload.slice_ref(bytes))
+            } else {
+                match postcard::from_bytes::<M>(bytes) {
+                    Ok(msg) => Payload::Typed(msg),
+                    Err(e) => {
+                        // Costs only itself: the next message's start is known.
+                        let link = &mut self.links[i];
+                        link.dead += 1;
+                        link.dirty = true;
+                        log::error!("{}: a message failed to decode: {e}", self.name);
+                        continue;
+                    }
+                }
+            };
             self.deliver(i, msg);
         }
     }
@@ -408,15 +446,25 @@ where
     /// Hands one decoded message of link `i` to the actor, without waiting: into its mailbox
     /// (straight into its socket when it waits), or, when the mailbox is full or something
     /// of this gateway is already held back, behind what is held for the thread.
-    fn deliver(&mut self, i: usize, msg: M) {
+    fn deliver(&mut self, i: usize, msg: Payload<M>) {
         if self.forwarding || !self.held.is_empty() {
             self.held.push_back((i, msg));
             return;
         }
-        match self.addr.try_send(msg) {
+        let sent = match msg {
+            Payload::Typed(msg) => self
+                .addr
+                .try_send(msg)
+                .map_err(|e| (e.is_full(), Payload::Typed(e.into_inner()))),
+            Payload::Encoded(bytes) => self
+                .addr
+                .try_send_encoded(bytes)
+                .map_err(|e| (e.is_full(), Payload::Encoded(e.into_inner()))),
+        };
+        match sent {
             Ok(()) => self.pending.push_back((i, self.addr.accepted_count())),
-            Err(e) if e.is_full() => self.held.push_back((i, e.into_inner())),
-            Err(_) => {
+            Err((true, msg)) => self.held.push_back((i, msg)),
+            Err((false, _)) => {
                 let link = &mut self.links[i];
                 link.dead += 1;
                 link.dirty = true;
@@ -426,7 +474,7 @@ where
 
     /// The next held-back message, for the thread to forward (it says how that went with
     /// [`forwarded`](Self::forwarded)).
-    fn take_held(&mut self) -> Option<(usize, M)> {
+    fn take_held(&mut self) -> Option<(usize, Payload<M>)> {
         let held = self.held.pop_front();
         self.forwarding = held.is_some();
         held
@@ -444,12 +492,14 @@ where
         }
     }
 
-    /// Confirms what the actor was handed.
+    /// Confirms what the actor was handed. A message handed on undecoded that failed to
+    /// decode in the actor's process is counted there (a dead letter of its summary) and is
+    /// confirmed here like one handled: it reached the actor's inbox.
     fn confirm(&mut self) {
         if self.pending.is_empty() {
             return;
         }
-        let handled = self.addr.handled_count();
+        let handled = self.addr.handled_count() + self.addr.decode_failed_count();
         let gone = self.addr.is_gone();
         while let Some(&(i, position)) = self.pending.front() {
             let link = &mut self.links[i];

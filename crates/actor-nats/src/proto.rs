@@ -89,19 +89,32 @@ pub(crate) struct Ack {
     pub credit_upto: u64,
 }
 
-/// Encodes a batch: the head's length (4 bytes, little endian), the head, then the messages
-/// as they were encoded (each postcard encoding delimits itself), copied once, straight
-/// into the payload.
+/// Encodes a batch: the head's length (4 bytes, little endian), the head, then each message
+/// as its length (a varint, as postcard encodes a `u32`) and the bytes it was encoded to,
+/// copied once, straight into the payload. The lengths let the receiving node split the
+/// batch without decoding it: each message's bytes go on to the actor's inbox as they are
+/// (an inbox entry is exactly a message's postcard encoding).
 pub(crate) fn encode_batch<B: AsRef<[u8]>>(head: &BatchHead, messages: &[B]) -> Vec<u8> {
     let head = postcard::to_allocvec(head).unwrap_or_default();
-    let size: usize = messages.iter().map(|m| m.as_ref().len()).sum();
+    let size: usize = messages.iter().map(|m| m.as_ref().len() + 5).sum();
     let mut out = Vec::with_capacity(4 + head.len() + size);
     out.extend_from_slice(&(head.len() as u32).to_le_bytes());
     out.extend_from_slice(&head);
     for m in messages {
-        out.extend_from_slice(m.as_ref());
+        let m = m.as_ref();
+        push_varint(&mut out, m.len() as u32);
+        out.extend_from_slice(m);
     }
     out
+}
+
+/// Appends `n` as a varint (7 bits a byte, low first): postcard's encoding of a `u32`.
+fn push_varint(out: &mut Vec<u8>, mut n: u32) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
 }
 
 /// Splits a batch into its head and the messages' bytes; `None` if it is malformed.
@@ -110,6 +123,19 @@ pub(crate) fn decode_batch(payload: &[u8]) -> Option<(BatchHead, &[u8])> {
     let head = payload.get(4..4 + len)?;
     let head = postcard::from_bytes(head).ok()?;
     Some((head, payload.get(4 + len..)?))
+}
+
+/// Takes the next message's bytes off the front of a batch's body; `None` if the body is
+/// truncated or its length is malformed (where the next message starts is then unknown).
+pub(crate) fn next_message<'a>(body: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, rest) = postcard::take_from_bytes::<u32>(body).ok()?;
+    let len = usize::try_from(len).ok()?;
+    if len > rest.len() {
+        return None;
+    }
+    let (msg, rest) = rest.split_at(len);
+    *body = rest;
+    Some(msg)
 }
 
 #[cfg(test)]
@@ -133,11 +159,34 @@ mod tests {
         let bytes = encode_batch(&head, &body);
         let (back, rest) = decode_batch(&bytes).unwrap();
         assert_eq!((back.seq, back.count, back.demand), (3, 2, 5));
-        let (a, rest) = postcard::take_from_bytes::<u64>(rest).unwrap();
-        let (b, rest) = postcard::take_from_bytes::<u64>(rest).unwrap();
-        assert_eq!((a, b, rest.len()), (10, 11, 0));
+        let mut rest = rest;
+        let a = next_message(&mut rest).unwrap();
+        let b = next_message(&mut rest).unwrap();
+        assert_eq!(postcard::from_bytes::<u64>(a).unwrap(), 10);
+        assert_eq!(postcard::from_bytes::<u64>(b).unwrap(), 11);
+        assert!(rest.is_empty() && next_message(&mut rest).is_none());
         assert!(decode_batch(&[1, 2]).is_none());
         assert!(decode_batch(&[200, 0, 0, 0, 1]).is_none());
+    }
+
+    #[test]
+    fn long_messages_keep_their_length_and_a_lying_length_is_refused() {
+        let head = BatchHead {
+            link: "p.a.1".into(),
+            reply: "r".into(),
+            boot: 1,
+            seq: 0,
+            count: 2,
+            demand: 0,
+        };
+        let long = vec![7u8; 300];
+        let bytes = encode_batch(&head, &[long.clone(), vec![1u8]]);
+        let (_, mut rest) = decode_batch(&bytes).unwrap();
+        assert_eq!(next_message(&mut rest).unwrap(), &long[..]);
+        assert_eq!(next_message(&mut rest).unwrap(), &[1u8][..]);
+        // A length past the end of the body.
+        let mut lying: &[u8] = &[5, 1, 2];
+        assert!(next_message(&mut lying).is_none());
     }
 
     #[test]

@@ -29,9 +29,12 @@ pub const MAX_BATCH: usize = 512;
 /// thread. For comparisons (the benchmarks) and as an escape hatch.
 pub const ENV_NO_DIRECT: &str = "MPACTOR_NO_DIRECT_SEND";
 
-/// What sits in a sending queue: a message or the stop request for one incarnation.
+/// What sits in a sending queue: a message, a message already encoded (its postcard bytes,
+/// relayed by another transport: only ever in an ipc route's queue), or the stop request for
+/// one incarnation.
 pub(crate) enum Item<M> {
     Msg(M),
+    Encoded(bytes::Bytes),
     Stop(u32),
 }
 
@@ -42,7 +45,20 @@ impl<M> Item<M> {
     pub(crate) fn map<E>(self, f: impl FnOnce(M) -> E) -> E {
         match self {
             Item::Msg(m) => f(m),
-            Item::Stop(_) => unreachable!("a send puts only messages in the queue"),
+            Item::Encoded(_) | Item::Stop(_) => {
+                unreachable!("a typed send puts only typed messages in the queue")
+            }
+        }
+    }
+
+    /// The bytes a failed send of an encoded message hands back: as [`map`](Self::map), for
+    /// `try_send_encoded` and `send_encoded_timeout`, which put only `Item::Encoded` in.
+    pub(crate) fn map_encoded<E>(self, f: impl FnOnce(bytes::Bytes) -> E) -> E {
+        match self {
+            Item::Encoded(b) => f(b),
+            Item::Msg(_) | Item::Stop(_) => {
+                unreachable!("an encoded send puts only encoded messages in the queue")
+            }
         }
     }
 }
@@ -116,7 +132,7 @@ where
             tx,
         );
         let mut writer = Writer::new(tx.clone(), Arc::new(state), self.inner.max_bytes);
-        writer.ship(msgs.into_iter())
+        writer.ship(msgs.into_iter().map(Item::Msg))
     }
 }
 
@@ -173,7 +189,7 @@ struct Writer<M> {
     frame: FrameBuf,
     /// The messages encoded into `frame`, kept until it is sent: if ipc-channel refuses the
     /// frame (too many channels) they are split and encoded again.
-    in_frame: Vec<M>,
+    in_frame: Vec<Item<M>>,
     /// Messages this writer refused.
     refused: u64,
     /// The largest recent message, encoded (decaying by 1/8 per message): published to the
@@ -221,7 +237,8 @@ impl<M> Writer<M> {
 
 impl<M: Serialize> Writer<M> {
     fn run(&mut self, rx: Receiver<Item<M>>) {
-        let mut batch: Vec<M> = Vec::with_capacity(64);
+        // Messages and encoded messages; never a stop (it ends the batch).
+        let mut batch: Vec<Item<M>> = Vec::with_capacity(64);
         loop {
             // Idle, the writer sleeps until something is queued: no deadline, because the
             // wait ends by itself when the last copy of the address in this process is
@@ -246,13 +263,13 @@ impl<M: Serialize> Writer<M> {
             };
             let mut stop_after = None;
             match first {
-                Item::Msg(m) => batch.push(m),
                 Item::Stop(incarnation) => stop_after = Some(incarnation),
+                msg => batch.push(msg),
             }
             while stop_after.is_none() && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
-                    Ok(Item::Msg(m)) => batch.push(m),
                     Ok(Item::Stop(incarnation)) => stop_after = Some(incarnation),
+                    Ok(msg) => batch.push(msg),
                     Err(_) => break,
                 }
             }
@@ -282,7 +299,7 @@ impl<M: Serialize> Writer<M> {
                 // Everything queued behind is undeliverable: count it and keep counting what
                 // callers that raced with the failure still put in.
                 while let Ok(item) = rx.recv_timeout(WRITER_IDLE) {
-                    if let Item::Msg(_) = item {
+                    if let Item::Msg(_) | Item::Encoded(_) = item {
                         Counters::add(&self.state.counters.get().undelivered, 1);
                         self.state.pending.fetch_sub(1, Ordering::SeqCst);
                     }
@@ -298,10 +315,16 @@ impl<M: Serialize> Writer<M> {
     /// frame refers to, and counts for its full size towards the frame's [`FRAME_BYTES`]:
     /// every frame fits one packet of the socket. Returns how many were shipped; the others
     /// were refused (each logged and counted) or the receiver is gone.
-    fn ship(&mut self, msgs: impl Iterator<Item = M>) -> u64 {
+    fn ship(&mut self, msgs: impl Iterator<Item = Item<M>>) -> u64 {
         let mut shipped = 0;
         for msg in msgs {
-            match self.frame.push_large(&msg, self.max_bytes, &self.state.shm) {
+            let pushed = match &msg {
+                Item::Msg(m) => self.frame.push_large(m, self.max_bytes, &self.state.shm),
+                Item::Encoded(b) => self.frame.push_encoded(b, self.max_bytes, &self.state.shm),
+                // A batch never holds one (see `run`).
+                Item::Stop(_) => continue,
+            };
+            match pushed {
                 Ok(len) => {
                     let typical = (len as u64).max(self.typical - self.typical / 8);
                     self.unencoded = self.unencoded.saturating_sub(1);

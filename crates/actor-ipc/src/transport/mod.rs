@@ -30,7 +30,7 @@ pub use reply_route::{deliver_remote_reply, ReplyRoute, ReplyScheme, ResolveRout
 
 use crate::sys::fd::Untyped;
 use crate::wire::counters::Counters;
-use crate::wire::frame::{encode_single, Frame};
+use crate::wire::frame::{encode_single, encode_single_raw, Frame};
 use actor_core::supervision::{
     DEFAULT_MAILBOX_BYTES, DEFAULT_SEND_TIMEOUT,
     MAX_MESSAGE_BYTES_CEILING as MAX_MESSAGE_BYTES_LIMIT,
@@ -279,6 +279,42 @@ where
         self.send_timeout(msg, DEFAULT_SEND_TIMEOUT)
     }
 
+    /// Whether [`try_send_encoded`](Self::try_send_encoded) can be used: the address is of
+    /// an actor in a process of its own on this machine. For relays (`actor-nats`).
+    #[doc(hidden)]
+    pub fn takes_encoded(&self) -> bool {
+        self.as_inbox().is_some_and(InboxAddr::takes_encoded)
+    }
+
+    /// Queues a message that is already encoded (`bytes` is its postcard encoding as `M`) if
+    /// there is room now, as [`try_send`](Self::try_send) with the same accounting and the
+    /// same size checks: a relay that received the message's bytes hands them on without
+    /// decoding and encoding them again. The actor's process decodes them; bytes that do not
+    /// decode as `M` are counted there as a decode failure (a dead letter). Says
+    /// `Disconnected` when [`takes_encoded`](Self::takes_encoded) is false. For relays
+    /// (`actor-nats`).
+    #[doc(hidden)]
+    pub fn try_send_encoded(&self, bytes: bytes::Bytes) -> Result<(), TrySendError<bytes::Bytes>> {
+        match self.as_inbox() {
+            Some(a) => a.try_send_encoded(bytes),
+            None => Err(TrySendError::Disconnected(bytes)),
+        }
+    }
+
+    /// [`try_send_encoded`](Self::try_send_encoded), waiting at most `timeout` for room, as
+    /// [`send_timeout`](Self::send_timeout). For relays (`actor-nats`).
+    #[doc(hidden)]
+    pub fn send_encoded_timeout(
+        &self,
+        bytes: bytes::Bytes,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<bytes::Bytes>> {
+        match self.as_inbox() {
+            Some(a) => a.send_encoded_timeout(bytes, timeout),
+            None => Err(SendTimeoutError::Disconnected(bytes)),
+        }
+    }
+
     /// Ships `msgs` on the caller's thread (see `InboxAddr::ship_now`). For tests of framing.
     #[cfg(test)]
     pub(crate) fn ship_now(&self, msgs: Vec<M>) -> u64 {
@@ -427,23 +463,10 @@ where
     }
 
     pub(super) fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
-        let Ok((queue, state)) = self.queue() else {
-            return Err(TrySendError::Disconnected(msg));
-        };
-        let Err(msg) = self.send_direct(msg) else {
-            return Ok(());
-        };
-        if !self.admits(queue, state) {
-            return Err(TrySendError::Full(msg));
-        }
-        self.before_send(state);
-        let result = queue.try_send(Item::Msg(msg)).map_err(|e| match e {
-            crossbeam_channel::TrySendError::Full(item) => item.map(TrySendError::Full),
-            crossbeam_channel::TrySendError::Disconnected(item) => {
-                item.map(TrySendError::Disconnected)
-            }
-        });
-        self.after_send(state, result)
+        self.try_send_item(Item::Msg(msg)).map_err(|e| match e {
+            TrySendError::Full(item) => item.map(TrySendError::Full),
+            TrySendError::Disconnected(item) => item.map(TrySendError::Disconnected),
+        })
     }
 
     pub(super) fn send_timeout(
@@ -451,21 +474,93 @@ where
         msg: M,
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<M>> {
-        let Ok((queue, state)) = self.queue() else {
-            return Err(SendTimeoutError::Disconnected(msg));
+        self.send_item_timeout(Item::Msg(msg), timeout)
+            .map_err(|e| match e {
+                SendTimeoutError::Timeout(item) => item.map(SendTimeoutError::Timeout),
+                SendTimeoutError::Disconnected(item) => item.map(SendTimeoutError::Disconnected),
+            })
+    }
+
+    /// `try_send` of a message already encoded; see [`Addr::try_send_encoded`].
+    pub(super) fn try_send_encoded(
+        &self,
+        bytes: bytes::Bytes,
+    ) -> Result<(), TrySendError<bytes::Bytes>> {
+        self.try_send_item(Item::Encoded(bytes))
+            .map_err(|e| match e {
+                TrySendError::Full(item) => item.map_encoded(TrySendError::Full),
+                TrySendError::Disconnected(item) => item.map_encoded(TrySendError::Disconnected),
+            })
+    }
+
+    /// `send_timeout` of a message already encoded; see [`Addr::send_encoded_timeout`].
+    pub(super) fn send_encoded_timeout(
+        &self,
+        bytes: bytes::Bytes,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<bytes::Bytes>> {
+        self.send_item_timeout(Item::Encoded(bytes), timeout)
+            .map_err(|e| match e {
+                SendTimeoutError::Timeout(item) => item.map_encoded(SendTimeoutError::Timeout),
+                SendTimeoutError::Disconnected(item) => {
+                    item.map_encoded(SendTimeoutError::Disconnected)
+                }
+            })
+    }
+
+    /// Whether this address takes messages already encoded: an actor in a process of its own
+    /// (an ipc route). An actor running as a thread takes only typed messages.
+    pub(super) fn takes_encoded(&self) -> bool {
+        matches!(self.inner.route, Route::Ipc(_))
+    }
+
+    /// The queue for `item`: a local route has none for an encoded message (it would have to
+    /// be decoded by the sender, whose type it is; see `takes_encoded`).
+    fn queue_for(&self, item: &Item<M>) -> Result<(&Sender<Item<M>>, Option<&OutboxState>), ()> {
+        match (item, &self.inner.route) {
+            (Item::Encoded(_), Route::Local(_)) => Err(()),
+            _ => self.queue(),
+        }
+    }
+
+    fn try_send_item(&self, item: Item<M>) -> Result<(), TrySendError<Item<M>>> {
+        let Ok((queue, state)) = self.queue_for(&item) else {
+            return Err(TrySendError::Disconnected(item));
         };
-        let Err(msg) = self.send_direct(msg) else {
+        let Err(item) = self.send_direct(item) else {
+            return Ok(());
+        };
+        if !self.admits(queue, state) {
+            return Err(TrySendError::Full(item));
+        }
+        self.before_send(state);
+        let result = queue.try_send(item).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(item) => TrySendError::Full(item),
+            crossbeam_channel::TrySendError::Disconnected(item) => TrySendError::Disconnected(item),
+        });
+        self.after_send(state, result)
+    }
+
+    fn send_item_timeout(
+        &self,
+        item: Item<M>,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<Item<M>>> {
+        let Ok((queue, state)) = self.queue_for(&item) else {
+            return Err(SendTimeoutError::Disconnected(item));
+        };
+        let Err(item) = self.send_direct(item) else {
             return Ok(());
         };
         let timeout = match self.wait_for_budget(queue, state, timeout) {
             Ok(left) => left,
-            Err(()) if self.is_gone() => return Err(SendTimeoutError::Disconnected(msg)),
-            Err(()) => return Err(SendTimeoutError::Timeout(msg)),
+            Err(()) if self.is_gone() => return Err(SendTimeoutError::Disconnected(item)),
+            Err(()) => return Err(SendTimeoutError::Timeout(item)),
         };
         self.before_send(state);
         // Room now (the usual case) takes no deadline: crossbeam's send_timeout reads the
         // clock on every call, a third of a 64-byte producer's time in a profile.
-        let result = match queue.try_send(Item::Msg(msg)) {
+        let result = match queue.try_send(item) {
             Ok(()) => Ok(()),
             Err(crossbeam_channel::TrySendError::Full(item)) => queue.send_timeout(item, timeout),
             Err(crossbeam_channel::TrySendError::Disconnected(item)) => {
@@ -474,13 +569,11 @@ where
         }
         .map_err(|e| match e {
             crossbeam_channel::SendTimeoutError::Timeout(item) if self.is_gone() => {
-                item.map(SendTimeoutError::Disconnected)
+                SendTimeoutError::Disconnected(item)
             }
-            crossbeam_channel::SendTimeoutError::Timeout(item) => {
-                item.map(SendTimeoutError::Timeout)
-            }
+            crossbeam_channel::SendTimeoutError::Timeout(item) => SendTimeoutError::Timeout(item),
             crossbeam_channel::SendTimeoutError::Disconnected(item) => {
-                item.map(SendTimeoutError::Disconnected)
+                SendTimeoutError::Disconnected(item)
             }
         });
         self.after_send(state, result)
@@ -530,7 +623,7 @@ where
     /// * the socket has room now (`MSG_DONTWAIT`): it never blocks.
     ///
     /// Hands the message back when any of that fails; the caller then queues it as usual.
-    fn send_direct(&self, msg: M) -> Result<(), M> {
+    fn send_direct(&self, msg: Item<M>) -> Result<(), Item<M>> {
         let Some(Ok(outbox)) = self.inner.outbox.get() else {
             return Err(msg);
         };
@@ -548,7 +641,12 @@ where
         // the write has counted what the actor will receive (see `Writer::send_frame`).
         Counters::add(&b.accepted, 1);
         Counters::add(&b.shipped, 1);
-        let sent = match encode_single(&msg, &mut buf) {
+        let frame = match &msg {
+            Item::Msg(m) => encode_single(m, &mut buf),
+            Item::Encoded(b) => encode_single_raw(b, &mut buf),
+            Item::Stop(_) => None,
+        };
+        let sent = match frame {
             // Near the limit, the writer decides (and says why when it refuses).
             Some(frame) if frame.len() <= self.inner.max_bytes => socket.try_send_frame(frame),
             _ => false,
@@ -791,6 +889,18 @@ impl<M: Send + 'static> Addr<M> {
     pub fn handled_count(&self) -> u64 {
         match &self.flavor {
             Flavor::Inbox(a) => Counters::load(&a.inner.counters.get().handled),
+            Flavor::Remote(_) => 0,
+        }
+    }
+
+    /// Messages the actor's process received and could not decode (every incarnation): dead
+    /// letters of its summary. With [`handled_count`](Self::handled_count), what became of
+    /// the messages accepted so far, for a relay that hands on messages it did not decode
+    /// ([`try_send_encoded`](Self::try_send_encoded)). Always 0 for an actor on another
+    /// machine, as `accepted_count`.
+    pub fn decode_failed_count(&self) -> u64 {
+        match &self.flavor {
+            Flavor::Inbox(a) => Counters::load(&a.inner.counters.get().decode_failed),
             Flavor::Remote(_) => 0,
         }
     }

@@ -346,6 +346,31 @@ impl FrameBuf {
         }
     }
 
+    /// Appends a message that is already encoded (its postcard bytes) as the next entry,
+    /// with the checks of [`push_large`](Self::push_large): refused if longer than `limit`,
+    /// into a region of `pool` if it passes [`SHM_THRESHOLD`]. Returns its size.
+    pub fn push_encoded(
+        &mut self,
+        bytes: &[u8],
+        limit: usize,
+        pool: &ShmPool,
+    ) -> Result<usize, Refused> {
+        let limit = limit.min(u32::MAX as usize);
+        if bytes.len() > limit {
+            return Err(Refused::TooLarge { limit });
+        }
+        if bytes.len() > SHM_THRESHOLD {
+            // Rare (a relay forwards large messages decoded): through the same spilling
+            // encoder, byte by byte.
+            return self.push_large(&Raw(bytes), limit, pool);
+        }
+        self.bytes
+            .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(bytes);
+        self.count += 1;
+        Ok(bytes.len())
+    }
+
     /// How much the frame carries: its own bytes and those of its messages in regions.
     pub fn weight(&self) -> usize {
         self.bytes.len() + self.in_regions
@@ -383,6 +408,21 @@ impl FrameBuf {
         if self.bytes.capacity() > KEEP_BYTES {
             self.bytes.shrink_to(KEEP_BYTES);
         }
+    }
+}
+
+/// Bytes that encode as themselves: a tuple of `u8`s, which postcard writes without a
+/// length, one byte each.
+struct Raw<'a>(&'a [u8]);
+
+impl Serialize for Raw<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = serializer.serialize_tuple(self.0.len())?;
+        for b in self.0 {
+            t.serialize_element(b)?;
+        }
+        t.end()
     }
 }
 
@@ -547,15 +587,30 @@ impl Serialize for AsBytes<'_> {
 /// does not fit. The same bytes as a [`FrameBuf`] of that message sent as a batch.
 /// A `Serialize` that panics gives `None` too: the writer then refuses the message and says why.
 pub(crate) fn encode_single<'b, M: Serialize>(msg: &M, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    single_frame(buf, |body| {
+        catch_unwind(AssertUnwindSafe(|| {
+            postcard::to_slice(msg, body).map(|b| b.len())
+        }))
+        .ok()?
+        .ok()
+    })
+}
+
+/// [`encode_single`] of a message already encoded (its postcard bytes).
+pub(crate) fn encode_single_raw<'b>(bytes: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    single_frame(buf, |body| {
+        body.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some(bytes.len())
+    })
+}
+
+/// A frame of one entry in `buf`, whose body `write` puts in the room it is given and says
+/// how long it is.
+fn single_frame(buf: &mut [u8], write: impl FnOnce(&mut [u8]) -> Option<usize>) -> Option<&[u8]> {
     // Room before the entry for the frame's header: the variant (1 byte), the byte string's
     // length (a varint of up to 5 bytes) and the entry's length prefix.
     const HEAD: usize = 1 + 5 + LEN_BYTES;
-    let body = buf.get_mut(HEAD..)?;
-    let len = catch_unwind(AssertUnwindSafe(|| {
-        postcard::to_slice(msg, body).map(|b| b.len())
-    }))
-    .ok()?
-    .ok()?;
+    let len = write(buf.get_mut(HEAD..)?)?;
     let mut head = [0u8; HEAD];
     let mut n = 0;
     head[n] = 0; // Frame::Batch
@@ -701,6 +756,29 @@ mod tests {
         assert_eq!(buf.bytes(), &before[..]);
         let mut stack = [0u8; 64];
         assert!(encode_single(&Bomb, &mut stack).is_none());
+    }
+
+    #[test]
+    fn an_encoded_message_is_the_entry_of_the_message() {
+        let pool = ShmPool::new(u64::MAX, None);
+        let msg = reading(3);
+        let bytes = postcard::to_allocvec(&msg).unwrap();
+        let mut typed = FrameBuf::default();
+        typed.push_large(&msg, 1 << 20, &pool).unwrap();
+        let mut raw = FrameBuf::default();
+        assert_eq!(raw.push_encoded(&bytes, 1 << 20, &pool), Ok(bytes.len()));
+        assert_eq!(raw.bytes(), typed.bytes());
+        assert_eq!(
+            raw.push_encoded(&bytes, bytes.len() - 1, &pool),
+            Err(Refused::TooLarge {
+                limit: bytes.len() - 1
+            })
+        );
+        let (mut a, mut b) = ([0u8; 128], [0u8; 128]);
+        assert_eq!(
+            encode_single_raw(&bytes, &mut a),
+            encode_single(&msg, &mut b)
+        );
     }
 
     #[test]
