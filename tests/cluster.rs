@@ -155,6 +155,15 @@ impl Node {
         (code, last)
     }
 
+    /// Ctrl-C to the root's process group, then [`finish`](Self::finish) within [`LONG`]:
+    /// the root must exit 0. Returns its last stdout line.
+    fn ctrl_c(&mut self) -> String {
+        self.signal(libc::SIGINT);
+        let (code, line) = self.finish(LONG);
+        assert_eq!(code, 0, "{}", self.dump());
+        line
+    }
+
     /// No process of this root's group is left (its children end with it).
     fn assert_group_gone(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -232,9 +241,7 @@ fn the_examples_contract_holds() {
         "{}",
         producer.dump()
     );
-    consumer.signal(libc::SIGINT);
-    let (code, line) = consumer.finish(LONG);
-    assert_eq!(code, 0, "{}", consumer.dump());
+    let line = consumer.ctrl_c();
     assert_eq!(line, "cluster: role=consumer handled=20000");
 }
 
@@ -264,12 +271,7 @@ fn a_slow_consumer_bounds_a_fast_producer_and_nothing_is_dropped() {
         "{}",
         producer.dump()
     );
-    consumer.signal(libc::SIGINT);
-    let (code, line) = consumer.finish(LONG);
-    assert_eq!(
-        (code, line.as_str()),
-        (0, "cluster: role=consumer handled=5000")
-    );
+    assert_eq!(consumer.ctrl_c(), "cluster: role=consumer handled=5000");
     for node in [&producer, &consumer] {
         let log = node.dump();
         for bad in [
@@ -376,9 +378,7 @@ fn the_server_killed_and_restarted_mid_run_loses_nothing_silently() {
     who.sort();
     who.dedup();
     assert_eq!(lines, who.len(), "{}", producer.dump());
-    consumer.signal(libc::SIGINT);
-    let (code, cline) = consumer.finish(LONG);
-    assert_eq!(code, 0);
+    let cline = consumer.ctrl_c();
     // What the consumer handled: everything confirmed, and at most the in-doubt besides.
     let handled = field(&cline, "handled");
     assert!(
@@ -460,9 +460,7 @@ fn a_consumer_node_that_comes_back_is_reachable_through_the_same_address() {
         "it kept sending through the same address: {line}"
     );
     assert_eq!(sent, delivered + dead + in_doubt, "{line}");
-    second.signal(libc::SIGINT);
-    let (code, cline) = second.finish(LONG);
-    assert_eq!(code, 0);
+    let cline = second.ctrl_c();
     // The second incarnation handled everything delivered after it came back.
     assert!(field(&cline, "handled") > 0, "{cline}");
 }
@@ -489,9 +487,7 @@ fn a_reply_crosses_machines_through_the_address_in_the_request() {
         "{}",
         asker.dump()
     );
-    answerer.signal(libc::SIGINT);
-    let (code, line) = answerer.finish(LONG);
-    assert_eq!(code, 0, "{}", answerer.dump());
+    let line = answerer.ctrl_c();
     assert_eq!(line, "cluster_reply: role=answerer answered=2000");
 }
 
@@ -534,9 +530,7 @@ fn ask_crosses_machines_from_an_actor_and_from_the_root() {
     );
     // Each side reconciles on its own: the asker's machine took every answer that arrived.
     assert_eq!(replies(&asker), (1010, 1010, 0), "{}", asker.dump());
-    answerer.signal(libc::SIGINT);
-    let (code, line) = answerer.finish(LONG);
-    assert_eq!(code, 0, "{}", answerer.dump());
+    let line = answerer.ctrl_c();
     assert_eq!(line, "cluster_reply: role=answerer answered=1010");
     // ... and the answerer's machine handed every answer it made to the cluster.
     assert_eq!(replies(&answerer), (1010, 1010, 0), "{}", answerer.dump());
@@ -604,9 +598,7 @@ fn a_late_answer_across_machines_is_a_timeout_and_never_taken_for_the_next() {
     );
     assert_eq!(sent, taken + dead);
     assert!(dead >= 1, "late answers counted: {}", asker.dump());
-    answerer.signal(libc::SIGINT);
-    let (code, _) = answerer.finish(LONG);
-    assert_eq!(code, 0, "{}", answerer.dump());
+    answerer.ctrl_c();
     assert_eq!(replies(&answerer), (70, 70, 0), "{}", answerer.dump());
 }
 

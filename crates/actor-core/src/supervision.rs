@@ -370,6 +370,26 @@ pub struct ClusterConfig {
     pub node: String,
 }
 
+impl ClusterConfig {
+    /// Node `node` of `cluster` at the NATS server `url`.
+    ///
+    /// ```
+    /// let config = actor_core::ClusterConfig::new("nats://127.0.0.1:4222", "demo", "host-a");
+    /// assert_eq!(config.node, "host-a");
+    /// ```
+    pub fn new(
+        url: impl Into<String>,
+        cluster: impl Into<String>,
+        node: impl Into<String>,
+    ) -> Self {
+        ClusterConfig {
+            url: url.into(),
+            cluster: cluster.into(),
+            node: node.into(),
+        }
+    }
+}
+
 impl SystemConfig {
     /// Defaults, with the level from `MPACTOR_LOG` (or info) and the format from
     /// `MPACTOR_LOG_FORMAT` (or text).
@@ -450,11 +470,7 @@ impl SystemConfig {
         cluster: impl Into<String>,
         node: impl Into<String>,
     ) -> Self {
-        self.cluster = Some(ClusterConfig {
-            url: url.into(),
-            cluster: cluster.into(),
-            node: node.into(),
-        });
+        self.cluster = Some(ClusterConfig::new(url, cluster, node));
         self
     }
     /// Stops the system by itself after `run_for` (zero: never).

@@ -200,16 +200,8 @@ fn run(
 
     let config = SystemConfig::new("BENCH").log_level(slog::Level::Warning);
     let mut system = System::<Event>::new(registry, config)?;
-    let a = Cluster::join(&actor_core::ClusterConfig {
-        url: url.into(),
-        cluster: "bench".into(),
-        node: "a".into(),
-    })?;
-    let b = Cluster::join(&actor_core::ClusterConfig {
-        url: url.into(),
-        cluster: "bench".into(),
-        node: "b".into(),
-    })?;
+    let a = Cluster::join(&actor_core::ClusterConfig::new(url, "bench", "a"))?;
+    let b = Cluster::join(&actor_core::ClusterConfig::new(url, "bench", "b"))?;
     let consumer = system.spawn_with::<Consumer>(
         "CONSUMER",
         n,

@@ -46,14 +46,6 @@ impl Actor for Squares {
     }
 }
 
-fn node(url: &str, name: &str) -> ClusterConfig {
-    ClusterConfig {
-        url: url.into(),
-        cluster: "t".into(),
-        node: name.into(),
-    }
-}
-
 #[test]
 #[ignore = "needs nats-server: apt-get install nats-server; run with --include-ignored"]
 fn ask_across_machines_answers_times_out_and_ends_when_the_node_goes() {
@@ -63,9 +55,9 @@ fn ask_across_machines_answers_times_out_and_ends_when_the_node_goes() {
     let config = SystemConfig::new("T").isolation(Isolation::Threads);
     let mut system = System::<()>::new(registry, config).expect("a system");
     let squares = system.spawn::<Squares>("SQUARES", ()).expect("started");
-    let a = Cluster::join(&node(&url, "a")).expect("joined");
+    let a = Cluster::join(&ClusterConfig::new(&url, "t", "a")).expect("joined");
     a.publish("squares", &squares).expect("published");
-    let b = Cluster::join(&node(&url, "b")).expect("joined");
+    let b = Cluster::join(&ClusterConfig::new(&url, "t", "b")).expect("joined");
     let remote = b
         .lookup::<Question>("squares", Duration::from_secs(10))
         .expect("found");

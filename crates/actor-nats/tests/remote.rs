@@ -34,14 +34,6 @@ impl Actor for Blocked {
     }
 }
 
-fn node(url: &str, name: &str) -> ClusterConfig {
-    ClusterConfig {
-        url: url.into(),
-        cluster: "t".into(),
-        node: name.into(),
-    }
-}
-
 #[test]
 #[ignore = "needs nats-server: apt-get install nats-server; run with --include-ignored"]
 fn a_remote_address_is_bounded_typed_and_accounted() {
@@ -53,9 +45,9 @@ fn a_remote_address_is_bounded_typed_and_accounted() {
     let blocked = system
         .spawn_with::<Blocked>("BLOCKED", (), ChildOptions::default().mailbox_capacity(4))
         .expect("started");
-    let a = Cluster::join(&node(&url, "a")).expect("joined");
+    let a = Cluster::join(&ClusterConfig::new(&url, "t", "a")).expect("joined");
     a.publish("blocked", &blocked).expect("published");
-    let b = Cluster::join(&node(&url, "b")).expect("joined");
+    let b = Cluster::join(&ClusterConfig::new(&url, "t", "b")).expect("joined");
 
     // Typed: the name with another message type, or an unknown name, is refused.
     match b.lookup::<String>("blocked", Duration::from_secs(10)) {
@@ -169,9 +161,9 @@ fn a_remote_address_is_an_addr_that_code_written_for_addr_takes() {
     let config = SystemConfig::new("T").isolation(Isolation::Threads);
     let mut system = System::<()>::new(registry, config).expect("a system");
     let notes = system.spawn::<Notes>("NOTES", ()).expect("started");
-    let a = Cluster::join(&node(&url, "a")).expect("joined");
+    let a = Cluster::join(&ClusterConfig::new(&url, "t", "a")).expect("joined");
     a.publish("notes", &notes).expect("published");
-    let b = Cluster::join(&node(&url, "b")).expect("joined");
+    let b = Cluster::join(&ClusterConfig::new(&url, "t", "b")).expect("joined");
     let remote: Addr<Note> = b.lookup("notes", Duration::from_secs(10)).expect("found");
 
     // The same function sends to the local actor and to the remote one.
