@@ -91,13 +91,14 @@ fn a_flush_that_gives_up_counts_nothing_twice() {
     // The receiver reads nothing at first: the socket fills and the writer blocks with
     // messages in hand. The flush gives up at its deadline; then the receiver reads
     // everything, and the writer ships what it held. Every message is counted once.
-    let (tx, rx) = ipc::channel::<Frame<u64>>().expect("channel");
+    // 20 MB: many times what an inbox socket holds (`INBOX_SOCKET_BYTES`, doubled).
+    let (tx, rx) = ipc::channel::<Frame<Vec<u8>>>().expect("channel");
     let counters = Counters::new();
     let addr = Addr::new("SLOW".into(), tx, counters.clone(), 100_000, 1 << 20);
     let b = counters.get();
     let mut accepted = 0u64;
-    for i in 0..60_000u64 {
-        if addr.try_send(i).is_ok() {
+    for i in 0..20_000u64 {
+        if addr.try_send(vec![i as u8; 1024]).is_ok() {
             accepted += 1;
         }
     }

@@ -49,6 +49,8 @@ mod decode_tests;
 mod fault_tests;
 #[cfg(test)]
 mod shm_tests;
+#[cfg(test)]
+mod writer_tests;
 
 pub use child::{Registry, ORPHAN_GRACE};
 pub use slot::StartError;

@@ -180,6 +180,25 @@ impl FrameSocket {
         matches!(sent, Ok(n) if n == total)
     }
 
+    /// Raises the socket's send buffer to `bytes` (the kernel clamps it to
+    /// `net.core.wmem_max` and doubles it for its own bookkeeping); never lowers it. One buffer
+    /// per inbox: every sending process holds a descriptor of the same socket.
+    pub fn raise_send_buffer(&self, bytes: usize) -> io::Result<()> {
+        use rustix::net::sockopt::{set_socket_send_buffer_size, socket_send_buffer_size};
+        let fd = self.fd().ok_or_else(|| io::Error::other("no descriptor"))?;
+        if socket_send_buffer_size(fd)? < bytes {
+            set_socket_send_buffer_size(fd, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The socket's send buffer as the kernel reports it (`SO_SNDBUF`).
+    #[cfg(test)]
+    pub fn send_buffer(&self) -> io::Result<usize> {
+        let fd = self.fd().ok_or_else(|| io::Error::other("no descriptor"))?;
+        Ok(rustix::net::sockopt::socket_send_buffer_size(fd)?)
+    }
+
     /// How many bytes this process sent on the socket that its peer has not read yet
     /// (`SIOCOUTQ`); `None` if the kernel cannot say.
     pub fn unread_bytes(&self) -> Option<usize> {

@@ -714,6 +714,11 @@ where
         // and as accepted, so that the writer never ships a message not yet counted accepted
         // (a sender killed in between would leave the summary one off).
         if let Some(state) = state {
+            // What the writer shipped earlier is dropped here, on a sending thread (see
+            // `ipc::Spent`): a queued message is never dropped on this path.
+            if let Some(Ok(outbox)) = self.inner.outbox.get() {
+                outbox.spent.drop_some();
+            }
             state.pending.fetch_add(1, Ordering::SeqCst);
             Counters::add(&self.inner.counters.get().accepted, 1);
         }
