@@ -696,15 +696,25 @@ pub fn pin_process(cpu: usize) -> std::io::Result<()> {
 
 /// VmRSS of a process in KiB (`/proc/<pid>/status`).
 pub fn rss_kib(pid: u32) -> BenchResult<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// RssAnon of a process in KiB: its private memory (heap, stacks), without the pages of the
+/// binary and libraries that every process of the same binary shares.
+pub fn anon_kib(pid: u32) -> BenchResult<u64> {
+    status_kib(pid, "RssAnon:")
+}
+
+fn status_kib(pid: u32, field: &str) -> BenchResult<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .ok_or("no VmRSS line")?;
+        .find(|l| l.starts_with(field))
+        .ok_or_else(|| format!("no {field} line"))?;
     Ok(line
         .split_whitespace()
         .nth(1)
-        .ok_or("no VmRSS value")?
+        .ok_or_else(|| format!("no {field} value"))?
         .parse()?)
 }
 
@@ -987,9 +997,9 @@ pub fn mpactor_round_trip(
 }
 
 /// Spawn and stop of `n` idle actors: (ms until all reported started, ms from the stop
-/// request until all were reaped and the system stopped, RSS KiB of one idle actor, RSS
-/// KiB of the root with them running).
-pub fn mpactor_spawn_stop(n: usize) -> BenchResult<(f64, f64, u64, u64)> {
+/// request until all were reaped and the system stopped, RSS KiB of one idle actor and its
+/// private part (RssAnon), RSS KiB of the root with them running).
+pub fn mpactor_spawn_stop(n: usize) -> BenchResult<(f64, f64, (u64, u64), u64)> {
     let mut system = System::<()>::new(registry(), config())?;
     let t0 = Instant::now();
     for i in 0..n {
@@ -997,7 +1007,7 @@ pub fn mpactor_spawn_stop(n: usize) -> BenchResult<(f64, f64, u64, u64)> {
     }
     let spawn_ms = t0.elapsed().as_secs_f64() * 1e3;
     let pid = system.status().first().map(|s| s.pid).ok_or("no actor")?;
-    let actor_rss = rss_kib(pid)?;
+    let actor_rss = (rss_kib(pid)?, anon_kib(pid)?);
     if std::env::var_os("BENCH_DEBUG_SMAPS").is_some() {
         let _ = std::fs::copy(format!("/proc/{pid}/smaps"), "/tmp/actor.smaps");
         let _ = std::process::Command::new("sh").arg("-c").arg(format!("ls /proc/{pid}/task | wc -l > /tmp/actor.tasks; cat /proc/{pid}/task/*/comm >> /tmp/actor.tasks")).status();

@@ -539,7 +539,7 @@ pub fn crossbeam_small(producers: u32, per_producer: u64, rounds: usize) -> Benc
 
 /// RSS (KiB) of an idle process of this binary that did only the ipc bootstrap: the floor
 /// under an actor process.
-pub fn idle_rss() -> BenchResult<u64> {
+pub fn idle_rss() -> BenchResult<(u64, u64)> {
     let (ctl_tx, ctl_rx) = ipc::channel::<()>()?;
     let (ready_tx, ready_rx) = ipc::channel::<()>()?;
     let child = spawn_raw(
@@ -550,7 +550,7 @@ pub fn idle_rss() -> BenchResult<u64> {
         None,
     )?;
     ready_rx.try_recv_timeout(Duration::from_secs(10))?;
-    let rss = super::rss_kib(child.pid())?;
+    let rss = (super::rss_kib(child.pid())?, super::anon_kib(child.pid())?);
     drop(ctl_tx);
     drop(child);
     Ok(rss)
