@@ -128,10 +128,11 @@ fn an_inbox_socket_holds_several_frames_once_written_to() {
     receive_all(&mut inbox, 1);
     let after = socket.send_buffer().expect("SO_SNDBUF");
     // The kernel reports twice what was set, and clamps what may be set to wmem_max (208 KiB
-    // on a default Linux): at least 3 frames' worth anywhere.
+    // on a default Linux): at least 3 frames' worth anywhere. Never lowered (a machine whose
+    // default is larger keeps it).
     assert!(
         after >= 3 * crate::wire::frame::FRAME_BYTES,
         "send buffer {before} -> {after} bytes"
     );
-    assert!(after > before, "send buffer {before} -> {after} bytes");
+    assert!(after >= before, "send buffer {before} -> {after} bytes");
 }
