@@ -23,13 +23,24 @@
 //! stopped). The consumer runs until Ctrl-C (or `--run-for SECS`); the producer stops when
 //! everything it sent is accounted for. `--retry-secs` keeps the producer trying while the
 //! consumer's node (or the server) is away.
+//!
+//! A message that does not decode at the actor: with `--checked` on both nodes, CONSUMER
+//! takes [`Checked`] numbers instead of `u64`, and `--bad-every N` makes the producer send
+//! every Nth as a kind of message the consumer's build does not decode (as a newer build of
+//! a sender may send what an older receiver's type lacks). The producer's node hands it on
+//! like any other and counts it delivered (handed to the actor's inbox); CONSUMER's process
+//! fails to decode it, logs and drops it, and handles the rest; the consumer node's summary
+//! counts it as a decode failure and a dead letter. So with `--messages N --bad-every K`,
+//! S = D = N and H = N - N/K.
 
 use clap::{Parser, ValueEnum};
 use mpactor::nats::{Cluster, ClusterEvent, RemoteExt, RemoteStats};
 use mpactor::{
     loops, slog, Actor, ActorError, Addr, ChildOptions, Context, Registry, System, SystemConfig,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 /// What the actors and the cluster report to the root.
@@ -41,19 +52,56 @@ enum Event {
     Cluster(ClusterEvent),
 }
 
-/// CONSUMER: counts the numbers it gets (slowly with `--handle-us`).
-struct Consumer {
-    handle: Duration,
+/// What CONSUMER takes with `--checked`: a number, or a kind of message that this build
+/// sends but does not decode.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum Checked {
+    /// A number, as `u64` without `--checked`.
+    Number(u64),
+    /// What a newer build of the sender might send and this one does not know: it encodes,
+    /// and its decoding fails ("invalid value ... expected variant index"), in the actor's
+    /// process.
+    #[serde(skip_deserializing)]
+    FromNewerBuild(u64),
 }
 
-impl Actor for Consumer {
+/// A message type PRODUCER sends: the `n`th number, or (`bad`) one the consumer cannot
+/// decode, where the type has such a value.
+trait Numbered: Serialize + DeserializeOwned + Clone + Send + 'static {
+    fn nth(n: u64, bad: bool) -> Self;
+}
+
+impl Numbered for u64 {
+    fn nth(n: u64, _bad: bool) -> u64 {
+        n
+    }
+}
+
+impl Numbered for Checked {
+    fn nth(n: u64, bad: bool) -> Checked {
+        if bad {
+            Checked::FromNewerBuild(n)
+        } else {
+            Checked::Number(n)
+        }
+    }
+}
+
+/// CONSUMER: counts the numbers it gets (slowly with `--handle-us`).
+struct Consumer<M> {
+    handle: Duration,
+    takes: PhantomData<M>,
+}
+
+impl<M: Numbered> Actor for Consumer<M> {
     type Args = u64;
-    type Msg = u64;
+    type Msg = M;
     type Event = Event;
 
     fn init_args(handle_us: u64) -> Result<Self, ActorError> {
         Ok(Consumer {
             handle: Duration::from_micros(handle_us),
+            takes: PhantomData,
         })
     }
 
@@ -78,26 +126,29 @@ impl Actor for Consumer {
 }
 
 /// PRODUCER: sends `count` numbers to a remote actor, then reports.
-struct Producer {
-    args: ProducerArgs,
+struct Producer<M: Numbered> {
+    args: ProducerArgs<M>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
-struct ProducerArgs {
+#[serde(bound = "M: Numbered")]
+struct ProducerArgs<M: Numbered> {
     /// The consumer on the other node: an ordinary address, found by the root and handed
     /// over like any other.
-    to: Addr<u64>,
+    to: Addr<M>,
     count: u64,
     /// How long to keep trying while the consumer's node is down (0: stop at once).
     retry: Duration,
+    /// Every `bad_every`th message is one the consumer cannot decode (0: none).
+    bad_every: u64,
 }
 
-impl Actor for Producer {
-    type Args = ProducerArgs;
+impl<M: Numbered> Actor for Producer<M> {
+    type Args = ProducerArgs<M>;
     type Msg = ();
     type Event = Event;
 
-    fn init_args(args: ProducerArgs) -> Result<Self, ActorError> {
+    fn init_args(args: ProducerArgs<M>) -> Result<Self, ActorError> {
         Ok(Producer { args })
     }
 
@@ -107,7 +158,8 @@ impl Actor for Producer {
         let mut down_since: Option<Instant> = None;
         while n < self.args.count && !ctx.should_stop() {
             // Bounded: a consumer that does not keep up makes this wait, never a buffer grow.
-            match to.send_timeout(n, Duration::from_millis(100)) {
+            let bad = self.args.bad_every > 0 && (n + 1) % self.args.bad_every == 0;
+            match to.send_timeout(M::nth(n, bad), Duration::from_millis(100)) {
                 Ok(()) => {
                     n += 1;
                     down_since = None;
@@ -201,12 +253,23 @@ struct Cli {
     /// at the first `Disconnected`).
     #[arg(long, default_value_t = 0)]
     retry_secs: u64,
+    /// Both roles: CONSUMER takes `Checked` numbers instead of `u64` (give it to both nodes:
+    /// the lookup asks for the message type the consumer was published with).
+    #[arg(long)]
+    checked: bool,
+    /// Producer, with `--checked`: make every Nth message one that the consumer's build
+    /// does not decode (it is dropped, logged and counted as a decode failure in the
+    /// consumer's process; the producer counts it delivered). 0: none.
+    #[arg(long, default_value_t = 0, requires = "checked")]
+    bad_every: u64,
 }
 
 fn main() {
     let registry = Registry::new()
-        .register::<Consumer>()
-        .register::<Producer>()
+        .register::<Consumer<u64>>()
+        .register::<Consumer<Checked>>()
+        .register::<Producer<u64>>()
+        .register::<Producer<Checked>>()
         .run_if_child();
     let cli = Cli::parse();
     let node = cli.node.clone().unwrap_or_else(|| match cli.role {
@@ -216,6 +279,11 @@ fn main() {
     let config = SystemConfig::new(node.to_uppercase())
         .run_for(Duration::from_secs(cli.run_for))
         .cluster(&cli.nats, &cli.cluster, &node);
+    let run = if cli.checked {
+        run::<Checked>
+    } else {
+        run::<u64>
+    };
     let code = match run(registry, config, &cli) {
         Ok(code) => code,
         Err(e) => {
@@ -226,7 +294,8 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(
+/// This root's part, with CONSUMER taking messages of type `M`.
+fn run<M: Numbered>(
     registry: Registry,
     config: SystemConfig,
     cli: &Cli,
@@ -236,7 +305,7 @@ fn run(
     cluster.forward_events(system.report_addr(), |e| Some(Event::Cluster(e)))?;
     match cli.role {
         Role::Consumer => {
-            let consumer = system.spawn_with::<Consumer>(
+            let consumer = system.spawn_with::<Consumer<M>>(
                 "CONSUMER",
                 cli.handle_us,
                 ChildOptions::default().mailbox_capacity(cli.capacity),
@@ -252,13 +321,14 @@ fn run(
             Ok(summary.exit_code())
         }
         Role::Producer => {
-            let to = cluster.lookup::<u64>("consumer", Duration::from_secs(cli.lookup_secs))?;
-            system.spawn::<Producer>(
+            let to = cluster.lookup::<M>("consumer", Duration::from_secs(cli.lookup_secs))?;
+            system.spawn::<Producer<M>>(
                 "PRODUCER",
                 ProducerArgs {
                     to,
                     count: cli.messages,
                     retry: Duration::from_secs(cli.retry_secs),
+                    bad_every: cli.bad_every,
                 },
             )?;
             let mut produced = None;

@@ -643,3 +643,93 @@ fn asks_to_a_node_killed_mid_run_end_within_their_deadline() {
     assert_eq!(answered + timeouts + gone, asked, "{line}");
     assert!(max_ms < 1000 + 1500, "no ask outlived its deadline: {line}");
 }
+
+#[test]
+#[ignore = "needs nats-server: apt-get install nats-server; run with --include-ignored"]
+fn a_message_that_fails_to_decode_in_the_actors_process_is_counted_and_the_actor_carries_on() {
+    // Node B's CONSUMER runs in a process of its own, so node B hands each message's bytes
+    // to its inbox undecoded and CONSUMER's process decodes them. Node A sends 20 050, every
+    // 100th of a kind B's build does not decode (200, the last at 19 999, 50 good ones after
+    // it): B's CONSUMER drops, logs and counts those and handles every other one.
+    let server = server();
+    // Named apart from its actor, so that the log tells the root's lines from CONSUMER's.
+    let mut consumer = Node::start(
+        &server.url(),
+        &["--role", "consumer", "--checked", "--node", "receiver"],
+    );
+    let started = consumer.wait_for("CONSUMER started", LONG);
+    consumer.wait_for("published CONSUMER as consumer", LONG);
+    let mut producer = Node::start(
+        &server.url(),
+        &[
+            "--role",
+            "producer",
+            "--checked",
+            "--messages",
+            "20050",
+            "--bad-every",
+            "100",
+        ],
+    );
+    let (code, line) = producer.finish(LONG);
+    assert_eq!(code, 0, "{}", producer.dump());
+    // The sender sees every one delivered: handed to the actor's inbox (SEMANTICS.md,
+    // "Across machines").
+    assert_eq!(
+        line,
+        "cluster: role=producer sent=20050 delivered=20050 dead_letters=0 in_doubt=0",
+        "{}",
+        producer.dump()
+    );
+    // Nothing failed on the sending side: it is the actor's process that decodes.
+    assert!(
+        !producer.dump().contains("failed to decode"),
+        "{}",
+        producer.dump()
+    );
+    let line = consumer.ctrl_c();
+    assert_eq!(
+        line,
+        "cluster: role=consumer handled=19850",
+        "{}",
+        consumer.dump()
+    );
+    let dump = consumer.dump();
+    // The summary reconciles: accepted = handled + dead letters, the dead letters being the
+    // decode failures; the same process ran throughout, never restarted.
+    let summary = dump
+        .lines()
+        .rfind(|l| l.contains("summary: CONSUMER "))
+        .unwrap_or_else(|| panic!("no summary line for CONSUMER:\n{dump}"));
+    let counts = [
+        "accepted",
+        "handled",
+        "dead_letters",
+        "decode_failures",
+        "restarts",
+    ]
+    .map(|key| field(summary, key));
+    assert_eq!(counts, [20050, 19850, 200, 200, 0], "{summary}");
+    assert_eq!(field(&started, "pid"), field(summary, "pid"), "{dump}");
+    assert!(summary.contains(" exit 0 "), "{summary}");
+    // CONSUMER's own process logged every failure, naming the actor (one line per frame
+    // that held any: `LEVEL time PROCESS dropped a message|N messages for CONSUMER ...`).
+    let mut logged = 0;
+    for l in consumer
+        .seen
+        .iter()
+        .map(|l| &l.text)
+        .filter(|l| l.contains("that failed to decode"))
+    {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(words.get(2), Some(&"CONSUMER"), "logged by the actor: {l}");
+        logged += match &words[3..] {
+            ["dropped", "a", "message", "for", "CONSUMER", ..] => 1,
+            ["dropped", n, "messages", "for", "CONSUMER", ..] => n
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("a count in {l}")),
+            _ => panic!("unexpected line {l}"),
+        };
+    }
+    assert_eq!(logged, 200, "{dump}");
+}
