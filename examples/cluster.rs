@@ -253,8 +253,9 @@ struct Cli {
     /// at the first `Disconnected`).
     #[arg(long, default_value_t = 0)]
     retry_secs: u64,
-    /// Both roles: CONSUMER takes `Checked` numbers instead of `u64` (give it to both nodes:
-    /// the lookup asks for the message type the consumer was published with).
+    /// Both roles: CONSUMER takes `Checked` messages (a number, or a kind that this build
+    /// encodes but does not decode) instead of `u64`. Give it to both nodes: the lookup asks
+    /// for the message type the consumer was published with.
     #[arg(long)]
     checked: bool,
     /// Producer, with `--checked`: make every Nth message one that the consumer's build
