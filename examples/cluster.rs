@@ -68,6 +68,7 @@ enum Checked {
 /// A message type PRODUCER sends: the `n`th number, or (`bad`) one the consumer cannot
 /// decode, where the type has such a value.
 trait Numbered: Serialize + DeserializeOwned + Clone + Send + 'static {
+    /// Message number `n`; `bad`: one the consumer cannot decode, if the type has such.
     fn nth(n: u64, bad: bool) -> Self;
 }
 
