@@ -128,6 +128,7 @@ where
         forwarding: false,
         batches: VecDeque::new(),
         stale: 0,
+        bad: 0,
     }));
     let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
     // Dropped when the thread ends (the node left): that ends the task too, so that the task
@@ -324,6 +325,9 @@ struct Gateway<M: Send + 'static> {
     /// Batches left to the thread (large ones, and every one behind them: order).
     batches: VecDeque<Bytes>,
     stale: u64,
+    /// Messages that failed to decode here, and malformed batches: logged for the 1st, 2nd,
+    /// 4th, 8th... with the total (a sender of garbage must not flood the log).
+    bad: u64,
 }
 
 impl<M> Gateway<M>
@@ -362,6 +366,19 @@ where
         }
     }
 
+    /// Logs a malformed batch or a message that failed to decode, at ERROR, for the 1st, 2nd,
+    /// 4th, 8th... of this gateway, with the count so far (the senders count every such
+    /// message as a dead letter, from the acknowledgements).
+    fn say_bad(&mut self, what: &str) {
+        self.bad += 1;
+        if self.bad.is_power_of_two() {
+            log::error!(
+                "{what} ({} so far; said for the 1st, 2nd, 4th...)",
+                self.bad
+            );
+        }
+    }
+
     /// Whether the thread has batches or held-back messages to hand over.
     fn has_work(&self) -> bool {
         !self.batches.is_empty() || !self.held.is_empty()
@@ -369,10 +386,10 @@ where
 
     fn on_batch(&mut self, payload: &Bytes) {
         let Some((head, mut body)) = proto::decode_batch(payload) else {
-            log::error!(
+            self.say_bad(&format!(
                 "{}: a malformed batch from the cluster (ignored)",
                 self.name
-            );
+            ));
             return;
         };
         if head.boot != self.boot {
@@ -434,7 +451,8 @@ where
                         let link = &mut self.links[i];
                         link.dead += 1;
                         link.dirty = true;
-                        log::error!("{}: a message failed to decode: {e}", self.name);
+                        let what = format!("{}: a message failed to decode: {e}", self.name);
+                        self.say_bad(&what);
                         continue;
                     }
                 }

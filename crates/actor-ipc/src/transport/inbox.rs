@@ -28,6 +28,11 @@ pub(crate) struct IpcInbox<M> {
     incarnation: u32,
     /// The large-message regions this inbox keeps mapped between messages (see `wire::shm`).
     mappings: Mappings,
+    /// Frames that held something that failed to decode, and how many such messages (or
+    /// unreadable frames) in all: the log says the 1st, 2nd, 4th, 8th... such frame, with the
+    /// total, so that a sender of garbage cannot flood the log.
+    failed_frames: u64,
+    failed_total: u64,
 }
 
 /// While the inbox keeps mappings of regions, its waits end after at most this, so that an
@@ -88,6 +93,8 @@ where
             slice,
             incarnation,
             mappings: Mappings::default(),
+            failed_frames: 0,
+            failed_total: 0,
         }
     }
 
@@ -152,11 +159,8 @@ where
         match received {
             Err(Contained::Panicked(why)) => {
                 Counters::add(&self.counters.get().decode_failed, 1);
-                slog::error!(
-                    self.log,
-                    "a malformed frame for {} was dropped: {why}",
-                    self.name
-                );
+                let what = format!("a malformed frame for {} was dropped: {why}", self.name);
+                self.say_failed(1, &what);
                 None
             }
             Ok(r) => self.on_frame(r),
@@ -165,18 +169,34 @@ where
 
     /// Counts and logs the messages of a frame that did not decode. They are not counted
     /// received: the senders' `shipped` minus what was received is what is unreadable.
-    fn count_failed(&self, batch: &Batch<M>) {
+    fn count_failed(&mut self, batch: &Batch<M>) {
         if batch.failed > 0 {
             Counters::add(&self.counters.get().decode_failed, batch.failed);
             let what = match batch.failed {
                 1 => "a message".to_string(),
                 n => format!("{n} messages"),
             };
-            slog::error!(
-                self.log,
+            let what = format!(
                 "dropped {what} for {} that failed to decode: {}",
                 self.name,
                 batch.first_error.as_deref().unwrap_or("?")
+            );
+            self.say_failed(batch.failed, &what);
+        }
+    }
+
+    /// Logs a frame with `n` messages that failed to decode (or an unreadable frame, `n` = 1)
+    /// at ERROR, for the 1st, 2nd, 4th, 8th... such frame of this incarnation, with the total
+    /// so far. The counters (`decode_failures` in the summary) count every one.
+    fn say_failed(&mut self, n: u64, what: &str) {
+        self.failed_frames += 1;
+        self.failed_total += n;
+        if self.failed_frames.is_power_of_two() {
+            slog::error!(
+                self.log,
+                "{what} ({} failed to decode so far, in {} frames; said for the 1st, 2nd, 4th... such frame)",
+                self.failed_total,
+                self.failed_frames
             );
         }
     }
@@ -206,11 +226,11 @@ where
             Err(TryRecvError::Empty) => None,
             Err(TryRecvError::IpcError(IpcError::SerializationError(e))) => {
                 Counters::add(&self.counters.get().decode_failed, 1);
-                slog::error!(
-                    self.log,
+                let what = format!(
                     "a frame for {} failed to decode and was dropped: {e:?}",
                     self.name
                 );
+                self.say_failed(1, &what);
                 None
             }
             Err(TryRecvError::IpcError(IpcError::Disconnected)) => {
