@@ -375,3 +375,84 @@ fn a_new_inbox_on_the_same_socket_maps_the_regions_it_has_not_seen() {
     }
     assert!(second.kept_mappings() > 0);
 }
+
+/// A payload whose encoding can be held up: the writer stays inside `serialize` of a gated
+/// message until the test opens the gate (or 10 s pass), as a writer that has not been
+/// scheduled yet would.
+#[derive(Deserialize)]
+struct Gated {
+    data: ByteBuf,
+    #[serde(skip)]
+    gated: bool,
+}
+
+static GATE: parking_lot::Mutex<bool> = parking_lot::Mutex::new(false);
+static GATE_OPENED: parking_lot::Condvar = parking_lot::Condvar::new();
+
+impl Serialize for Gated {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.gated {
+            let mut open = GATE.lock();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !*open && Instant::now() < deadline {
+                GATE_OPENED.wait_until(&mut open, deadline);
+            }
+        }
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Gated", 1)?;
+        st.serialize_field("data", &self.data)?;
+        st.end()
+    }
+}
+
+/// A new producer of large messages (nothing measured by its writer, nothing published by
+/// earlier senders): a waiting send lets one message of unknown size go at a time, until the
+/// writer has measured it. Before, it queued as many as the writer took to encode the first,
+/// each charged its size in memory (24 bytes for a 1 MiB `Vec`), far past the byte budget.
+#[test]
+fn a_new_producer_of_unknown_size_waits_for_the_first_size_before_it_queues_more() {
+    let _one = ONE_AT_A_TIME.lock();
+    *GATE.lock() = false;
+    let (tx, rx) = ipc::channel::<Frame<Gated>>().expect("channel");
+    // 4 MiB of budget: four of these messages at most.
+    let addr = Addr::new_bounded("NEW".into(), tx, Counters::new(), 1000, usize::MAX, 4 << 20);
+    let mb = |gated| Gated {
+        data: ByteBuf::from(vec![7u8; 1 << 20]),
+        gated,
+    };
+    // The first is taken; its writer is held inside its encoding.
+    addr.send_timeout(mb(true), Duration::from_secs(5))
+        .expect("the first is taken");
+    let t0 = Instant::now();
+    let mut queued = 0;
+    while queued < 10 {
+        match addr.send_timeout(mb(false), Duration::from_millis(50)) {
+            Ok(()) => queued += 1,
+            Err(e) if e.is_timeout() => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(
+        queued, 0,
+        "{queued} more of unknown size were queued while the first was being measured"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(50),
+        "it waited its timeout"
+    );
+    // Measured: the budget applies as usual (three of a little over 1 MiB fit in 4 MiB while
+    // nothing reads), and all arrive.
+    *GATE.lock() = true;
+    GATE_OPENED.notify_all();
+    for _ in 0..2 {
+        addr.send_timeout(mb(false), Duration::from_secs(10))
+            .expect("room within the budget once the size is known");
+    }
+    let e = addr
+        .send_timeout(mb(false), Duration::from_millis(50))
+        .expect_err("the budget is full");
+    assert!(e.is_timeout(), "{e}");
+    let (got, _) = receive(&rx, 3);
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|m| m.data.len() == 1 << 20));
+}

@@ -428,7 +428,9 @@ impl<M: Serialize> Writer<M> {
             };
             match pushed {
                 Ok(len) => {
-                    let typical = (len as u64).max(self.typical - self.typical / 8);
+                    // At least 1 once one is encoded: 0 means "not measured yet" to the
+                    // senders (`Addr::size_unknown`), even for messages that encode to nothing.
+                    let typical = (len as u64).max(self.typical - self.typical / 8).max(1);
                     self.unencoded = self.unencoded.saturating_sub(1);
                     // Published at once, for the senders' byte budget (they charge `typical`
                     // for every message still queued), but only when it changes or matters:

@@ -668,18 +668,34 @@ where
         let Some(state) = state else {
             return true;
         };
-        // Before this process's writer has encoded a message, what the actor's other (or
-        // earlier) senders published: a restarted producer of large messages is bounded from
-        // its first message on, not only once its writer has measured one.
-        let typical = match state.shm.typical() {
-            0 => Counters::load(&self.inner.counters.get().typical),
-            own => own,
-        };
-        let each = typical.max(std::mem::size_of::<M>() as u64);
+        let each = self.known_size(state).max(std::mem::size_of::<M>() as u64);
         // Accepted and not yet encoded: in the queue, and in the writer's batch (it takes up
         // to MAX_BATCH at once and encodes them one by one).
         let queued = || queue.len() + state.shm.unencoded() as usize;
         state.shm.admits(queued, self.inner.capacity, each)
+    }
+
+    /// The size charged per queued message: what this process's writer measured (at least
+    /// 1 once it encoded one), or before that what the actor's other (or earlier) senders
+    /// published, so that a restarted producer of large messages is bounded from its first
+    /// message on. 0: nothing is known yet.
+    fn known_size(&self, state: &OutboxState) -> u64 {
+        match state.shm.typical() {
+            0 => Counters::load(&self.inner.counters.get().typical),
+            own => own,
+        }
+    }
+
+    /// Whether a waiting send should hold its message back because its size cannot be known:
+    /// a type with heap memory (`Drop`: a `Vec` may hold 1 byte or 64 MiB), nothing measured
+    /// or published yet, and one message already on its way, which the writer is about to
+    /// measure. Without this a new producer of large messages queued as many as the writer
+    /// took to encode its first one (under load, dozens of 1 MiB payloads, past the byte
+    /// budget). `try_send` never waits and still takes them by count.
+    fn size_unknown(&self, state: Option<&OutboxState>) -> bool {
+        std::mem::needs_drop::<M>()
+            && state
+                .is_some_and(|s| s.pending.load(Ordering::SeqCst) > 0 && self.known_size(s) == 0)
     }
 
     /// Waits until the byte budget takes one more message, at most `timeout`; returns the time
@@ -693,12 +709,12 @@ where
     ) -> Result<Duration, ()> {
         // The usual case: room at once, and no clock read (two per send cost small messages
         // a tenth of their throughput).
-        if self.admits(queue, state) {
+        if self.admits(queue, state) && !self.size_unknown(state) {
             return Ok(timeout);
         }
         let deadline = Instant::now() + timeout;
         let mut nap = Duration::from_micros(50);
-        while !self.admits(queue, state) {
+        while !self.admits(queue, state) || self.size_unknown(state) {
             let now = Instant::now();
             if now >= deadline || state.is_some_and(|s| s.dead.load(Ordering::SeqCst)) {
                 return Err(());
