@@ -104,7 +104,11 @@ fn a_consumer_killed_mid_transfer_receives_again_after_each_restart() {
 
 #[test]
 fn a_producer_killed_mid_transfer_loses_at_most_its_queue_and_the_next_one_goes_on() {
-    // The byte budget of 8 MiB bounds what a killed producer takes with it: its queue.
+    // The byte budget of 8 MiB bounds what a killed producer takes with it: its queue. It is
+    // the SINK's (`mailbox_bytes` bounds what is queued towards an actor); until 2026-12-02
+    // this test set it on the PRODUCER, so the SINK's default of 256 MiB applied and a kill
+    // lost 1-31 payloads, however far behind the SINK was (over the bound below in 2 of 5
+    // runs of a loaded machine).
     let mut root = Root::testbed_recording(
         "large-producer-kill",
         "run",
@@ -112,9 +116,9 @@ fn a_producer_killed_mid_transfer_loses_at_most_its_queue_and_the_next_one_goes_
             "--intensity",
             "20/5000",
             "--child",
-            "SINK:kind=sink,note_every=10",
+            "SINK:kind=sink,note_every=10,mailbox_bytes=8388608",
             "--child",
-            "PRODUCER:kind=bigflood,to=SINK,size=1048576,restart=permanent,mailbox_bytes=8388608",
+            "PRODUCER:kind=bigflood,to=SINK,size=1048576,restart=permanent",
         ],
     );
     let kills = 4;
@@ -137,9 +141,10 @@ fn a_producer_killed_mid_transfer_loses_at_most_its_queue_and_the_next_one_goes_
     // What the killed producers took with them (`unsent`: accepted, never shipped) is at most
     // their queues: 8 MiB of budget and the payload its writer holds between the queue and the
     // socket. A restarted producer charges its first payloads at the size the actor's earlier
-    // senders published (`Block::typical`); only the very first incarnation sends a few
-    // unsized before its writer has encoded one. Measured over four kills: 34-50 (before the
-    // published size: 42-70, that is 10-18 per kill). Without the byte budget, a killed
+    // senders published (`Block::typical`); the very first incarnation lets one unsized
+    // payload go at a time until its writer has measured one (before, it queued as many as
+    // its writer took to encode the first). Measured over four kills with the budget on the
+    // SINK: 8-23 in eight runs (one kill: 0-7). Without the byte budget, a killed
     // producer took ~300 payloads of 1 MiB with it (its 4096-message queue). Other dead
     // letters would be what was still in the sink's inbox at the stop: they depend on how far
     // behind the sink is, not on the kills.
