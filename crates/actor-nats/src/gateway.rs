@@ -451,7 +451,11 @@ where
                         let link = &mut self.links[i];
                         link.dead += 1;
                         link.dirty = true;
-                        let what = format!("{}: a message failed to decode: {e}", self.name);
+                        let what = format!(
+                            "{}: a message failed to decode as `{}`: {e}",
+                            self.name,
+                            std::any::type_name::<M>()
+                        );
                         self.say_bad(&what);
                         continue;
                     }

@@ -158,7 +158,15 @@ fn decode_entries<M: DeserializeOwned>(mut rest: &[u8]) -> Batch<M> {
         rest = tail;
         match catch_unwind(AssertUnwindSafe(|| postcard::from_bytes::<M>(entry))) {
             Ok(Ok(msg)) => batch.msgs.push(msg),
-            Ok(Err(e)) => fail(&mut batch, format!("{e}")),
+            // postcard's errors name no type ("Serde Deserialization Error"): the log line
+            // says which type the bytes did not make, and how many there were.
+            Ok(Err(e)) => fail(
+                &mut batch,
+                format!(
+                    "{len} bytes that are not a `{}`: {e}",
+                    std::any::type_name::<M>()
+                ),
+            ),
             Err(payload) => fail(&mut batch, actor_core::lifecycle::panic_message(&*payload)),
         }
     }
@@ -795,7 +803,12 @@ mod tests {
         };
         assert_eq!(got.msgs, vec![reading(1), reading(2)]);
         assert_eq!(got.failed, 1);
-        assert!(got.first_error.is_some());
+        // The reason names the type the bytes did not make (postcard's own names none).
+        let why = got.first_error.expect("why");
+        assert!(
+            why.contains("that are not a `") && why.contains("Reading`"),
+            "{why}"
+        );
     }
 
     #[test]
