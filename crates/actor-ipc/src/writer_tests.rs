@@ -60,19 +60,19 @@ where
     }
 }
 
-/// Messages with heap memory, sent one at a time: the sending thread frees what it allocated
-/// (each send drops what the writer shipped before), and once the traffic ends the idle
-/// writer drops the rest by itself, soon, without another send. (A sender that outruns its
-/// writer waits on a full queue meanwhile, and the writer drops what piles up: nothing is
-/// ever kept for long.)
+/// A flood of messages with heap memory: frames of many messages, whose memory the sending
+/// thread frees (its sends drop what the writer shipped before) as far as it keeps sending,
+/// and once the traffic ends the idle writer drops the rest by itself, soon, without another
+/// send. (A sender that outruns its writer waits on a full queue meanwhile, and the writer
+/// drops what piles up: how many the sender frees depends on the pace, in a debug build
+/// about a fifth; none before.)
 #[test]
 fn shipped_messages_are_dropped_by_the_sender_and_none_is_kept_once_idle() {
-    const N: u64 = 2_000;
+    const N: u64 = 20_000;
     let (tx, rx) = ipc::channel::<Frame<Tracked>>().expect("channel");
     let counters = Counters::new();
     let addr = Addr::new("WRITER".into(), tx, counters.clone(), 4096, usize::MAX);
     let mut inbox = inbox_of(rx, counters);
-    let (ack_tx, ack_rx) = crossbeam_channel::bounded::<()>(1);
     let sender = std::thread::spawn(move || {
         for i in 0..N {
             let msg = Tracked {
@@ -81,16 +81,10 @@ fn shipped_messages_are_dropped_by_the_sender_and_none_is_kept_once_idle() {
             };
             addr.send_timeout(msg, Duration::from_secs(10))
                 .expect("sent");
-            ack_rx
-                .recv_timeout(Duration::from_secs(10))
-                .expect("received");
         }
         (std::thread::current().id(), addr)
     });
-    for _ in 0..N {
-        receive_all(&mut inbox, 1);
-        ack_tx.send(()).expect("the sender waits");
-    }
+    receive_all(&mut inbox, N);
     let (sending_thread, addr) = sender.join().expect("the sender");
     // The address is still alive and nothing more is sent: the writer alone ends it.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -108,7 +102,7 @@ fn shipped_messages_are_dropped_by_the_sender_and_none_is_kept_once_idle() {
         .filter(|t| **t == sending_thread)
         .count() as u64;
     assert!(
-        on_sender >= N / 2,
+        on_sender >= N / 20,
         "only {on_sender} of {N} messages were freed by the thread that made them"
     );
     drop(addr);

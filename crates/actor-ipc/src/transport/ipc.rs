@@ -128,9 +128,10 @@ const SPENT_IDLE: Duration = Duration::from_millis(20);
 /// arena's lock while the producer allocates the next message in it; glibc's lock does not
 /// spin, so each collision put the writer to sleep. In a profile of 4 KiB `ByteBuf` messages
 /// one writer context switch in eight was that lock, and the three threads ran in lock-step
-/// (2.4 GB/s; 3.4 GB/s handed back). Only for types with drop glue and frames without
-/// shared-memory regions: a large message's memory is the user's own large block (`munmap`,
-/// no arena lock), and it should not wait for the next send.
+/// (2.4 GB/s; 3.4 GB/s handed back). Only for types with drop glue, frames of more than one
+/// message (a flood: a lone message is dropped by the writer at once, so occasional traffic
+/// costs no wake-up after it) and frames without shared-memory regions (a large message's
+/// memory is the user's own large block: `munmap`, no arena lock, and it should not wait).
 pub(super) struct Spent<M> {
     tx: Sender<Vec<Item<M>>>,
     rx: Receiver<Vec<Item<M>>>,
@@ -530,7 +531,9 @@ impl<M: Serialize> Writer<M> {
                 // Counted frame by frame (above): a sender killed in the middle of a batch
                 // has counted what it shipped, and the summary counts the rest of what it
                 // accepted as lost with it (`Counters::unsent`).
-                if std::mem::needs_drop::<M>() && in_memory_only {
+                // A frame of one message is not a flood: dropped here, so that occasional
+                // traffic costs the writer no extra wake-up 20 ms later.
+                if std::mem::needs_drop::<M>() && in_memory_only && n > 1 {
                     let shipped = std::mem::replace(&mut self.in_frame, Vec::with_capacity(n));
                     self.spent.hand_back(shipped);
                 } else {
