@@ -492,28 +492,34 @@ fn spawn_stop_mem(opts: &Opts, t: &mut Table) -> BenchResult<()> {
     }
     let (floor, floor_anon) = raw::idle_rss()?;
     let (idle_rss, idle_anon) = idle_rss;
-    t.row(
-        "resident memory of an idle actor process (VmRSS)",
-        format!("{:.2} MiB", idle_rss as f64 / 1024.0),
-        format!(
-            "same binary re-executed, ipc bootstrap only: {:.2} MiB",
-            floor as f64 / 1024.0
-        ),
-        ratio(idle_rss as f64, floor as f64),
-    )
-    .target("< 4 MiB");
     // VmRSS counts the binary's code pages, shared by every process of the binary (and, with
     // the kernel's fault-around and large page-cache folios, most of its text once started):
-    // it grows with the binary. What each actor process adds is its private memory.
-    t.row(
-        "private memory of an idle actor process (RssAnon: heap, stacks; no shared code)",
-        format!("{:.2} MiB", idle_anon as f64 / 1024.0),
-        format!(
-            "same binary re-executed, ipc bootstrap only: {:.2} MiB",
-            floor_anon as f64 / 1024.0
+    // it grows with the binary. What each actor process adds is its private memory (RssAnon).
+    for (what, actor, bare, target) in [
+        (
+            "resident memory of an idle actor process (VmRSS)",
+            idle_rss,
+            floor,
+            "< 4 MiB",
         ),
-        ratio(idle_anon as f64, floor_anon as f64),
-    );
+        (
+            "private memory of an idle actor process (RssAnon: heap, stacks; no shared code)",
+            idle_anon,
+            floor_anon,
+            "",
+        ),
+    ] {
+        t.row(
+            what,
+            format!("{:.2} MiB", actor as f64 / 1024.0),
+            format!(
+                "same binary re-executed, ipc bootstrap only: {:.2} MiB",
+                bare as f64 / 1024.0
+            ),
+            ratio(actor as f64, bare as f64),
+        )
+        .target(target);
+    }
     t.row(
         "resident memory of the root, 4 actors running (VmRSS)",
         format!("{:.2} MiB", root_rss as f64 / 1024.0),

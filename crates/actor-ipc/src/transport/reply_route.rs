@@ -101,32 +101,27 @@ fn table() -> &'static Mutex<Table> {
     TABLE.get_or_init(Default::default)
 }
 
+/// The route of `scheme` with `identity` if the table keeps one.
+fn kept(t: &Table, scheme: &str, identity: &[u8]) -> Option<RouteRef> {
+    let &slot = t.by_identity.get(identity)?;
+    let e = &t.entries[slot as usize];
+    (e.scheme == scheme).then_some(RouteRef {
+        slot,
+        generation: e.generation,
+    })
+}
+
 /// The route of `scheme` with `identity` in this process: the one kept, or a new one.
 pub(super) fn intern(scheme: &str, identity: &[u8]) -> Result<RouteRef, String> {
-    {
-        let t = table().lock();
-        if let Some(&slot) = t.by_identity.get(identity) {
-            let e = &t.entries[slot as usize];
-            if e.scheme == scheme {
-                return Ok(RouteRef {
-                    slot,
-                    generation: e.generation,
-                });
-            }
-        }
+    if let Some(kept) = kept(&table().lock(), scheme, identity) {
+        return Ok(kept);
     }
     // Resolved outside the lock: it may open a connection (once per server and process).
     let route = resolve(scheme, identity)?;
     let mut t = table().lock();
-    if let Some(&slot) = t.by_identity.get(identity) {
+    if let Some(kept) = kept(&t, scheme, identity) {
         // Another thread got there first.
-        let e = &t.entries[slot as usize];
-        if e.scheme == scheme {
-            return Ok(RouteRef {
-                slot,
-                generation: e.generation,
-            });
-        }
+        return Ok(kept);
     }
     t.generation = t.generation.wrapping_add(1);
     let entry = Entry {
