@@ -450,7 +450,11 @@ impl<M: Serialize> Writer<M> {
                         self.holds_shm = true;
                     }
                     if len >= crate::wire::shm::SHM_THRESHOLD || self.unencoded == 0 {
-                        self.state.shm.set_unencoded(self.unencoded);
+                        // A message in a region of the frame is not in flight until the frame
+                        // is sent: counted with the unencoded until then, so the budget never
+                        // loses sight of it (the frame may wait for room in the socket).
+                        let held = self.frame.region_count() as u64;
+                        self.state.shm.set_unencoded(self.unencoded + held);
                     }
                     self.in_frame.push(msg)
                 }
@@ -524,6 +528,10 @@ impl<M: Serialize> Writer<M> {
                 .into_iter()
                 .for_each(|(r, _)| self.state.shm.give_back(r)),
             Sent::Gone => drop(regions),
+        }
+        if !in_memory_only {
+            // In flight now (or given back): no longer counted as held (see `ship`).
+            self.state.shm.set_unencoded(self.unencoded);
         }
         match sent {
             // Cleared, not replaced: the vector's room is kept for the next frame.
